@@ -1,0 +1,1 @@
+"""Built-in model components, one folder per kind. See `contracts.py` for what builders return."""

@@ -1,0 +1,5 @@
+"""components/llms (filled in by its owner)."""
+
+
+def register(registries) -> None:
+    pass

@@ -1,0 +1,1 @@
+"""Data: sources, mixtures and the tokenized-dataset pipeline. See `contracts.py`."""

@@ -1,0 +1,5 @@
+"""Mixtures."""
+
+
+def register(registries) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""Evaluators."""
+
+
+def register(registries) -> None:
+    pass

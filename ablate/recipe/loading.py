@@ -1,0 +1,140 @@
+"""Load, override, validate and hash recipes; turn pydantic errors into one readable report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ablate.errors import Problem, RecipeError, closest
+from ablate.recipe.schema import Recipe
+from ablate.recipe.yaml_source import Sourced, apply_overrides, load_with_bases
+from ablate.registry import ComponentConfig, registries
+
+# Fields that name or file a run but do not change what it computes.
+COSMETIC_FIELDS = {"name", "description", "tracking", "output_dir"}
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    src = apply_overrides(load_with_bases(path), overrides)
+    return validate_sourced(src)
+
+
+def recipe_from_dict(data: dict[str, Any], source: str = "<dict>") -> Recipe:
+    return validate_sourced(Sourced(data, {}, source))
+
+
+def validate_sourced(src: Sourced) -> Recipe:
+    registries()  # load built-ins and plugins before validation looks anything up
+    try:
+        return Recipe.model_validate(src.data)
+    except ValidationError as exc:
+        raise RecipeError(src.source, [_problem(err, src) for err in exc.errors()]) from None
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    """Stable content hash of what the recipe computes (names and tracking excluded)."""
+    payload = recipe.model_dump(mode="json", exclude=COSMETIC_FIELDS)
+    return content_hash(payload)
+
+
+def content_hash(payload: Any, length: int = 12) -> str:
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+# --- error rendering -------------------------------------------------------------------------
+
+
+def _problem(err: dict[str, Any], src: Sourced) -> Problem:
+    loc = tuple(k for k in err["loc"] if not (isinstance(k, str) and k.startswith(("function-", "json-or-python"))))
+    loc = _strip_union_tags(loc, src.data)
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        allowed = _fields_at(loc[:-1], src.data)
+        hint = closest(str(loc[-1]), allowed) if allowed else None
+        message = f"unknown key {loc[-1]!r}." + (f" Did you mean {hint!r}?" if hint else "")
+        if allowed:
+            message += f" Allowed: {', '.join(sorted(allowed))}"
+    elif err["type"] == "missing":
+        message = message if message != "Field required" else "required field is missing"
+    elif "input" in err and err["type"] not in {"unknown_component"} and not isinstance(err["input"], (dict, list)):
+        message += f" (got {err['input']!r})"
+    path = ".".join(str(k) for k in loc)
+    return Problem(path, message, src.where(loc))
+
+
+def _strip_union_tags(loc: tuple, data: Any) -> tuple:
+    """Drop pydantic's union-member names (e.g. 'Lora', 'literal[...]') that are not real keys."""
+    out: list[Any] = []
+    node = data
+    for key in loc:
+        if isinstance(node, dict) and key in node:
+            out.append(key)
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            out.append(key)
+            node = node[key]
+        elif isinstance(node, (dict, list)) and isinstance(key, str) and (key[:1].isupper() or "[" in key or key in {"str", "dict[str,any]", "none"}):
+            continue  # a union branch label
+        else:
+            out.append(key)
+            node = None
+    return tuple(out)
+
+
+def _fields_at(loc: tuple, data: Any) -> list[str] | None:
+    """Field names allowed at `loc`, walking the schema (component blocks via the registry)."""
+    model: Any = Recipe
+    node = data
+    for key in loc:
+        node = node[key] if isinstance(node, (dict, list)) and _has(node, key) else None
+        model = _child_type(model, key, node)
+        if model is None:
+            return None
+    return _allowed(model, node)
+
+
+def _has(node: Any, key: Any) -> bool:
+    return key in node if isinstance(node, dict) else isinstance(key, int) and key < len(node)
+
+
+def _allowed(model: Any, node: Any) -> list[str] | None:
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return None
+
+
+def _child_type(model: Any, key: Any, node: Any) -> Any:
+    if isinstance(key, int):
+        args = [a for a in typing.get_args(model) if a is not type(None)]
+        return _concrete(args[0], node) if args else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)) or key not in model.model_fields:
+        return None
+    field = model.model_fields[key]
+    return _concrete(field.annotation, node, field.metadata)
+
+
+def _concrete(annotation: Any, node: Any, metadata: list | None = None) -> Any:
+    """Resolve Optional/Union/Annotated/Component to the model class that applies to `node`."""
+    for meta in list(metadata or []) + list(getattr(annotation, "__metadata__", ())):
+        kind = getattr(getattr(meta, "func", None), "component_kind", None)
+        if kind and isinstance(node, dict) and node.get("type") in registries()[kind]:
+            return registries()[kind].get(node["type"]).config
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _concrete(typing.get_args(annotation)[0], node)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        for arg in typing.get_args(annotation):
+            found = _concrete(arg, node)
+            if isinstance(found, type) and issubclass(found, BaseModel) and found is not ComponentConfig:
+                return found
+        for arg in typing.get_args(annotation):
+            if typing.get_origin(arg) in (list, dict):
+                return arg
+        return None
+    return annotation
