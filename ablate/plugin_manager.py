@@ -40,21 +40,36 @@ def make_manager() -> pluggy.PluginManager:
             continue
         try:
             plugin = ep.load()
-            pm.register(plugin, name=ep.name)
         except Exception as exc:  # noqa: BLE001 - any plugin failure must only warn
             _warn(ep, f"failed to import: {type(exc).__name__}: {exc}")
+            continue
+        try:
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:  # noqa: BLE001 - e.g. a hookimpl with the wrong arguments
+            _warn(ep, f"is not a valid ablate plugin: {type(exc).__name__}: {exc}")
     return pm
 
 
 def load_all(registries) -> pluggy.PluginManager:
-    """Call every plugin's `ablate_register`, each on its own so one failure stays local."""
+    """Call every plugin's `ablate_register`, each on its own so one failure stays local.
+
+    Built-ins go first, so a plugin reusing a built-in name is the one reported; a plugin
+    that fails midway has its partial registrations removed.
+    """
     pm = make_manager()
-    for impl in reversed(pm.hook.ablate_register.get_hookimpls()):
+    # pluggy calls hooks last-registered first; keep that order among plugins only.
+    impls = list(reversed(pm.hook.ablate_register.get_hookimpls()))
+    impls.sort(key=lambda impl: impl.plugin_name != BUILTIN)
+    for impl in impls:
+        before = {reg.kind: set(reg.names()) for reg in registries}
         try:
             impl.function(registries=registries)
         except Exception as exc:
             if impl.plugin_name == BUILTIN:
                 raise
+            for reg in registries:
+                for name in set(reg.names()) - before[reg.kind]:
+                    reg.unregister(name)
             _warn(_entry_point_named(impl.plugin_name), f"failed to register: {type(exc).__name__}: {exc}")
     return pm
 

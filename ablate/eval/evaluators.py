@@ -1,5 +1,80 @@
-"""Evaluators."""
+"""Generic evaluators. (ScienceQA's own evaluator lives in `ablate.scienceqa.evaluator`.)
+
+`exact_match`: the prediction equals the reference after VQA-style normalisation
+(`normalize_answer`: lowercase; apostrophes dropped; other punctuation, except a decimal
+point or thousands comma inside a number, becomes a space; number words zero..ten become
+digits; the articles a/an/the go; whitespace collapses). The reference (`record["answer"]`)
+may be a string or a list of accepted strings. `score` gives `accuracy` as a fraction (0-1)
+and `accuracy/<category>` per category, the category being the record meta's `category`
+(e.g. the easy-VQA question type) or else its `data_type`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+from pydantic import Field
+
+from ablate.errors import AblateError
+from ablate.registry import ComponentConfig
+
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten".split())}
+_ARTICLES = {"a", "an", "the"}
+
+
+def normalize_answer(text: str) -> str:
+    """VQA-style normal form of a short answer: "The Red." -> "red", "Two" -> "2"."""
+    text = str(text).lower().replace("'", "").replace("\u2019", "")
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # 1,000 -> 1000
+    text = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", text)  # keep 2.5, drop sentence periods
+    text = re.sub(r"[^\w\s.]|_", " ", text)
+    words = [_NUMBER_WORDS.get(w, w) for w in text.split() if w not in _ARTICLES]
+    return " ".join(words)
+
+
+class ExactMatchConfig(ComponentConfig):
+    normalize: bool = Field(True, description="compare VQA-normalised text; false: compare stripped text")
+
+
+class ExactMatchEvaluator:
+    def __init__(self, config: ExactMatchConfig | None = None):
+        self.config = config or ExactMatchConfig(type="exact_match")
+
+    def _norm(self, text: Any) -> str:
+        return normalize_answer(text) if self.config.normalize else str(text).strip()
+
+    def judge(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A copy of the record with `normalized` (the prediction's normal form) and `correct`."""
+        answers = record.get("answer")
+        answers = answers if isinstance(answers, (list, tuple)) else [answers]
+        accepted = {self._norm(a) for a in answers if a is not None}
+        prediction = self._norm(record.get("prediction") or "")
+        return {**record, "normalized": prediction, "correct": prediction in accepted}
+
+    def score(self, records: Iterable[dict[str, Any]]) -> dict[str, float]:
+        judged = [r if "correct" in r else self.judge(r) for r in records]
+        if not judged:
+            raise AblateError("exact_match evaluator: no records to score")
+        groups: dict[str, list[bool]] = {}
+        for record in judged:
+            groups.setdefault("accuracy", []).append(bool(record["correct"]))
+            category = record_category(record)
+            if category is not None:
+                groups.setdefault(f"accuracy/{category}", []).append(bool(record["correct"]))
+        head = {"accuracy": sum(groups.pop("accuracy")) / len(judged)}
+        return head | {k: sum(v) / len(v) for k, v in sorted(groups.items())}
+
+
+def record_category(record: dict[str, Any]) -> str | None:
+    meta = record.get("meta") or {}
+    category = meta.get("category") or meta.get("data_type") or record.get("data_type")
+    return str(category) if category else None
 
 
 def register(registries) -> None:
-    pass
+    registries.evaluator.register(
+        "exact_match", ExactMatchConfig, ExactMatchEvaluator,
+        description="VQA-normalised exact match; accuracy (0-1) overall and per category",
+    )

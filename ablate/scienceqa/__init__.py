@@ -1,5 +1,30 @@
-"""scienceqa (filled in by its owner)."""
+"""ScienceQA as a first-class workload.
+
+    formats.py     answer formats: LLaVA's `INPUT-OUTPUT` prompt codes and LLaVA-1.5 prompts
+    problems.py    the on-disk layout, record checks, the official categories
+    source.py      the `scienceqa` data source
+    evaluator.py   the `scienceqa` evaluator (LLaVA's extraction, ScienceQA's score columns)
+    generator.py   the embedded ScienceQA-format dataset (`make_scienceqa`, `ensure_scienceqa`)
+                   and the majority-letter baseline
+
+Importing this package is light (no torch); `register` adds the answer formats, the data
+source and the evaluator to the registries.
+"""
+
+from __future__ import annotations
 
 
 def register(registries) -> None:
-    pass
+    from ablate.scienceqa import formats
+    from ablate.scienceqa.evaluator import ScienceQAEvaluatorConfig, build_scienceqa_evaluator
+    from ablate.scienceqa.source import ScienceQASourceConfig, build_scienceqa_source
+
+    formats.register(registries)
+    registries.data_source.register(
+        "scienceqa", ScienceQASourceConfig, build_scienceqa_source,
+        description="ScienceQA problems (problems.json, pid_splits.json, images/) rendered by an answer format",
+    )
+    registries.evaluator.register(
+        "scienceqa", ScienceQAEvaluatorConfig, build_scienceqa_evaluator,
+        description="LLaVA's ScienceQA answer extraction; accuracy and NAT/SOC/LAN/TXT/IMG/NO/G1-6/G7-12 in %",
+    )

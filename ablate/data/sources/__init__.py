@@ -1,5 +1,17 @@
-"""data/sources (filled in by its owner)."""
+"""Built-in data sources (registry `data_source`); each yields Sample dicts (ablate.data.contracts)."""
+
+from __future__ import annotations
 
 
 def register(registries) -> None:
-    pass
+    from ablate.data.sources.easyvqa import EasyVQAConfig, build_easy_vqa
+    from ablate.data.sources.llava_json import LlavaJsonConfig, build_llava_json
+
+    registries.data_source.register(
+        "llava_json", LlavaJsonConfig, build_llava_json,
+        description="LLaVA conversation JSON/JSONL (LLaVA-Instruct-158K, CC-595K chat.json, mix665k) + image folder",
+    )
+    registries.data_source.register(
+        "easy_vqa", EasyVQAConfig, build_easy_vqa,
+        description="easy-VQA from the easy-vqa package: qa, conversation, caption, detail or reasoning style",
+    )

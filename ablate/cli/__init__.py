@@ -1,0 +1,69 @@
+"""The `ablate` command line. Subcommands live in one module each and import heavy
+libraries only when they run, so `ablate --help` and `ablate list` start fast."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import typer
+
+from ablate.cli import data_cmd, list_cmd, run_cmd, validate_cmd, zoo_cmd
+from ablate.cli.console import err_console
+
+app = typer.Typer(
+    name="ablate",
+    help="Ablation studies for LLaVA-style vision-language models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("list")(list_cmd.list_components)
+app.command("validate")(validate_cmd.validate)
+app.command("run")(run_cmd.run)
+app.add_typer(zoo_cmd.app, name="zoo")
+app.add_typer(data_cmd.app, name="data")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ablate.errors import AblateError
+    from ablate.plugin_manager import PluginWarning
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PluginWarning):
+            err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        else:
+            _default_showwarning(message, category, filename, lineno, file, line)
+
+    _default_showwarning = warnings.showwarning
+    warnings.showwarning = show_warning
+    try:
+        app(args=argv, standalone_mode=False)
+    except AblateError as exc:
+        _print_error(exc)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        return 130
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+def _print_error(exc: Exception) -> None:
+    from rich.text import Text
+
+    err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""`ablate run RECIPE [-s key=value ...] [--resume] [--tracking-uri URI]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from ablate.cli.console import console
+from ablate.cli.validate_cmd import Overrides
+
+
+def make_progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console, transient=False,
+    )
+
+
+def run(
+    recipe: Path = typer.Argument(..., help="recipe YAML"),
+    overrides: List[str] = Overrides,
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from its last checkpoint"),
+    no_reuse: bool = typer.Option(False, "--no-reuse", help="retrain stages even if an identical finished stage is stored"),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"),
+) -> None:
+    """Train and evaluate a recipe; everything is recorded in MLflow."""
+    from ablate.recipe import load_recipe, recipe_hash
+
+    resolved = load_recipe(recipe, overrides)
+    console.print(f"[bold]ablate run[/] {recipe} · recipe hash {recipe_hash(resolved)}", highlight=False)
+    from ablate.run.runner import run_recipe
+
+    with make_progress() as progress:
+        result = run_recipe(resolved, recipe_path=recipe, resume=resume, reuse_stages=not no_reuse,
+                            tracking_uri=tracking_uri, progress=progress)
+    print_summary(result)
+
+
+def print_summary(result) -> None:
+    stages = Table(title="stages", title_justify="left")
+    for col in ("stage", "steps", "time", "final loss", "trained by"):
+        stages.add_column(col)
+    for s in result.stages:
+        loss = s.metrics.get("final_loss") or s.metrics.get("loss")
+        stages.add_row(s.name, str(s.steps), f"{s.seconds:.1f}s", f"{loss:.4f}" if loss is not None else "-",
+                       "this run" if s.reused_from is None else f"reused ({s.reused_from[:8]})")
+    console.print(stages)
+    if result.eval_metrics:
+        table = Table(title="evaluation", title_justify="left")
+        for k in result.eval_metrics:
+            table.add_column(k, justify="right")
+        table.add_row(*(_fmt(v) for v in result.eval_metrics.values()))
+        console.print(table)
+    if result.epoch_metrics:
+        table = Table(title="evaluation per epoch", title_justify="left")
+        table.add_column("epoch")
+        keys = list(next(iter(result.epoch_metrics.values())))
+        for k in keys:
+            table.add_column(k, justify="right")
+        for epoch, metrics in sorted(result.epoch_metrics.items()):
+            table.add_row(str(epoch), *(_fmt(metrics.get(k)) for k in keys))
+        console.print(table)
+    if result.skipped_samples:
+        console.print(f"[yellow]skipped {result.skipped_samples} bad samples[/] (on_bad_sample: skip)")
+    console.print(f"visual tokens per image: {result.visual_tokens} · "
+                  + " · ".join(f"{c} {d['trainable']:,}/{d['total']:,} trainable" for c, d in result.parameter_counts.items()),
+                  highlight=False)
+    console.print(f"time {result.seconds:.1f}s · run folder {result.run_dir}", highlight=False)
+    if result.predictions_path:
+        console.print(f"predictions: {result.predictions_path}", highlight=False)
+    console.print(f"MLflow run {result.run_id} in {result.tracking_uri} "
+                  f"(open with: mlflow ui --backend-store-uri {result.tracking_uri})", highlight=False)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4f}" if isinstance(v, float) else str(v)

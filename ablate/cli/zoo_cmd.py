@@ -1,0 +1,38 @@
+"""`ablate zoo build [NAME|tiny]`: build the offline tiny checkpoints."""
+
+from __future__ import annotations
+
+from typing import List
+
+import typer
+
+from ablate.cli.console import console
+
+app = typer.Typer(help="Offline tiny checkpoints built from configs (no hub access needed).", no_args_is_help=True)
+
+
+@app.command("build")
+def build(
+    names: List[str] = typer.Argument(None, help="zoo entries, or 'tiny' for all (default)"),
+    force: bool = typer.Option(False, "--force", help="rebuild even if present"),
+) -> None:
+    """Build zoo checkpoints into $ABLATE_HOME/zoo (default ~/.cache/ablate/zoo)."""
+    from ablate import zoo
+
+    wanted = None if not names or names == ["tiny"] else names
+    for name in wanted or list(zoo.ZOO):
+        if name not in zoo.ZOO:
+            from ablate.errors import AblateError, did_you_mean
+
+            raise AblateError(f"unknown zoo entry {name!r}.{did_you_mean(name, zoo.ZOO)} Known: {', '.join(zoo.ZOO)}")
+        path = zoo.build(name, force=force)
+        console.print(f"[green]built[/] zoo:{name} -> {path}", highlight=False)
+
+
+@app.command("list")
+def list_zoo() -> None:
+    """List zoo entries and whether they are built."""
+    from ablate import zoo
+
+    for name in zoo.ZOO:
+        console.print(f"zoo:{name}", highlight=False)

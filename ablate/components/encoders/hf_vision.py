@@ -1,0 +1,109 @@
+"""transformers vision towers (CLIP, SigLIP) wrapped to the encoder contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ablate.errors import AblateError, MissingCheckpointError
+from ablate.zoo.loading import checkpoint_fingerprint, open_checkpoint
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class HFVisionEncoder(nn.Module):
+    """Runs a vision tower with all hidden states and returns the chosen layers' tokens.
+
+    Like LLaVA's CLIPVisionTower: `hidden_states[feature_layer]`, CLS dropped for "patch".
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        image_processor: Any,
+        *,
+        feature_layers: list[int],
+        drop_cls: bool,
+        has_cls: bool,
+        cache_key: str,
+    ):
+        super().__init__()
+        self.model = model
+        self.image_processor = image_processor
+        self.feature_layers = list(feature_layers)
+        self.drop_cls = drop_cls
+        self.cache_key = cache_key
+        cfg = model.config
+        self.image_size = int(cfg.image_size)
+        patches = (cfg.image_size // cfg.patch_size) ** 2
+        self.num_tokens = patches + (1 if has_cls and not drop_cls else 0)
+        self.feature_dim = int(cfg.hidden_size) * len(self.feature_layers)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        out = self.model(pixel_values=pixel_values.to(self.model.dtype), output_hidden_states=True)
+        layers = [out.hidden_states[i] for i in self.feature_layers]
+        features = layers[0] if len(layers) == 1 else torch.cat(layers, dim=-1)
+        return features[:, 1:] if self.drop_cls else features
+
+
+def load_vision_encoder(config, family: str) -> HFVisionEncoder:
+    """Load the tower and its image processor from `config.name_or_path` (frozen, eval mode)."""
+    from transformers import AutoImageProcessor, CLIPVisionModel, SiglipVisionModel
+
+    where = f"encoder {config.type}"
+    dtype = _DTYPES[config.dtype]
+    if family == "clip":
+        model_class, extra = CLIPVisionModel, {}
+    else:
+        # The attention-pooling head is unused here; leaving it out keeps unused params away
+        # from DDP and LoRA when the encoder is trained.
+        model_class, extra = SiglipVisionModel, {"vision_use_head": False}
+
+    model, info = open_checkpoint(
+        "encoder",
+        config.name_or_path,
+        lambda src, **kw: model_class.from_pretrained(src, dtype=dtype, output_loading_info=True, **extra, **kw),
+    )
+    if info.get("missing_keys"):
+        missing = sorted(info["missing_keys"])
+        raise MissingCheckpointError(
+            "encoder", config.name_or_path,
+            f"it is not a {model_class.__name__} checkpoint: {len(missing)} weights missing, e.g. {missing[0]}",
+        )
+
+    checkpoint_size = int(model.config.image_size)
+    if config.image_size is not None and config.image_size != checkpoint_size:
+        raise AblateError(
+            f"{where}: image_size {config.image_size} does not match checkpoint "
+            f"{config.name_or_path!r}, which takes {checkpoint_size}x{checkpoint_size} images; "
+            f"remove image_size or choose a {config.image_size}px checkpoint"
+        )
+    num_states = model.config.num_hidden_layers + 1  # embeddings + every layer
+    for index in config.feature_layers:
+        if not -num_states <= index < num_states:
+            raise AblateError(
+                f"{where}: feature_layer {index} is out of range for {config.name_or_path!r}, which has "
+                f"{num_states} hidden states (use {-num_states}..{num_states - 1}; -1 = last layer)"
+            )
+
+    image_processor = open_checkpoint(
+        "encoder", config.name_or_path, lambda src, **kw: AutoImageProcessor.from_pretrained(src, **kw),
+        what="image processor",
+    )
+    model.requires_grad_(False)
+    model.eval()
+    encoder = HFVisionEncoder(
+        model,
+        image_processor,
+        feature_layers=config.feature_layers,
+        drop_cls=family == "clip" and config.select == "patch",
+        has_cls=family == "clip",
+        cache_key=checkpoint_fingerprint(config, config.name_or_path),
+    )
+    return encoder.eval()

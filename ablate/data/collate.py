@@ -1,0 +1,145 @@
+"""Batch collation for training (right padding) and generation (left padding).
+
+Rows are tokenized samples: {"input_ids": [...], "labels": [...], "image": path | PIL image | None,
+"id": str, ...}. Images become `pixel_values` [K, 3, H, W] for the K rows that have one, in row
+order, which is the order VisionLanguageModel matches them to IMAGE_TOKEN_INDEX placeholders.
+With a `feature_lookup`, precomputed encoder features `image_features` [K, N, D] replace them.
+
+The pad id in `input_ids` only has to be a valid token id: the model drops padding by the
+attention mask before embedding.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ablate.components.contracts import IGNORE_INDEX
+from ablate.errors import DataError
+
+# (sample id, image path) -> encoder features [num_tokens, feature_dim] for that image.
+FeatureLookup = Callable[[str, str], torch.Tensor]
+
+
+def pad_sequences(
+    sequences: Sequence[Sequence[int]], pad_value: int, side: str = "right"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(padded [B, L] long tensor, attention mask [B, L]) with padding on `side`."""
+    if side not in ("right", "left"):
+        raise ValueError(f"side must be 'right' or 'left', got {side!r}")
+    width = max((len(s) for s in sequences), default=0)
+    out = torch.full((len(sequences), width), pad_value, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        if not len(seq):
+            continue
+        cols = slice(0, len(seq)) if side == "right" else slice(width - len(seq), width)
+        out[i, cols] = torch.as_tensor(list(seq), dtype=torch.long)
+        mask[i, cols] = 1
+    return out, mask
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_value: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded prompts for batched generation: (input_ids, attention_mask)."""
+    return pad_sequences(sequences, pad_value, "left")
+
+
+def expand_to_square(image, background: tuple[int, ...]):
+    """Pad a PIL image to a square, centred, like LLaVA's `image_aspect_ratio: pad`."""
+    from PIL import Image
+
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    square = Image.new(image.mode, (side, side), background)
+    square.paste(image, ((side - width) // 2, (side - height) // 2))
+    return square
+
+
+class VLMCollator:
+    """Training collator: right-padded input_ids/attention_mask/labels plus the batch's images."""
+
+    padding_side = "right"
+
+    def __init__(
+        self,
+        tokenizer: Any = None,
+        image_processor: Any = None,
+        *,
+        pad_token_id: int | None = None,
+        pad_to_square: bool = False,
+        feature_lookup: FeatureLookup | None = None,
+    ):
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.pad_token_id = _pad_id(tokenizer) if pad_token_id is None else pad_token_id
+        self.pad_to_square = pad_to_square
+        self.feature_lookup = feature_lookup
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        input_ids, attention_mask = pad_sequences([r["input_ids"] for r in rows], self.pad_token_id, self.padding_side)
+        batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if rows and "labels" in rows[0]:
+            for row in rows:
+                if len(row["labels"]) != len(row["input_ids"]):
+                    raise DataError(f"sample {row.get('id')!r}: labels and input_ids differ in length")
+            batch["labels"], _ = pad_sequences([r["labels"] for r in rows], IGNORE_INDEX, self.padding_side)
+        batch.update(self.images(rows))
+        return batch
+
+    def images(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """{"pixel_values": [K,3,H,W]} or {"image_features": [K,N,D]} for rows with an image; {} if none."""
+        with_image = [r for r in rows if r.get("image") is not None]
+        if not with_image:
+            return {}
+        if self.image_processor is None and self.feature_lookup is None:
+            raise DataError(f"sample {with_image[0].get('id')!r} has an image but the collator has no image_processor")
+        if self.feature_lookup is not None:
+            feats = [self.feature_lookup(str(r.get("id")), _image_key(r["image"])) for r in with_image]
+            return {"image_features": torch.stack([torch.as_tensor(f) for f in feats])}
+        images = [self._load(r) for r in with_image]
+        return {"pixel_values": self.image_processor(images, return_tensors="pt")["pixel_values"]}
+
+    def _load(self, row: dict[str, Any]):
+        from PIL import Image
+
+        image = row["image"]
+        if isinstance(image, Image.Image):
+            image = image.convert("RGB")
+        else:
+            try:
+                with Image.open(image) as opened:
+                    image = opened.convert("RGB")
+            except (OSError, ValueError) as err:
+                raise DataError(f"sample {row.get('id')!r}: cannot read image {image!r}: {err}") from None
+        if self.pad_to_square:
+            mean = getattr(self.image_processor, "image_mean", None) or (0.0, 0.0, 0.0)
+            image = expand_to_square(image, tuple(int(m * 255) for m in mean))
+        return image
+
+
+class EvalCollator(VLMCollator):
+    """Generation collator: left-padded prompts, images, and the rows' ids under "ids"."""
+
+    padding_side = "left"
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        input_ids, attention_mask = left_pad([r["input_ids"] for r in rows], self.pad_token_id)
+        batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        batch.update(self.images(rows))
+        batch["ids"] = [r.get("id") for r in rows]
+        return batch
+
+
+def _pad_id(tokenizer: Any) -> int:
+    for attr in ("pad_token_id", "unk_token_id", "eos_token_id"):
+        value = getattr(tokenizer, attr, None)
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def _image_key(image: Any) -> str:
+    return image if isinstance(image, str) else str(getattr(image, "filename", "") or image)

@@ -1,5 +1,0 @@
-"""Mixtures."""
-
-
-def register(registries) -> None:
-    pass

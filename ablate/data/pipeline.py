@@ -1,0 +1,139 @@
+"""A DataSource -> a tokenized HF `datasets.Dataset` (Arrow on disk, cached by fingerprint).
+
+Two cached steps, both HF datasets' own caching:
+  1. `Dataset.from_generator(..., fingerprint=<source fingerprint>)` writes the samples to
+     Arrow once per source fingerprint; a later call with the same fingerprint reads them back
+     without iterating the source.
+  2. `.map(encode)` with a fingerprint of (samples, template, tokenizer, max_length) writes the
+     tokenized columns to a cache file beside them; a later call loads that file.
+Bad samples the source skipped are stored as rows with an `error` and dropped at the end, so
+`source.skipped` is filled in again on a cache hit and the run can report the count.
+
+Columns of the result: id, image (str or None), input_ids, labels, length, data_type,
+meta (a JSON string).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from ablate.data.contracts import DataSource
+from ablate.errors import DataError
+
+PIPELINE_VERSION = 1  # bump when the columns or the encoding step change
+COLUMNS = ("id", "image", "input_ids", "labels", "length", "data_type", "meta")
+
+
+def default_cache_dir() -> Path:
+    """$ABLATE_HOME/datasets (ABLATE_HOME defaults to ~/.cache/ablate)."""
+    home = os.environ.get("ABLATE_HOME") or "~/.cache/ablate"
+    return Path(home).expanduser() / "datasets"
+
+
+def _raw_features():
+    from datasets import Features, List, Value
+
+    return Features({
+        "id": Value("string"),
+        "image": Value("string"),
+        "conversations": List({"from": Value("string"), "value": Value("string")}),
+        "data_type": Value("string"),
+        "meta": Value("string"),
+        "error": Value("string"),
+    })
+
+
+def _rows(source: DataSource) -> Iterator[dict[str, Any]]:
+    """The source's samples as Arrow rows, then one row per sample it skipped."""
+    for sample in source:
+        yield {
+            "id": str(sample["id"]),
+            "image": sample.get("image"),
+            "conversations": [{"from": t["from"], "value": t["value"]} for t in sample["conversations"]],
+            "data_type": sample.get("data_type"),
+            "meta": json.dumps(sample.get("meta") or {}, sort_keys=True),
+            "error": None,
+        }
+    for sample_id, reason in source.skipped:
+        yield {"id": sample_id, "image": None, "conversations": [], "data_type": None, "meta": "{}", "error": reason}
+
+
+def _encode(row: dict[str, Any], *, template: Any, tokenizer: Any, max_length: int | None, skip: bool) -> dict[str, Any]:
+    if row["error"] is None:
+        try:
+            ids, labels = template.encode(row["conversations"], tokenizer, sample_id=row["id"], max_length=max_length)
+            return {"input_ids": ids, "labels": labels, "length": len(ids), "error": None}
+        except DataError as exc:
+            if not skip:
+                raise
+            return {"input_ids": [], "labels": [], "length": 0, "error": f"tokenization: {exc}"}
+    return {"input_ids": [], "labels": [], "length": 0, "error": row["error"]}
+
+
+def _errors(dataset: Any) -> list[tuple[str, str]]:
+    """(id, reason) of the rows that carry an error, read straight from the Arrow table."""
+    import pyarrow.compute as pc
+
+    errors = dataset.data.column("error")
+    if errors.null_count == len(errors):
+        return []
+    bad = pc.is_valid(errors)
+    return list(zip(dataset.data.column("id").filter(bad).to_pylist(), errors.filter(bad).to_pylist()))
+
+
+def build_dataset(
+    source: DataSource,
+    template: Any,
+    tokenizer: Any,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    num_proc: int | None = None,
+    max_length: int | None = None,
+    on_bad_sample: str = "error",
+) -> "datasets.Dataset":  # noqa: F821
+    """Tokenize `source` with `template.encode` into a cached Arrow-backed Dataset.
+
+    `on_bad_sample="skip"` drops samples the template cannot encode (e.g. truncation cuts off
+    the image) instead of raising; every skipped sample, from the source or the template,
+    ends up in `source.skipped`. Raises DataError when no sample is left.
+    """
+    from datasets import Dataset, Features, List, Value
+    from datasets.fingerprint import Hasher
+
+    if on_bad_sample not in ("error", "skip"):
+        raise DataError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    raw_fp = Hasher.hash(["ablate-raw", PIPELINE_VERSION, source.fingerprint])
+    raw = Dataset.from_generator(
+        _rows, gen_kwargs={"source": source}, features=_raw_features(), cache_dir=str(cache), fingerprint=raw_fp,
+    )
+    if len(raw) == 0:
+        raise DataError(f"data source {source.name!r} produced no samples")
+    features = Features({
+        **{k: v for k, v in raw.features.items() if k not in ("conversations", "error")},
+        "input_ids": List(Value("int32")),
+        "labels": List(Value("int32")),
+        "length": Value("int32"),
+        "error": Value("string"),
+    })
+    skip = on_bad_sample == "skip"
+    tokenized = raw.map(
+        _encode,
+        fn_kwargs={"template": template, "tokenizer": tokenizer, "max_length": max_length, "skip": skip},
+        remove_columns=["conversations"],
+        features=features,
+        num_proc=num_proc if num_proc and num_proc > 1 else None,
+        new_fingerprint=Hasher.hash([raw_fp, "encode", PIPELINE_VERSION, template, tokenizer, max_length, skip]),
+        desc=f"tokenizing {source.name}",
+    )
+    source.skipped[:] = _errors(tokenized)
+    if source.skipped:
+        tokenized = tokenized.filter(lambda error: error is None, input_columns="error")
+    if len(tokenized) == 0:
+        raise DataError(f"data source {source.name!r}: every sample was skipped ({len(source.skipped)}); "
+                        f"first: {source.skipped[0][0]!r}: {source.skipped[0][1]}")
+    return tokenized.select_columns(list(COLUMNS))

@@ -1,0 +1,122 @@
+"""Helpers every data source shares: fingerprints, conversation checks, bad-sample policy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path, PurePath
+from typing import Any, Callable, Iterable, Iterator, Literal
+
+from ablate.components.contracts import IMAGE_TOKEN
+from ablate.data.contracts import DataSource
+from ablate.errors import DataError
+
+OnBadSample = Literal["error", "skip"]
+ROLES = ("human", "gpt")
+
+
+class BadSample(Exception):
+    """One sample is unusable; the source turns it into a DataError or a skip record."""
+
+    def __init__(self, sample_id: str, reason: str):
+        super().__init__(reason)
+        self.sample_id, self.reason = sample_id, reason
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hex digest of JSON-serialisable parts (what identifies a source's samples)."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def file_stamp(path: Path) -> dict[str, Any]:
+    """Identity of a file's contents without reading it: its path, size and modification time."""
+    st = path.stat()
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def check_on_bad_sample(value: str) -> OnBadSample:
+    if value not in ("error", "skip"):
+        raise DataError(f"on_bad_sample must be 'error' or 'skip', got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def make_source(
+    name: str,
+    fp: str,
+    produce: Callable[[], Iterable[dict[str, Any]]],
+    *,
+    where: str,
+    on_bad_sample: OnBadSample,
+) -> DataSource:
+    """A DataSource over `produce()`, which yields samples or raises/yields `BadSample`s.
+
+    `produce` may *yield* a BadSample (to continue after it) instead of raising. Each new
+    iteration starts a fresh `skipped` list, so the count is that of the latest pass.
+    """
+    source = DataSource(name=name, fingerprint=fp, iter_samples=lambda: iter(()))
+
+    def iter_samples() -> Iterator[dict[str, Any]]:
+        source.skipped.clear()
+        for item in produce():
+            if isinstance(item, BadSample):
+                if on_bad_sample == "skip":
+                    source.skipped.append((item.sample_id, item.reason))
+                    continue
+                raise DataError(f"{where}: sample {item.sample_id!r}: {item.reason}")
+            yield item
+
+    source.iter_samples = iter_samples
+    return source
+
+
+def check_conversations(conversations: Any, sample_id: str, *, has_image: bool) -> list[dict[str, str]]:
+    """Validate LLaVA conversation turns; returns them as plain {from, value} dicts.
+
+    Turns must alternate human/gpt starting with human and end with a gpt turn (something
+    to learn). With an image, "<image>" must appear exactly once, in a human turn; without
+    one it must not appear at all.
+    """
+    if not isinstance(conversations, list) or not conversations:
+        raise BadSample(sample_id, "'conversations' must be a non-empty list of {from, value} turns")
+    turns = []
+    for i, turn in enumerate(conversations):
+        if not isinstance(turn, dict) or not isinstance(turn.get("value"), str) or "from" not in turn:
+            raise BadSample(sample_id, f"turn {i} is not a {{from, value}} object with a string value")
+        expected = ROLES[i % 2]
+        if turn["from"] != expected:
+            raise BadSample(
+                sample_id,
+                f"conversation does not alternate human/gpt starting with human: turn {i} is "
+                f"{turn['from']!r}, expected {expected!r}",
+            )
+        turns.append({"from": turn["from"], "value": turn["value"]})
+    if turns[-1]["from"] != "gpt":
+        raise BadSample(sample_id, "conversation ends with a human turn (no gpt answer to learn)")
+    in_gpt = sum(t["value"].count(IMAGE_TOKEN) for t in turns if t["from"] == "gpt")
+    in_human = sum(t["value"].count(IMAGE_TOKEN) for t in turns if t["from"] == "human")
+    if in_gpt:
+        raise BadSample(sample_id, f"{IMAGE_TOKEN} appears in a gpt turn")
+    if has_image and in_human != 1:
+        what = "is missing from the human turns" if in_human == 0 else f"appears {in_human} times"
+        raise BadSample(sample_id, f"the sample has an image but {IMAGE_TOKEN} {what} (expected exactly once)")
+    if not has_image and in_human:
+        raise BadSample(sample_id, f"{IMAGE_TOKEN} appears but the sample has no image")
+    return turns
+
+
+def resolve_image(root: Path, relative: Any, sample_id: str) -> str:
+    """`root/relative` as an absolute path; the path must stay inside root and exist.
+
+    The check is lexical (no symlink resolution) so data sets whose folders are symlinks
+    into other disks keep working.
+    """
+    if not isinstance(relative, str) or not relative.strip():
+        raise BadSample(sample_id, f"'image' must be a non-empty string path, got {relative!r}")
+    pure = PurePath(relative)
+    if pure.is_absolute() or pure.anchor or ".." in pure.parts:
+        raise BadSample(sample_id, f"image path {relative!r} escapes the image root {str(root)!r}")
+    path = root / pure
+    if not path.is_file():
+        raise BadSample(sample_id, f"image file not found: {path}")
+    return str(path)

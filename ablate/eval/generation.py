@@ -1,0 +1,83 @@
+"""Held-out evaluation: greedy generation, judging and a JSONL of predictions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    records: list[dict[str, Any]]
+    predictions_path: Path | None
+
+
+def reference_answer(sample: dict[str, Any]) -> str:
+    meta = sample.get("meta") or {}
+    if meta.get("answer") is not None:
+        return str(meta["answer"])
+    turns = sample["conversations"]
+    return turns[-1]["value"] if turns and turns[-1]["from"] == "gpt" else ""
+
+
+def prompt_turns(sample: dict[str, Any]) -> list[dict[str, str]]:
+    turns = list(sample["conversations"])
+    return turns[:-1] if turns and turns[-1]["from"] == "gpt" else turns
+
+
+def evaluate(
+    vlm,
+    samples: list[dict[str, Any]],
+    *,
+    template,
+    evaluator,
+    collator,
+    tokenizer,
+    batch_size: int,
+    max_new_tokens: int,
+    out_path: Path | None = None,
+    progress=None,
+    label: str = "eval",
+) -> EvalResult:
+    import torch
+
+    rows = [
+        {"id": s["id"], "image": s.get("image"), "input_ids": template.prompt_ids(prompt_turns(s), tokenizer)}
+        for s in samples
+    ]
+    task = progress.add_task(label, total=len(rows), info="") if progress is not None else None
+    was_training = vlm.training
+    vlm.eval()
+    records: list[dict[str, Any]] = []
+    correct = 0
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(rows), batch_size):
+                chunk = samples[start : start + batch_size]
+                batch = collator(rows[start : start + batch_size])
+                new_tokens = vlm.generate(**batch, max_new_tokens=max_new_tokens)
+                texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+                for sample, text in zip(chunk, texts):
+                    record = evaluator.judge({
+                        "id": sample["id"],
+                        "prompt": prompt_turns(sample)[-1]["value"] if prompt_turns(sample) else "",
+                        "prediction": template.clean_prediction(text),
+                        "answer": reference_answer(sample),
+                        "meta": sample.get("meta") or {},
+                    })
+                    correct += bool(record["correct"])
+                    records.append(record)
+                if task is not None:
+                    progress.update(task, advance=len(chunk), info=f"acc {correct / len(records):.3f}")
+    finally:
+        vlm.train(was_training)
+    metrics = evaluator.score(records)
+    if out_path is not None:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with out_path.open("w") as fh:
+            for r in records:
+                fh.write(json.dumps(r, default=str) + "\n")
+    return EvalResult(metrics, records, out_path)

@@ -1,0 +1,90 @@
+"""Per-component trainable state for one stage: frozen, full, or LoRA (peft).
+
+`trainable` is a recipe `StageTrainable` (or anything with `.encoder/.connector/.llm`), each
+"frozen", "full" or an object with `.lora` (peft LoraConfig fields).
+
+LoRA adapters are injected in place with peft's LoraModel tuner, so each component keeps its
+own class and module names (only the targeted Linear layers gain `base_layer`/`lora_A`/`lora_B`).
+The tuner is kept in `vlm.lora_tuners` so `merge_lora` can fold the adapters into the weights
+with peft's own merge_and_unload before the next stage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ablate.errors import AblateError
+from ablate.model.vlm import COMPONENTS, VisionLanguageModel
+
+
+def apply_trainable(vlm: VisionLanguageModel, trainable: Any) -> None:
+    """Set requires_grad (and LoRA adapters) per component for the coming stage.
+
+    A component still carrying LoRA adapters from an earlier stage is merged first: the
+    adapters become part of its weights, then the new setting applies to the merged weights.
+    Frozen encoders/connectors are kept in eval mode (dropout off) even under `vlm.train()`;
+    a frozen LLM stays in train mode so gradient checkpointing still applies to it.
+    """
+    for name in COMPONENTS:
+        setting = _setting(trainable, name)
+        if name in vlm.lora_tuners:
+            merge_lora(vlm, name)
+        module = getattr(vlm, name)
+        vlm.keep_eval.discard(name)
+        if setting == "frozen":
+            module.requires_grad_(False)
+            if name != "llm":
+                vlm.keep_eval.add(name)
+        elif setting == "full":
+            module.requires_grad_(True)
+        else:
+            _add_lora(vlm, name, setting)
+    vlm.train(vlm.training)  # apply keep_eval now
+
+
+def merge_lora(vlm: VisionLanguageModel, component: str | None = None) -> None:
+    """Merge LoRA adapters into the base weights of `component` (default: every component)."""
+    names = [component] if component is not None else list(vlm.lora_tuners)
+    for name in names:
+        tuner = vlm.lora_tuners.pop(name, None)
+        if tuner is not None:
+            setattr(vlm, name, tuner.merge_and_unload())
+
+
+def has_lora(vlm: VisionLanguageModel, component: str) -> bool:
+    return component in vlm.lora_tuners
+
+
+def _setting(trainable: Any, name: str) -> Any:
+    setting = trainable.get(name, "frozen") if isinstance(trainable, dict) else getattr(trainable, name)
+    if setting in ("frozen", "full"):
+        return setting
+    lora = setting.get("lora") if isinstance(setting, dict) else getattr(setting, "lora", None)
+    if lora is None:
+        raise AblateError(f"trainable.{name}: expected 'frozen', 'full' or {{lora: {{...}}}}, got {setting!r}")
+    return lora
+
+
+def _lora_field(lora: Any, key: str, default: Any) -> Any:
+    value = lora.get(key, default) if isinstance(lora, dict) else getattr(lora, key, default)
+    return value
+
+
+def _add_lora(vlm: VisionLanguageModel, name: str, lora: Any) -> None:
+    from peft import LoraConfig, LoraModel
+
+    target = _lora_field(lora, "target_modules", "all-linear")
+    config = LoraConfig(
+        r=_lora_field(lora, "r", 8),
+        lora_alpha=_lora_field(lora, "lora_alpha", 16),
+        lora_dropout=_lora_field(lora, "lora_dropout", 0.05),
+        target_modules=list(target) if isinstance(target, (list, tuple)) else target,
+        bias=_lora_field(lora, "bias", "none"),
+    )
+    module = getattr(vlm, name)
+    try:
+        # Injects adapters in place and marks only them (and biases per `bias`) trainable.
+        tuner = LoraModel(module, config, adapter_name="default")
+    except ValueError as err:
+        raise AblateError(f"trainable.{name}.lora: {err}") from None
+    vlm.lora_tuners[name] = tuner

@@ -1,0 +1,316 @@
+"""VisionLanguageModel: one nn.Module holding encoder -> connector -> LLM.
+
+Each IMAGE_TOKEN_INDEX placeholder in `input_ids` is replaced by the connector's visual tokens
+for that image (as many as the connector emits), then the LLM runs on `inputs_embeds`.
+
+Splice conventions (same as LLaVA's `prepare_inputs_labels_for_multimodal`):
+- images are matched to placeholders in row-major order (sample 0's images first, each sample's
+  in order of appearance); samples without images contribute none;
+- labels at visual positions are IGNORE_INDEX; prompt positions arrive already masked;
+- sequences are truncated to `max_length` AFTER the visual tokens are inserted;
+- the result is right padded for training and left padded for generation. Padding positions get
+  zero embeddings, attention mask 0 and label IGNORE_INDEX: they are never attended to nor
+  scored, so their content does not matter, and zeros need no pad token.
+
+Padding already present in `input_ids` (either side) is recognised by `attention_mask` and
+dropped before re-padding, so the pad id in `input_ids` is never embedded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ablate.components.contracts import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from ablate.errors import DataError
+
+COMPONENTS = ("encoder", "connector", "llm")
+
+
+class VisionLanguageModel(nn.Module):
+    # What transformers' Trainer looks up on a model that is not a PreTrainedModel.
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _keys_to_ignore_on_save = None
+    # forward passes `num_items_in_batch` (and other loss kwargs) through to the LLM's loss, so
+    # gradient accumulation averages over tokens, not over micro-batches.
+    accepts_loss_kwargs = True
+    # Trainer counts label tokens as labels[..., 1:] only for shifting causal-LM losses.
+    loss_type = "ForCausalLM"
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        connector: nn.Module,
+        llm: nn.Module,
+        *,
+        max_length: int | None = None,
+        tokenizer: Any = None,
+        image_processor: Any = None,
+        component_configs: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.connector = connector
+        self.llm = llm
+        # Truncation length after visual tokens are inserted; None = no truncation. Set per stage.
+        self.max_length = max_length
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor if image_processor is not None else getattr(encoder, "image_processor", None)
+        # The validated recipe blocks the components were built from (for logging/saving).
+        self.component_configs = dict(component_configs or {})
+        # Components kept in eval mode by `train()` (frozen encoder/connector: no dropout noise).
+        self.keep_eval: set[str] = set()
+        # peft tuners of components that carry LoRA adapters, for merging (see trainable.py).
+        self.lora_tuners: dict[str, Any] = {}
+
+    # --- attributes Trainer and generation code read ------------------------------------------
+
+    @property
+    def config(self):
+        """The LLM's config (Trainer sets `use_cache` and aligns special tokens on it)."""
+        return self.llm.config
+
+    @property
+    def generation_config(self):
+        return getattr(self.llm, "generation_config", None)
+
+    @property
+    def _no_split_modules(self) -> list[str]:
+        names: list[str] = []
+        for component in (self.encoder, self.connector, self.llm):
+            for module in _outer_pretrained(component):
+                for name in getattr(module, "_no_split_modules", None) or []:
+                    if name not in names:
+                        names.append(name)
+        return names
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(p.dtype for p in self.parameters() if p.is_floating_point())
+
+    @property
+    def pad_token_id(self) -> int | None:
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        if pad is None and self.generation_config is not None:
+            pad = self.generation_config.pad_token_id
+        return pad
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name in self.keep_eval:
+            getattr(self, name).eval()
+        return self
+
+    # --- parameters ---------------------------------------------------------------------------
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Like PreTrainedModel.num_parameters (Trainer uses it for FLOP estimates)."""
+        skip: set[int] = set()
+        if exclude_embeddings:
+            skip = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)}
+        return sum(
+            p.numel() for p in self.parameters()
+            if id(p) not in skip and (p.requires_grad or not only_trainable)
+        )
+
+    def parameter_counts(self) -> dict[str, dict[str, int]]:
+        """{"encoder"|"connector"|"llm"|"all": {"total": n, "trainable": n}} (LoRA params included)."""
+        counts = {}
+        for name in (*COMPONENTS, "all"):
+            module = self if name == "all" else getattr(self, name)
+            params = list(module.parameters())  # deduplicates tied weights
+            counts[name] = {
+                "total": sum(p.numel() for p in params),
+                "trainable": sum(p.numel() for p in params if p.requires_grad),
+            }
+        return counts
+
+    def _trainable(self, module: nn.Module) -> bool:
+        return any(p.requires_grad for p in module.parameters())
+
+    # --- gradient checkpointing ---------------------------------------------------------------
+
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs: dict | None = None, every_n_layers: int = 1, offload: bool = False
+    ) -> None:
+        """Checkpoint the LLM's layers, and the encoder's when it trains (a frozen one runs without grad)."""
+        kwargs = activation_checkpointing_kwargs or {"use_reentrant": False}
+        targets = [self.llm] + (_outer_pretrained(self.encoder) if self._trainable(self.encoder) else [])
+        for model in targets:
+            model.activation_checkpointing_enable(
+                activation_checkpointing_kwargs=kwargs, every_n_layers=every_n_layers, offload=offload
+            )
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs) -> None:
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
+
+    def activation_checkpointing_disable(self) -> None:
+        for model in [self.llm, *_outer_pretrained(self.encoder)]:
+            if getattr(model, "is_activation_checkpointing", False):
+                model.activation_checkpointing_disable()
+
+    gradient_checkpointing_disable = activation_checkpointing_disable
+
+    @property
+    def is_activation_checkpointing(self) -> bool:
+        return any(getattr(m, "gradient_checkpointing", False) is True for m in self.modules())
+
+    # --- images -> visual tokens --------------------------------------------------------------
+
+    def encode_images(
+        self, pixel_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """Visual tokens [K, T, D_llm] for K images, from pixels or from precomputed encoder features."""
+        if pixel_values is not None and image_features is not None:
+            raise ValueError("pass pixel_values or image_features, not both")
+        if image_features is None:
+            if pixel_values is None or pixel_values.shape[0] == 0:
+                return None
+            # A frozen encoder runs without autograd, like LLaVA's vision tower: saves its activations.
+            with torch.set_grad_enabled(torch.is_grad_enabled() and self._trainable(self.encoder)):
+                image_features = self.encoder(pixel_values.to(_float_dtype(self.encoder, pixel_values.dtype)))
+        elif image_features.shape[0] == 0:
+            return None
+        return self.connector(image_features.to(_float_dtype(self.connector, image_features.dtype)))
+
+    # --- the splice ---------------------------------------------------------------------------
+
+    def embed_inputs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+        *,
+        padding_side: str = "right",
+        max_length: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Replace image placeholders by visual tokens: (inputs_embeds, attention_mask, labels).
+
+        Vectorised over the whole batch: every token's destination index is computed with
+        cumulative sums, then text embeddings and visual tokens are scattered into place.
+        `max_length` defaults to `self.max_length`.
+        """
+        if padding_side not in ("right", "left"):
+            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+        max_length = self.max_length if max_length is None else max_length
+        batch, _ = input_ids.shape
+        device = input_ids.device
+        real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        is_image = (input_ids == IMAGE_TOKEN_INDEX) & real
+        is_text = real & ~is_image
+
+        visual = self.encode_images(pixel_values, image_features)
+        n_placeholders = int(is_image.sum())
+        n_images = 0 if visual is None else visual.shape[0]
+        if n_images != n_placeholders:
+            raise DataError(
+                f"the batch has {n_placeholders} image placeholder(s) in input_ids but {n_images} image(s); "
+                "every sample with an image needs exactly one <image> token per image"
+            )
+        per_image = visual.shape[1] if visual is not None else 1
+
+        # Destination of each real token: its rank among the sample's real tokens, plus the extra
+        # (per_image - 1) slots taken by every image placeholder before it.
+        extra = is_image.long() * (per_image - 1)
+        dest = real.long().cumsum(1) - 1 + extra.cumsum(1) - extra
+        new_len = real.sum(1) + extra.sum(1)
+        if max_length is not None:
+            new_len = new_len.clamp(max=max_length)
+        width = int(new_len.max()) if batch else 0
+        offset = (width - new_len) if padding_side == "left" else torch.zeros_like(new_len)
+
+        embed_tokens = self.llm.get_input_embeddings()
+        keep_text = is_text & (dest < new_len[:, None])
+        rows, cols = keep_text.nonzero(as_tuple=True)
+        text_embeds = embed_tokens(input_ids[rows, cols])
+        dest_text = dest[rows, cols] + offset[rows]
+
+        embeds = text_embeds.new_zeros(batch, width, text_embeds.shape[-1])
+        embeds = embeds.index_put((rows, dest_text), text_embeds)
+        if visual is not None:
+            img_rows, img_cols = is_image.nonzero(as_tuple=True)  # row-major = order of appearance
+            vis_dest = dest[img_rows, img_cols][:, None] + torch.arange(per_image, device=device)
+            keep_vis = vis_dest < new_len[img_rows][:, None]
+            vis_rows = img_rows[:, None].expand_as(vis_dest)[keep_vis]
+            vis_dest = (vis_dest + offset[img_rows][:, None])[keep_vis]
+            embeds = embeds.index_put((vis_rows, vis_dest), visual[keep_vis].to(embeds.dtype))
+
+        positions = torch.arange(width, device=device)[None, :]
+        if padding_side == "right":
+            new_mask = positions < new_len[:, None]
+        else:
+            new_mask = positions >= offset[:, None]
+        new_mask = new_mask.to(attention_mask.dtype if attention_mask is not None else torch.long)
+
+        new_labels = None
+        if labels is not None:
+            new_labels = torch.full((batch, width), IGNORE_INDEX, dtype=labels.dtype, device=device)
+            new_labels[rows, dest_text] = labels[rows, cols]
+        return embeds, new_mask, new_labels
+
+    # --- forward / generate -------------------------------------------------------------------
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        """Returns the LLM's CausalLMOutputWithPast; kwargs (e.g. num_items_in_batch) go to the LLM."""
+        embeds, mask, labels = self.embed_inputs(input_ids, attention_mask, labels, pixel_values, image_features)
+        return self.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels, **kwargs)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+        max_new_tokens: int = 16,
+        **kwargs,
+    ) -> torch.Tensor:
+        """Greedy (by default) generation; returns only the new tokens [B, <= max_new_tokens].
+
+        Prompts are re-padded on the left after the splice, so any padding of `input_ids` works;
+        kwargs go to the LLM's `generate` (do_sample, num_beams, eos_token_id, ...).
+        """
+        embeds, mask, _ = self.embed_inputs(
+            input_ids, attention_mask, None, pixel_values, image_features, padding_side="left"
+        )
+        kwargs.setdefault("do_sample", False)
+        kwargs.setdefault("num_beams", 1)
+        if kwargs.get("pad_token_id") is None and self.pad_token_id is not None:
+            kwargs["pad_token_id"] = self.pad_token_id
+        # With only inputs_embeds (no input_ids), a decoder-only generate returns just the new tokens.
+        return self.llm.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, **kwargs)
+
+
+def _float_dtype(module: nn.Module, default: torch.dtype) -> torch.dtype:
+    """The dtype of a module's floating-point weights (inputs are cast to it)."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), default)
+
+
+def _outer_pretrained(module: nn.Module) -> list[nn.Module]:
+    """The outermost transformers PreTrainedModels inside `module` (itself included)."""
+    from transformers import PreTrainedModel
+
+    found: list[tuple[str, nn.Module]] = []
+    for name, sub in module.named_modules():
+        if isinstance(sub, PreTrainedModel) and not any(
+            name == p or name.startswith(p + ".") or p == "" for p, _ in found
+        ):
+            found.append((name, sub))
+    return [m for _, m in found]

@@ -1,0 +1,231 @@
+"""Run one recipe: build the model, train each stage (reusing finished ones), evaluate, record.
+
+Layout under `recipe.output_dir`:
+    <name>-<recipe hash>/      this run: resolved recipe, predictions, state.json
+    stages/<stage key>/        finished stages (weights + meta), shared by every run and trial
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import ablate
+from ablate.recipe.loading import recipe_hash
+from ablate.recipe.schema import Recipe
+from ablate.run.stage_store import StageStore, stage_keys
+from ablate.tracking import Tracker, flatten, git_commit
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    key: str
+    reused_from: str | None  # MLflow run id that trained it, when reused
+    seconds: float
+    steps: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    run_id: str | None
+    tracking_uri: str
+    recipe_hash: str
+    stages: list[StageOutcome]
+    eval_metrics: dict[str, float]
+    epoch_metrics: dict[int, dict[str, float]]
+    predictions_path: Path | None
+    seconds: float
+    parameter_counts: dict[str, dict[str, int]]
+    visual_tokens: int
+    skipped_samples: int = 0
+    feature_cache: dict[str, int] = field(default_factory=dict)
+
+
+def _is_rank_zero() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def run_dir_for(recipe: Recipe) -> Path:
+    return Path(recipe.output_dir) / f"{recipe.name}-{recipe_hash(recipe)}"
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    recipe_path: str | Path | None = None,
+    resume: bool = False,
+    reuse_stages: bool = True,
+    tracking_uri: str | None = None,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    progress=None,
+) -> RunResult:
+    """Train and evaluate `recipe`. Pass a rich Progress to show bars."""
+    t0 = time.perf_counter()
+    rhash = recipe_hash(recipe)
+    run_dir = run_dir_for(recipe)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path = run_dir / "state.json"
+    state = json.loads(state_path.read_text()) if (resume and state_path.is_file()) else {}
+    base_dir = Path(recipe_path).resolve().parent if recipe_path else None
+    resolved_yaml = yaml.safe_dump(recipe.resolved(), sort_keys=False)
+    (run_dir / "recipe.yaml").write_text(resolved_yaml)
+
+    tracker = Tracker(tracking_uri or recipe.tracking.tracking_uri, recipe.tracking.experiment, enabled=_is_rank_zero())
+    run_tags = {
+        "ablate.recipe_hash": rhash, "ablate.version": ablate.__version__, "ablate.recipe": recipe.name,
+        **({"ablate.git_commit": c} if (c := git_commit(base_dir or ".")) else {}),
+        **recipe.tracking.tags, **(tags or {}),
+    }
+    with tracker.run(recipe.tracking.run_name or recipe.name, run_id=state.get("mlflow_run_id"),
+                     parent_run_id=parent_run_id, tags=run_tags):
+        state["mlflow_run_id"] = tracker.run_id
+        state_path.write_text(json.dumps(state, indent=2))
+        tracker.log_params(flatten(recipe.resolved()))
+        tracker.log_text(resolved_yaml, "recipe.yaml")
+        result = _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, reuse_stages)
+        result.run_id, result.tracking_uri, result.recipe_hash = tracker.run_id, tracker.uri, rhash
+        result.seconds = time.perf_counter() - t0
+        tracker.log_metrics({"run/seconds": result.seconds, "run/stages_reused": sum(s.reused_from is not None for s in result.stages)})
+        tracker.set_tags({"ablate.run_dir": str(run_dir.resolve())})
+        (run_dir / "summary.json").write_text(json.dumps(_summary(result), indent=2, default=str))
+        tracker.log_artifact(run_dir / "summary.json")
+    return result
+
+
+def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, reuse_stages) -> RunResult:
+    from ablate.data.collate import VLMCollator
+    from ablate.model.build import build_vlm
+    from ablate.model.trainable import apply_trainable, merge_lora
+    from ablate.registry import registries
+    from ablate.train.stage import run_stage
+    from ablate.train.trainer import trainable_state_dict
+
+    built = build_vlm(recipe.model)
+    vlm, tokenizer, image_processor = built.model, built.tokenizer, built.image_processor
+    store = StageStore(Path(recipe.output_dir) / "stages")
+    keys = stage_keys(recipe)
+    outcomes: list[StageOutcome] = []
+    epoch_metrics: dict[int, dict[str, float]] = {}
+    skipped = 0
+    answer_format = recipe.answer_format
+    regs = registries()
+
+    eval_plan = _eval_plan(recipe, answer_format) if recipe.eval else None
+
+    for index, (stage, key) in enumerate(zip(recipe.stages, keys)):
+        with store.lock(key):
+            if reuse_stages and store.is_done(key):
+                store.load_into(key, vlm)
+                meta = store.meta(key)
+                outcomes.append(StageOutcome(stage.name, key, meta.get("run_id") or "?", 0.0, meta.get("steps", 0), meta.get("metrics", {})))
+                tracker.set_tags({f"ablate.stage.{stage.name}.reused_from": meta.get("run_id") or "?", f"ablate.stage.{stage.name}.key": key})
+                continue
+            stage_t0 = time.perf_counter()
+            mixture = regs.mixture.get(stage.data.type).build(stage.data, answer_format=answer_format, on_bad_sample=recipe.data.on_bad_sample)
+            template = regs.template.get(stage.template.type).build(stage.template)
+            dataset = _dataset(mixture, template, tokenizer, recipe)
+            skipped += len(mixture.skipped)
+            vlm.max_length = stage.max_length
+            apply_trainable(vlm, stage.trainable)
+            collator = VLMCollator(tokenizer=tokenizer, image_processor=image_processor)
+            last = index == len(recipe.stages) - 1
+            epoch_end = None
+            if last and eval_plan is not None and recipe.eval.each_epoch:
+                def epoch_end(epoch: int, _plan=eval_plan) -> None:
+                    res = _evaluate(vlm, tokenizer, image_processor, _plan, progress, out=None, label=f"eval epoch {epoch}")
+                    epoch_metrics[epoch] = res.metrics
+                    tracker.log_metrics({f"epoch_eval/{k}": v for k, v in res.metrics.items()}, step=epoch)
+            result = run_stage(
+                vlm=vlm, stage=stage, seed=recipe.stage_seed(stage), dataset=dataset, collator=collator,
+                workdir=store.dir(key), tracker=tracker, progress=progress, resume=resume, base_dir=base_dir,
+                epoch_end=epoch_end,
+            )
+            merge_lora(vlm)
+            changed = trainable_state_dict(vlm)
+            store.save(key, changed, {"stage": stage.name, "run_id": tracker.run_id, "steps": result.steps,
+                                       "seconds": result.seconds, "metrics": result.metrics})
+            outcomes.append(StageOutcome(stage.name, key, None, time.perf_counter() - stage_t0, result.steps, result.metrics))
+            tracker.set_tags({f"ablate.stage.{stage.name}.key": key})
+    if skipped:
+        tracker.log_metrics({"data/skipped_samples": skipped})
+
+    eval_metrics: dict[str, float] = {}
+    predictions = None
+    if eval_plan is not None:
+        res = _evaluate(vlm, tokenizer, image_processor, eval_plan, progress, out=run_dir / "predictions.jsonl")
+        eval_metrics, predictions = res.metrics, res.predictions_path
+        prefix = getattr(eval_plan["evaluator"], "metric_prefix", "eval")
+        tracker.log_metrics({f"{prefix}/{k}": v for k, v in eval_metrics.items()})
+        tracker.log_artifact(predictions)
+    counts = vlm.parameter_counts()
+    tracker.log_metrics({f"params/{c}/{k}": v for c, d in counts.items() for k, v in d.items()})
+    tracker.set_tags({"ablate.checkpoints": str(Path(recipe.output_dir, "stages").resolve())})
+    return RunResult(run_dir, None, "", "", outcomes, eval_metrics, epoch_metrics, predictions, 0.0, counts,
+                     int(vlm.connector.num_output_tokens), skipped)
+
+
+def _dataset(source, template, tokenizer, recipe):
+    from ablate.data.pipeline import build_dataset
+
+    return build_dataset(source, template, tokenizer, cache_dir=recipe.data.cache_dir, num_proc=recipe.data.num_proc)
+
+
+def _eval_plan(recipe: Recipe, answer_format) -> dict[str, Any]:
+    from ablate.registry import registries
+
+    regs = registries()
+    ev = recipe.eval
+    template_cfg = ev.template or (recipe.stages[-1].template if recipe.stages else None)
+    if template_cfg is None:
+        from ablate.errors import AblateError
+
+        raise AblateError("eval.template is required when the recipe has no stages")
+    source = regs.data_source.get(ev.data.type).build(ev.data, answer_format=answer_format, on_bad_sample=recipe.data.on_bad_sample)
+    samples = source.samples()
+    if ev.limit:
+        samples = samples[: ev.limit]
+    return {
+        "samples": samples,
+        "template": regs.template.get(template_cfg.type).build(template_cfg),
+        "evaluator": regs.evaluator.get(ev.evaluator.type).build(ev.evaluator),
+        "batch_size": ev.batch_size,
+        "max_new_tokens": ev.max_new_tokens,
+    }
+
+
+def _evaluate(vlm, tokenizer, image_processor, plan, progress, out, label="eval"):
+    from ablate.data.collate import EvalCollator
+    from ablate.eval.generation import evaluate
+
+    collator = EvalCollator(tokenizer=tokenizer, image_processor=image_processor)
+    return evaluate(
+        vlm, plan["samples"], template=plan["template"], evaluator=plan["evaluator"], collator=collator,
+        tokenizer=tokenizer, batch_size=plan["batch_size"], max_new_tokens=plan["max_new_tokens"],
+        out_path=out, progress=progress, label=label,
+    )
+
+
+def _summary(result: RunResult) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "tracking_uri": result.tracking_uri,
+        "recipe_hash": result.recipe_hash,
+        "seconds": result.seconds,
+        "stages": [s.__dict__ for s in result.stages],
+        "eval": result.eval_metrics,
+        "epoch_eval": result.epoch_metrics,
+        "predictions": str(result.predictions_path) if result.predictions_path else None,
+        "parameter_counts": result.parameter_counts,
+        "visual_tokens": result.visual_tokens,
+        "skipped_samples": result.skipped_samples,
+    }

@@ -1,0 +1,145 @@
+"""The `scienceqa` evaluator: LLaVA's answer extraction and ScienceQA's category scores.
+
+Extraction follows LLaVA's `llava/eval/eval_science_qa.py`, in order, on the stripped
+prediction (LLaVA's generation script strips the decoded text):
+  1. the prediction is exactly one of the option letters A-E               -> that letter
+  2. it is at least 3 characters, starts with an option letter and ". "    -> that letter
+  3. the pattern `The answer is ([A-Z]).` (the "." matches any character)
+     has exactly one match                                                   -> that letter
+  4. otherwise                                                               -> "FAILED"
+A letter is correct when it is within the problem's choices and is the gold letter; "FAILED"
+and letters past the last choice are wrong. (`match_choice_text: true` adds one rule that
+LLaVA lacks, after rule 3: a prediction equal, after normalisation, to exactly one option's
+text picks that option; for llava15_short-style answers.)
+
+Scores are percentages (0-100), like the ScienceQA and LLaVA papers, unrounded:
+  accuracy           all records
+  NAT / SOC / LAN    by subject
+  TXT / IMG / NO     by context: TXT = non-empty hint, IMG = has an image (they overlap),
+                     NO = neither (ScienceQA's `tools/evaluate_acc.py`)
+  G1-6 / G7-12       by grade band
+A column with no records is left out (ScienceQA's script prints -1 there).
+Records are `{"id", "prompt", "prediction", "answer", "meta"}` with the meta the `scienceqa`
+data source writes (`answer_letter`, `num_choices`, `subject`, `grade`, `has_hint`, `has_image`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import Field
+
+from ablate.errors import AblateError, DataError
+from ablate.registry import ComponentConfig
+from ablate.scienceqa import problems as sqa
+from ablate.scienceqa.formats import OPTION_LETTERS
+
+FAILED = "FAILED"
+PAPER_COLUMN_ORDER = ("NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "accuracy")
+_LETTERS = tuple(OPTION_LETTERS)  # a tuple: membership must be exact, not substring
+_ANSWER_IS = re.compile(r"The answer is ([A-Z]).")
+
+
+def extract_answer(prediction: str, choices: list[str] | None = None) -> str:
+    """LLaVA's parsed answer: a letter, or "FAILED". `choices` enables the choice-text rule."""
+    text = prediction.strip()
+    if text in _LETTERS:
+        return text
+    if len(text) >= 3 and text[0] in OPTION_LETTERS and text[1:3] == ". ":
+        return text[0]
+    found = _ANSWER_IS.findall(text)
+    if len(found) == 1:
+        return found[0]
+    if choices:
+        from ablate.eval.evaluators import normalize_answer
+
+        wanted = normalize_answer(text)
+        hits = [i for i, c in enumerate(choices) if normalize_answer(c) == wanted]
+        if len(hits) == 1 and hits[0] < len(OPTION_LETTERS):
+            return OPTION_LETTERS[hits[0]]
+    return FAILED
+
+
+def is_correct(letter: str, gold_letter: str, num_choices: int) -> bool:
+    """LLaVA maps a letter past the last choice to -1, which never equals the gold index."""
+    return letter in _LETTERS[:num_choices] and letter == gold_letter
+
+
+class ScienceQAEvaluatorConfig(ComponentConfig):
+    match_choice_text: bool = Field(
+        False, description="also accept a prediction equal to one option's text (not in LLaVA's rules)")
+
+
+class ScienceQAEvaluator:
+    def __init__(self, config: ScienceQAEvaluatorConfig | None = None):
+        self.config = config or ScienceQAEvaluatorConfig(type="scienceqa")
+
+    def judge(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A copy of the record with `extracted` (letter or "FAILED") and `correct`."""
+        meta = record.get("meta") or {}
+        gold = meta.get("answer_letter") or record.get("answer")
+        num_choices = meta.get("num_choices")
+        if gold not in _LETTERS or not isinstance(num_choices, int):
+            raise DataError(
+                f"scienceqa evaluator: record {record.get('id')!r} lacks meta.answer_letter/num_choices; "
+                f"evaluate samples from the scienceqa data source"
+            )
+        choices = meta.get("choices") if self.config.match_choice_text else None
+        letter = extract_answer(str(record.get("prediction") or ""), choices)
+        return {**record, "extracted": letter, "correct": is_correct(letter, gold, num_choices)}
+
+    def score(self, records: Iterable[dict[str, Any]]) -> dict[str, float]:
+        judged = [r if "correct" in r else self.judge(r) for r in records]
+        if not judged:
+            raise AblateError("scienceqa evaluator: no records to score")
+        totals: dict[str, list[int]] = {}
+        for record in judged:
+            for column in ("accuracy", *record_columns(record.get("meta") or {})):
+                hit_total = totals.setdefault(column, [0, 0])
+                hit_total[0] += bool(record["correct"])
+                hit_total[1] += 1
+        return {c: 100.0 * totals[c][0] / totals[c][1] for c in PAPER_COLUMN_ORDER if c in totals}
+
+
+def record_columns(meta: dict[str, Any]) -> list[str]:
+    """The paper columns (besides accuracy) a record counts toward."""
+    columns = [sqa.subject_code(meta.get("subject") or ""), sqa.grade_band(meta.get("grade") or "")]
+    columns += sqa.context_codes(bool(meta.get("has_hint")), bool(meta.get("has_image")))
+    return [c for c in columns if c]
+
+
+def llava_answer_records(root: str | Path, split: str, answers_file: str | Path) -> list[dict[str, Any]]:
+    """Records for every problem of `split` from a LLaVA answers JSONL ({"question_id", "text"}).
+
+    Problems without an answer get the prediction "FAILED", as in LLaVA's script; feed the
+    records to `ScienceQAEvaluator().score` to score a LLaVA (or ablate) answers file.
+    """
+    root = Path(root)
+    problems = sqa.load_problems(root)
+    answers: dict[str, dict[str, Any]] = {}
+    with Path(answers_file).open() as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                    answers[str(row["question_id"])] = row
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise DataError(f"{answers_file}:{n}: not a LLaVA answer line ({exc})") from None
+    records = []
+    for pid in sqa.load_split(root, split):
+        problem = problems.get(pid)
+        reason = sqa.problem_error(problem) if problem is not None else "not in problems.json"
+        if reason:
+            raise DataError(f"ScienceQA {root / sqa.PROBLEMS_FILE}: pid {pid}: {reason}")
+        row = answers.get(pid, {})
+        meta = sqa.category_meta(pid, problem)
+        records.append({"id": pid, "prompt": row.get("prompt", ""), "prediction": row.get("text", FAILED),
+                        "answer": meta["answer_letter"], "meta": meta})
+    return records
+
+
+def build_scienceqa_evaluator(config: ScienceQAEvaluatorConfig) -> ScienceQAEvaluator:
+    return ScienceQAEvaluator(config)

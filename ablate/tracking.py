@@ -1,0 +1,133 @@
+"""MLflow: one run per `ablate run`, nested under a study's parent run when there is one.
+
+The default store is MLflow 3's own local default (`sqlite:///mlflow.db` in the working
+directory); `--tracking-uri` or MLFLOW_TRACKING_URI point elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+MAX_PARAM_LEN = 6000
+
+
+def tracking_uri(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    """Nested dict/list -> {"model.connector.depth": "2", "stages.0.lr": "0.002"}."""
+    out: dict[str, str] = {}
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(data, list) and data and all(isinstance(x, (dict, list)) for x in data):
+        for i, v in enumerate(data):
+            out.update(flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix[:-1]] = str(data)[:MAX_PARAM_LEN]
+    return out
+
+
+def git_commit(path: str | Path = ".") -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _quiet_mlflow() -> None:
+    import logging
+
+    # alembic prints every migration on a fresh sqlite store; users want the run, not that.
+    for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class Tracker:
+    """Thin wrapper over one MLflow run. Only rank 0 of a distributed job logs."""
+
+    def __init__(self, uri: str | None, experiment: str, enabled: bool = True):
+        self.enabled = enabled
+        self.uri = tracking_uri(uri)
+        self.experiment = experiment
+        self.run_id: str | None = None
+        if enabled:
+            _quiet_mlflow()
+            import mlflow
+
+            mlflow.set_tracking_uri(self.uri)
+            self._client = mlflow.MlflowClient(self.uri)
+            exp = self._client.get_experiment_by_name(experiment)
+            self.experiment_id = exp.experiment_id if exp else self._client.create_experiment(experiment)
+
+    @contextlib.contextmanager
+    def run(self, run_name: str, run_id: str | None = None, parent_run_id: str | None = None,
+            tags: dict[str, str] | None = None) -> Iterator["Tracker"]:
+        """Start (or reopen, for --resume) a run; mark it FAILED with the error if the body raises."""
+        if not self.enabled:
+            yield self
+            return
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        if run_id is None:
+            run = self._client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+            run_id = run.info.run_id
+        else:
+            self._client.update_run(run_id, status="RUNNING")
+            for k, v in all_tags.items():
+                self._client.set_tag(run_id, k, v)
+        self.run_id = run_id
+        try:
+            yield self
+        except BaseException as exc:
+            self._client.set_tag(run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
+            self._client.set_terminated(run_id, status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
+        self._client.set_terminated(run_id, status="FINISHED")
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        from mlflow.entities import Param
+
+        existing = self._client.get_run(self.run_id).data.params
+        new = [Param(k, str(v)) for k, v in params.items() if k not in existing]
+        for i in range(0, len(new), 100):
+            self._client.log_batch(self.run_id, params=new[i : i + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if not self.enabled or not metrics:
+            return
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        self._client.log_batch(self.run_id, metrics=batch)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        if self.enabled:
+            for k, v in tags.items():
+                self._client.set_tag(self.run_id, k, str(v))
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self.enabled:
+            self._client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        if self.enabled:
+            with tempfile.TemporaryDirectory() as tmp:
+                p = Path(tmp) / Path(artifact_file).name
+                p.write_text(text)
+                parent = str(Path(artifact_file).parent)
+                self.log_artifact(p, None if parent == "." else parent)

@@ -1,0 +1,102 @@
+"""Trainer callbacks: a rich progress bar per stage, and per-step metrics into MLflow."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from transformers import TrainerCallback
+
+
+class ThroughputMeter:
+    """Samples/s and tokens/s between two log events. Tokens are counted by the model."""
+
+    def __init__(self, model, global_batch: int):
+        self.model = model
+        self.global_batch = global_batch
+        self.reset(0)
+
+    def reset(self, step: int) -> None:
+        self.t0, self.step0, self.tokens0 = time.perf_counter(), step, self._tokens()
+
+    def _tokens(self) -> int:
+        return int(getattr(self.model, "tokens_processed", 0))
+
+    def measure(self, step: int) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self.t0, 1e-9)
+        samples = (step - self.step0) * self.global_batch
+        tokens = self._tokens() - self.tokens0
+        self.reset(step)
+        return {"samples_per_s": samples / elapsed, "tokens_per_s": tokens / elapsed}
+
+
+class MetricsCallback(TrainerCallback):
+    """Logs loss, learning rate, grad norm and throughput per logging step as `<stage>/<metric>`."""
+
+    def __init__(self, stage: str, tracker, meter: ThroughputMeter, on_update: Callable[[dict], None] | None = None):
+        self.stage, self.tracker, self.meter, self.on_update = stage, tracker, meter, on_update
+        self.last: dict[str, float] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.meter.reset(state.global_step)
+
+    def on_log(self, args, state, control, logs: dict[str, Any] | None = None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        metrics = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and k != "epoch"}
+        if "loss" in metrics:
+            metrics.update(self.meter.measure(state.global_step))
+        renamed = {_metric_name(k): v for k, v in metrics.items()}
+        self.last.update(renamed)
+        self.tracker.log_metrics({f"{self.stage}/{k}": v for k, v in renamed.items()}, step=state.global_step)
+        if self.on_update:
+            self.on_update(self.last)
+
+
+def _metric_name(key: str) -> str:
+    return {"learning_rate": "lr", "train_loss": "mean_loss", "train_runtime": "runtime_s"}.get(key, key)
+
+
+class RichProgressCallback(TrainerCallback):
+    """One progress bar per stage showing loss and throughput."""
+
+    def __init__(self, stage: str, progress, metrics: MetricsCallback):
+        self.stage, self.progress, self.metrics = stage, progress, metrics
+        self.task = None
+        metrics.on_update = self._refresh
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.task = self.progress.add_task(f"stage {self.stage}", total=state.max_steps, completed=state.global_step, info="")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.task is not None:
+            self.progress.update(self.task, completed=state.global_step)
+
+    def _refresh(self, last: dict[str, float]) -> None:
+        if self.task is None:
+            return
+        parts = []
+        if "loss" in last:
+            parts.append(f"loss {last['loss']:.4f}")
+        if "samples_per_s" in last:
+            parts.append(f"{last['samples_per_s']:.1f} samples/s")
+        if "tokens_per_s" in last:
+            parts.append(f"{last['tokens_per_s']:.0f} tok/s")
+        self.progress.update(self.task, info=" · ".join(parts))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.task is not None:
+            self.progress.update(self.task, completed=state.max_steps)
+
+
+class EpochEndCallback(TrainerCallback):
+    """Calls `fn(epoch)` after each epoch (evaluation every epoch, for plateau studies)."""
+
+    def __init__(self, fn: Callable[[int], None]):
+        self.fn = fn
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        epoch = round(state.epoch or 0)
+        if state.is_world_process_zero:
+            self.fn(epoch)

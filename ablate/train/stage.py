@@ -1,0 +1,119 @@
+"""Run one training stage on transformers' Trainer."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ablate.recipe.schema import Stage
+
+
+@dataclass
+class StageResult:
+    name: str
+    steps: int
+    seconds: float
+    metrics: dict[str, float]
+
+
+def deepspeed_config(stage: Stage, base_dir: Path | None) -> str | dict | None:
+    """Inline dicts pass through; relative paths resolve against the recipe's folder, then
+    against ablate's shipped configs (so `deepspeed: zero2.json` works anywhere)."""
+    ds = stage.deepspeed
+    if ds is None or isinstance(ds, dict):
+        return ds
+    from ablate.errors import AblateError
+
+    candidates = [Path(ds).expanduser()]
+    if base_dir is not None:
+        candidates.append(base_dir / ds)
+    candidates.append(Path(__file__).resolve().parent.parent / "configs" / "deepspeed" / Path(ds).name)
+    for path in candidates:
+        if path.is_file():
+            return str(path)
+    raise AblateError(f"stages.{stage.name}.deepspeed: config file {ds!r} not found (looked in {', '.join(map(str, candidates))})")
+
+
+def training_arguments(stage: Stage, seed: int, output_dir: Path, deepspeed: str | dict | None):
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=stage.batch_size,
+        gradient_accumulation_steps=stage.grad_accum,
+        learning_rate=stage.lr,
+        weight_decay=stage.weight_decay,
+        warmup_steps=stage.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        lr_scheduler_type=stage.scheduler,
+        optim=stage.optimizer,
+        num_train_epochs=stage.epochs,
+        max_steps=stage.max_steps,
+        bf16=stage.precision == "bf16",
+        fp16=stage.precision == "fp16",
+        gradient_checkpointing=stage.gradient_checkpointing,
+        seed=seed,
+        data_seed=seed,
+        logging_steps=stage.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps" if stage.save_steps else "epoch",
+        save_steps=stage.save_steps or 500,
+        save_total_limit=stage.save_total_limit,
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_num_workers=stage.dataloader_workers,
+        train_sampling_strategy="group_by_length" if stage.group_by_length else "random",
+        deepspeed=deepspeed,
+        use_cpu=not torch.cuda.is_available(),
+        ddp_backend=None if torch.cuda.is_available() else "gloo",
+    )
+
+
+def run_stage(
+    *,
+    vlm,
+    stage: Stage,
+    seed: int,
+    dataset,
+    collator,
+    workdir: Path,
+    tracker,
+    progress,
+    resume: bool,
+    base_dir: Path | None = None,
+    epoch_end: Callable[[int], None] | None = None,
+) -> StageResult:
+    """Train `vlm` in place for one stage; checkpoints go to `workdir/checkpoints`."""
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from ablate.train.callbacks import EpochEndCallback, MetricsCallback, RichProgressCallback, ThroughputMeter
+    from ablate.train.trainer import VLMTrainer
+
+    ckpt_dir = workdir / "checkpoints"
+    args = training_arguments(stage, seed, ckpt_dir, deepspeed_config(stage, base_dir))
+    global_batch = stage.batch_size * stage.grad_accum * max(args.world_size, 1)
+    metrics = MetricsCallback(stage.name, tracker, ThroughputMeter(vlm, global_batch))
+    callbacks = [metrics]
+    if progress is not None:
+        callbacks.append(RichProgressCallback(stage.name, progress, metrics))
+    if epoch_end is not None:
+        callbacks.append(EpochEndCallback(epoch_end))
+    trainer = VLMTrainer(
+        model=vlm, args=args, train_dataset=dataset, data_collator=collator,
+        callbacks=callbacks, connector_lr=stage.connector_lr,
+    )
+    trainer.remove_callback(PrinterCallback)
+    last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
+    output = trainer.train(resume_from_checkpoint=last)
+    result = StageResult(stage.name, output.global_step, float(output.metrics.get("train_runtime", 0.0)),
+                         {**metrics.last, "final_loss": float(output.training_loss)})
+    (workdir / "trainer_state.json").write_text(json.dumps({"global_step": output.global_step, **output.metrics}, indent=2))
+    return result
+
+
+def stage_summary(result: StageResult) -> dict[str, Any]:
+    return {"stage": result.name, "steps": result.steps, "seconds": round(result.seconds, 1), **result.metrics}

@@ -1,0 +1,237 @@
+"""Offline tiny-model zoo: small checkpoints with seeded random weights.
+
+Each entry is built from a small config, saved with `save_pretrained` (safetensors) into
+`$ABLATE_HOME/zoo/<name>`, and loaded afterwards by the same `from_pretrained` code as real
+checkpoints. Recipes name them as `name_or_path: zoo:tiny-llama`; `resolve_checkpoint` turns
+that into a local folder, building it on first use.
+
+The sizes below are plain dicts so they are easy to tune; changing one makes the next
+`resolve_checkpoint` rebuild that entry (the spec is stored next to the weights).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ablate.errors import AblateError, did_you_mean
+
+ZOO_PREFIX = "zoo:"
+SPEC_FILE = "zoo.json"
+FORMAT_VERSION = 1  # bump when the build code changes what it writes
+
+# easy-VQA images are 64x64: patch 8 gives 8x8 = 64 patches (+ CLS for CLIP).
+TINY_CLIP = dict(
+    image_size=64,
+    patch_size=8,
+    hidden_size=128,
+    intermediate_size=512,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    projection_dim=128,
+)
+TINY_SIGLIP = dict(
+    image_size=64,
+    patch_size=8,
+    hidden_size=128,
+    intermediate_size=512,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+)
+# vocab_size is filled from the zoo tokenizer at build time.
+TINY_LLAMA = dict(
+    hidden_size=256,
+    intermediate_size=688,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    max_position_embeddings=1024,
+    tie_word_embeddings=False,
+)
+# About 2.6x tiny-llama's parameters, for a 7B-vs-13B-style scale ablation.
+TINY_LLAMA_LARGE = dict(
+    hidden_size=384,
+    intermediate_size=1024,
+    num_hidden_layers=5,
+    num_attention_heads=6,
+    num_key_value_heads=6,
+    max_position_embeddings=1024,
+    tie_word_embeddings=False,
+)
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    name: str
+    family: str  # "clip" | "siglip" | "llama": which builder writes it
+    config: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    description: str = ""
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"name": self.name, "family": self.family, "config": self.config, "seed": self.seed,
+                "format": FORMAT_VERSION}
+
+
+ZOO: dict[str, ZooSpec] = {
+    spec.name: spec
+    for spec in (
+        ZooSpec("tiny-clip", "clip", TINY_CLIP, seed=1, description="CLIP ViT, 64px, patch 8, 4x128"),
+        ZooSpec("tiny-siglip", "siglip", TINY_SIGLIP, seed=2, description="SigLIP ViT, 64px, patch 8, 4x128"),
+        ZooSpec("tiny-llama", "llama", TINY_LLAMA, seed=3, description="Llama, 4 layers x 256, zoo tokenizer"),
+        ZooSpec("tiny-llama-large", "llama", TINY_LLAMA_LARGE, seed=4,
+                description="Llama, 5 layers x 384 (~2.6x tiny-llama), zoo tokenizer"),
+    )
+}
+
+
+def ablate_home() -> Path:
+    return Path(os.environ.get("ABLATE_HOME") or Path.home() / ".cache" / "ablate").expanduser()
+
+
+def zoo_dir() -> Path:
+    return ablate_home() / "zoo"
+
+
+def get_spec(name: str) -> ZooSpec:
+    try:
+        return ZOO[name]
+    except KeyError:
+        raise AblateError(
+            f"unknown zoo model {name!r}.{did_you_mean(name, ZOO)} Zoo models: {', '.join(sorted(ZOO))}"
+        ) from None
+
+
+def is_built(name: str, dest: str | Path | None = None) -> bool:
+    """True when `dest` (default: the zoo folder) holds this entry built from the current spec."""
+    spec = get_spec(name)
+    path = Path(dest) if dest is not None else zoo_dir() / name
+    try:
+        return json.loads((path / SPEC_FILE).read_text()) == spec.fingerprint()
+    except (OSError, ValueError):
+        return False
+
+
+def build(name: str, dest: str | Path | None = None, force: bool = False) -> Path:
+    """Build zoo entry `name` into `dest` (default `$ABLATE_HOME/zoo/<name>`); return the folder.
+
+    Safe to call from several processes: a file lock serialises builders and the folder
+    appears in one rename, complete or not at all.
+    """
+    from filelock import FileLock
+
+    spec = get_spec(name)
+    dest = Path(dest) if dest is not None else zoo_dir() / name
+    if not force and is_built(name, dest):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(dest.parent / f".{dest.name}.lock")):
+        if not force and is_built(name, dest):  # another process finished it meanwhile
+            return dest
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            with _quiet_progress():
+                _BUILDERS[spec.family](spec, tmp)
+            (tmp / SPEC_FILE).write_text(json.dumps(spec.fingerprint(), indent=2, sort_keys=True))
+            if dest.exists():
+                shutil.rmtree(dest)
+            os.replace(tmp, dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def build_all(names: list[str] | None = None, force: bool = False) -> dict[str, Path]:
+    """Build the named entries (default: all); return name -> folder."""
+    return {name: build(name, force=force) for name in (names or sorted(ZOO))}
+
+
+def resolve_checkpoint(name_or_path: str) -> str:
+    """`zoo:<name>` -> its local folder (built on first use); anything else is returned as is,
+    with `~` expanded when that names an existing local path."""
+    if name_or_path.startswith(ZOO_PREFIX):
+        return str(build(name_or_path[len(ZOO_PREFIX):]))
+    expanded = os.path.expanduser(name_or_path)
+    return expanded if expanded != name_or_path and os.path.exists(expanded) else name_or_path
+
+
+# ---- builders: write one entry's files into an empty folder --------------------------------
+
+
+@contextmanager
+def _quiet_progress():
+    """No "Writing model shards" bars for a few-MB checkpoint."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _seeded(seed: int):
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def _build_clip(spec: ZooSpec, out: Path) -> None:
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    _seeded(spec.seed)
+    config = CLIPVisionConfig(**spec.config)
+    CLIPVisionModel(config).save_pretrained(out, safe_serialization=True)
+    size = spec.config["image_size"]
+    _image_processor_class("CLIPImageProcessor")(
+        size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+    ).save_pretrained(out)
+
+
+def _build_siglip(spec: ZooSpec, out: Path) -> None:
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    _seeded(spec.seed)
+    config = SiglipVisionConfig(**spec.config)
+    SiglipVisionModel(config).save_pretrained(out, safe_serialization=True)
+    size = spec.config["image_size"]
+    _image_processor_class("SiglipImageProcessor")(size={"height": size, "width": size}).save_pretrained(out)
+
+
+def _build_llama(spec: ZooSpec, out: Path) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ablate.zoo.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    config = LlamaConfig(
+        **spec.config,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    _seeded(spec.seed)
+    LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def _image_processor_class(name: str):
+    """transformers 5 splits processors into a torchvision and a PIL backend; the PIL one
+    needs nothing extra, so prefer it where it exists."""
+    import transformers
+
+    return getattr(transformers, f"{name}Pil", None) or getattr(transformers, name)
+
+
+_BUILDERS = {"clip": _build_clip, "siglip": _build_siglip, "llama": _build_llama}
+
+__all__ = ["ZOO", "ZooSpec", "build", "build_all", "resolve_checkpoint", "is_built", "zoo_dir", "ablate_home"]

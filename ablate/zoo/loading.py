@@ -1,0 +1,156 @@
+"""Open a checkpoint by name or path, offline-first, failing fast with a clear message.
+
+Order: `zoo:` names are built/resolved; a local folder is read with no network at all; a Hub
+id is looked up in the local Hugging Face cache first and only then online, and only when the
+Hub answers at all (a quick socket probe), so a machine without network gets an immediate
+`MissingCheckpointError` instead of the Hub client's minute of retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import socket
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+from urllib.parse import urlparse
+
+from ablate.errors import MissingCheckpointError
+from ablate.zoo import resolve_checkpoint
+
+T = TypeVar("T")
+
+# "name" or "org/name" as the Hub spells repo ids.
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_TRUE = {"1", "on", "yes", "true"}
+HUB_PROBE_TIMEOUT_S = 3.0
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def open_checkpoint(component: str, name_or_path: str, load: Callable[..., T], what: str = "") -> T:
+    """Call `load(source, local_files_only=...)` where the checkpoint can be found.
+
+    `load` is e.g. `lambda src, **kw: CLIPVisionModel.from_pretrained(src, **kw)`. Any failure
+    to find or read the checkpoint becomes `MissingCheckpointError(component, name_or_path, why)`;
+    `component` is the recipe section ("encoder", "llm") so the message can name the override,
+    `what` ("tokenizer", "image processor") prefixes the reason when it is not the weights.
+    """
+    prefix = f"{what}: " if what else ""
+    source = resolve_checkpoint(name_or_path)
+    if os.path.isdir(source):
+        return _attempt(component, name_or_path, prefix, lambda: load(source, local_files_only=True))
+    if os.path.exists(source):
+        raise MissingCheckpointError(component, name_or_path, f"{prefix}{source} is a file, not a checkpoint folder")
+    if not _REPO_ID.fullmatch(source) or source.startswith("."):
+        raise MissingCheckpointError(component, name_or_path, f"{prefix}there is no folder {source}")
+    try:
+        with quiet_transformers():
+            return load(source, local_files_only=True)
+    except OSError:
+        pass  # not in the local cache: go online if we can
+    if hub_offline():
+        raise MissingCheckpointError(
+            component, name_or_path, f"{prefix}it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+        )
+    if not hub_reachable():
+        raise MissingCheckpointError(
+            component, name_or_path,
+            f"{prefix}it is not in the local Hugging Face cache and {_endpoint()} cannot be reached",
+        )
+    return _attempt(component, name_or_path, prefix, lambda: load(source, local_files_only=False))
+
+
+def _attempt(component: str, name: str, prefix: str, call: Callable[[], T]) -> T:
+    try:
+        with quiet_transformers():
+            return call()
+    except (OSError, ValueError) as error:  # what transformers raises for absent/unreadable checkpoints
+        raise MissingCheckpointError(component, name, prefix + _first_line(error)) from None
+
+
+def checkpoint_dir(source: str) -> Path | None:
+    """The local folder holding a resolved checkpoint (a Hub id's cached snapshot), if any."""
+    if os.path.isdir(source):
+        return Path(source).resolve()
+    try:
+        from transformers.utils import cached_file
+
+        config = cached_file(source, "config.json", local_files_only=True)
+    except OSError:
+        return None
+    return Path(config).parent if config else None
+
+
+def checkpoint_fingerprint(component_config: Any, name_or_path: str) -> str:
+    """Hash of a component config + where its weights are + their sizes and mtimes.
+
+    Changes whenever the config or the weight files change (a rebuilt zoo entry, a new snapshot).
+    """
+    source = resolve_checkpoint(name_or_path)
+    folder = checkpoint_dir(source)
+    weights = []
+    if folder is not None:
+        for path in sorted(folder.iterdir()):
+            if path.name.endswith(WEIGHT_SUFFIXES):
+                stat = path.stat()  # follows the Hub cache's symlinks to the blobs
+                weights.append([path.name, stat.st_size, stat.st_mtime_ns])
+    payload = {
+        "config": component_config.model_dump(mode="json"),
+        "source": str(folder) if folder is not None else source,
+        "weights": weights,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def hub_offline() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
+        return True
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_reachable() -> bool:
+    return _probe(_endpoint())
+
+
+@lru_cache(maxsize=None)
+def _probe(endpoint: str) -> bool:
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+        return True
+    except OSError:
+        return False
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0].rstrip(".")
+
+
+@contextmanager
+def quiet_transformers():
+    """Silence transformers' per-key load reports while loading: callers check
+    `output_loading_info` themselves (unused keys are expected when taking a vision tower
+    out of a full CLIP/SigLIP checkpoint)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity(logging.ERROR)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)

@@ -1,0 +1,17 @@
+"""Shared fixtures. Everything runs offline on CPU with tiny models."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Zoo checkpoints and generated data go to one per-session folder, not ~/.cache."""
+    home = os.environ.get("ABLATE_TEST_HOME") or str(tmp_path_factory.getbasetemp() / "ablate_home")
+    monkeypatch.setenv("ABLATE_HOME", home)
