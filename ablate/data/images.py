@@ -21,5 +21,5 @@ def load_image(path: str, sample_id: str) -> Any:
             return image.convert("RGB")
     except FileNotFoundError:
         raise DataError(f"{path}: sample {sample_id!r}: image file not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise DataError(f"{path}: sample {sample_id!r}: cannot read image ({exc})") from None

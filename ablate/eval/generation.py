@@ -58,6 +58,7 @@ def evaluate(
             for start in range(0, len(rows), batch_size):
                 chunk = samples[start : start + batch_size]
                 batch = collator(rows[start : start + batch_size])
+                batch.pop("ids", None)
                 new_tokens = vlm.generate(**batch, max_new_tokens=max_new_tokens)
                 texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
                 for sample, text in zip(chunk, texts):

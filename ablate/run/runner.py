@@ -108,10 +108,10 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
     from ablate.model.trainable import apply_trainable, merge_lora
     from ablate.registry import registries
     from ablate.train.stage import run_stage
-    from ablate.train.trainer import trainable_state_dict
+    from ablate.train.trainer import stage_state_dict
 
-    built = build_vlm(recipe.model)
-    vlm, tokenizer, image_processor = built.model, built.tokenizer, built.image_processor
+    vlm = build_vlm(recipe.model)
+    tokenizer, image_processor = vlm.tokenizer, vlm.image_processor
     store = StageStore(Path(recipe.output_dir) / "stages")
     keys = stage_keys(recipe)
     outcomes: list[StageOutcome] = []
@@ -133,7 +133,7 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
             stage_t0 = time.perf_counter()
             mixture = regs.mixture.get(stage.data.type).build(stage.data, answer_format=answer_format, on_bad_sample=recipe.data.on_bad_sample)
             template = regs.template.get(stage.template.type).build(stage.template)
-            dataset = _dataset(mixture, template, tokenizer, recipe)
+            dataset = _dataset(mixture, template, tokenizer, recipe, stage)
             skipped += len(mixture.skipped)
             vlm.max_length = stage.max_length
             apply_trainable(vlm, stage.trainable)
@@ -151,7 +151,7 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
                 epoch_end=epoch_end,
             )
             merge_lora(vlm)
-            changed = trainable_state_dict(vlm)
+            changed = stage_state_dict(vlm, stage.trainable)
             store.save(key, changed, {"stage": stage.name, "run_id": tracker.run_id, "steps": result.steps,
                                        "seconds": result.seconds, "metrics": result.metrics})
             outcomes.append(StageOutcome(stage.name, key, None, time.perf_counter() - stage_t0, result.steps, result.metrics))
@@ -174,10 +174,11 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
                      int(vlm.connector.num_output_tokens), skipped)
 
 
-def _dataset(source, template, tokenizer, recipe):
+def _dataset(source, template, tokenizer, recipe, stage):
     from ablate.data.pipeline import build_dataset
 
-    return build_dataset(source, template, tokenizer, cache_dir=recipe.data.cache_dir, num_proc=recipe.data.num_proc)
+    return build_dataset(source, template, tokenizer, cache_dir=recipe.data.cache_dir, num_proc=recipe.data.num_proc,
+                         max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample)
 
 
 def _eval_plan(recipe: Recipe, answer_format) -> dict[str, Any]:

@@ -37,9 +37,12 @@ def deepspeed_config(stage: Stage, base_dir: Path | None) -> str | dict | None:
 
 
 def training_arguments(stage: Stage, seed: int, output_dir: Path, deepspeed: str | dict | None):
+    import os
+
     import torch
     from transformers import TrainingArguments
 
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     return TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=stage.batch_size,
@@ -68,7 +71,8 @@ def training_arguments(stage: Stage, seed: int, output_dir: Path, deepspeed: str
         train_sampling_strategy="group_by_length" if stage.group_by_length else "random",
         deepspeed=deepspeed,
         use_cpu=not torch.cuda.is_available(),
-        ddp_backend=None if torch.cuda.is_available() else "gloo",
+        # gloo for multi-process CPU runs (torchrun on a machine without GPUs)
+        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
     )
 
 

@@ -50,3 +50,16 @@ def _is_connector(name: str) -> bool:
 def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Weights that training can change: parameters with requires_grad (contiguous copies)."""
     return {n: p.detach().contiguous().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+COMPONENTS = ("encoder", "connector", "llm")
+
+
+def stage_state_dict(model: torch.nn.Module, trainable) -> dict[str, torch.Tensor]:
+    """Every weight of each component a stage trained (LoRA already merged): what it changed."""
+    changed = [c for c in COMPONENTS if getattr(trainable, c) != "frozen"]
+    return {
+        n: t.detach().contiguous().clone()
+        for n, t in model.state_dict().items()
+        if n.split(".", 1)[0] in changed
+    }

@@ -71,6 +71,11 @@ def _attempt(component: str, name: str, prefix: str, call: Callable[[], T]) -> T
             return call()
     except (OSError, ValueError) as error:  # what transformers raises for absent/unreadable checkpoints
         raise MissingCheckpointError(component, name, prefix + _first_line(error)) from None
+    except RuntimeError as error:
+        if "ignore_mismatched_sizes" not in str(error):  # e.g. out of memory: not ours to rename
+            raise
+        reason = "some weights do not have the shapes its config.json gives"
+        raise MissingCheckpointError(component, name, prefix + reason) from None
 
 
 def checkpoint_dir(source: str) -> Path | None:

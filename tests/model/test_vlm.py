@@ -225,3 +225,18 @@ def test_trains_with_transformers_trainer(vlm, tmp_path):
     changed = {name for name, p in vlm.named_parameters() if not torch.equal(p, before[name])}
     assert changed == {"connector.weight", "connector.bias"}
     assert not vlm.encoder.training  # frozen encoder stays in eval mode under Trainer's model.train()
+
+
+def test_gradient_checkpointing_covers_a_trainable_encoder(vlm):
+    from ablate.model.trainable import apply_trainable
+    from ablate.recipe.schema import StageTrainable
+
+    apply_trainable(vlm, StageTrainable(encoder="full", connector="full", llm="frozen"))
+    vlm.gradient_checkpointing_enable()
+    assert vlm.encoder.model.is_activation_checkpointing and vlm.llm.is_activation_checkpointing
+    vlm.train()
+    input_ids, mask, labels = batch()
+    torch.manual_seed(6)
+    vlm(input_ids, mask, labels, pixel_values=torch.randn(3, 3, 32, 32)).loss.backward()
+    assert vlm.encoder.model.encoder.layers[0].mlp.fc1.weight.grad.abs().sum() > 0
+    assert vlm.llm.lm_head.weight.grad is None

@@ -11,6 +11,8 @@ from ablate.errors import AblateError, MissingCheckpointError
 from ablate.zoo.loading import checkpoint_fingerprint, open_checkpoint
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# config.json model types each tower can be read from (a full CLIP/SigLIP or a vision-only one).
+_MODEL_TYPES = {"clip": ("clip", "clip_vision_model"), "siglip": ("siglip", "siglip_vision_model")}
 
 
 class HFVisionEncoder(nn.Module):
@@ -54,9 +56,19 @@ class HFVisionEncoder(nn.Module):
 
 def load_vision_encoder(config, family: str) -> HFVisionEncoder:
     """Load the tower and its image processor from `config.name_or_path` (frozen, eval mode)."""
-    from transformers import AutoImageProcessor, CLIPVisionModel, SiglipVisionModel
+    from transformers import AutoConfig, AutoImageProcessor, CLIPVisionModel, SiglipVisionModel
 
     where = f"encoder {config.type}"
+    checkpoint_config = open_checkpoint(
+        "encoder", config.name_or_path, lambda src, **kw: AutoConfig.from_pretrained(src, **kw)
+    )
+    if checkpoint_config.model_type not in _MODEL_TYPES[family]:
+        other = next((f"; that is type hf_{f}" for f, types in _MODEL_TYPES.items()
+                      if checkpoint_config.model_type in types), "")
+        raise AblateError(
+            f"{where}: {config.name_or_path!r} is a {checkpoint_config.model_type!r} checkpoint, not "
+            f"{family.upper() if family == 'clip' else 'SigLIP'} (model_type {' or '.join(_MODEL_TYPES[family])}){other}"
+        )
     dtype = _DTYPES[config.dtype]
     if family == "clip":
         model_class, extra = CLIPVisionModel, {}

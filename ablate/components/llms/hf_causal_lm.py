@@ -15,15 +15,20 @@ def load_causal_lm(config) -> LoadedLLM:
     kwargs = dict(dtype=getattr(torch, config.dtype), trust_remote_code=config.trust_remote_code)
     if config.attn_implementation is not None:
         kwargs["attn_implementation"] = config.attn_implementation
-        _check_attention(where, config)
 
-    def load_model(src, **kw):
+    def load_model(src, local_files_only):
+        # transformers does not pass local_files_only on to its PEFT adapter lookup, which then
+        # retries the Hub for a minute without network; hand it over explicitly.
+        offline = dict(local_files_only=True, adapter_kwargs={"local_files_only": True}) if local_files_only else {}
         try:
-            return AutoModelForCausalLM.from_pretrained(src, output_loading_info=True, **kwargs, **kw)
+            return AutoModelForCausalLM.from_pretrained(src, output_loading_info=True, **kwargs, **offline)
         except (ValueError, ImportError) as error:
             # A bad attention backend is a setting problem, not a missing checkpoint.
-            if config.attn_implementation is not None and "attn_implementation" in str(error):
-                raise AblateError(f"{where}: {str(error).strip().splitlines()[0]}") from None
+            if config.attn_implementation is not None and "attention" in str(error).lower().replace("_", " "):
+                raise AblateError(
+                    f"{where}: attn_implementation {config.attn_implementation!r} cannot be used here: "
+                    f"{str(error).strip().splitlines()[0]} (try 'sdpa' or leave it unset)"
+                ) from None
             raise
 
     model, info = open_checkpoint("llm", config.name_or_path, load_model)
@@ -57,16 +62,3 @@ def load_causal_lm(config) -> LoadedLLM:
         )
     return LoadedLLM(model=model, tokenizer=tokenizer)
 
-
-def _check_attention(component: str, config) -> None:
-    """Fail early, by name, on an attention backend this install cannot run."""
-    from transformers.utils import is_flash_attn_2_available
-
-    if config.attn_implementation == "flash_attention_2" and not is_flash_attn_2_available():
-        raise AblateError(
-            f"{component}: attn_implementation 'flash_attention_2' needs the flash-attn package and a CUDA GPU; "
-            f"use 'sdpa' or leave attn_implementation unset"
-        )
-
-
-__all__ = ["load_causal_lm"]
