@@ -57,6 +57,7 @@ class VisionLanguageModel(nn.Module):
         self.llm = llm
         # Truncation length after visual tokens are inserted; None = no truncation. Set per stage.
         self.max_length = max_length
+        self.tokens_processed = 0  # running count of LLM tokens seen in training forwards
         self.tokenizer = tokenizer
         self.image_processor = image_processor if image_processor is not None else getattr(encoder, "image_processor", None)
         # The validated recipe blocks the components were built from (for logging/saving).
@@ -270,6 +271,8 @@ class VisionLanguageModel(nn.Module):
     ):
         """Returns the LLM's CausalLMOutputWithPast; kwargs (e.g. num_items_in_batch) go to the LLM."""
         embeds, mask, labels = self.embed_inputs(input_ids, attention_mask, labels, pixel_values, image_features)
+        if self.training:  # LLM tokens (text + visual) for throughput figures
+            self.tokens_processed += int(mask.sum())
         return self.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels, **kwargs)
 
     @torch.no_grad()

@@ -67,7 +67,9 @@ def _problem(question, choices, answer, hint, grade, subject, topic, category, s
 
 def _listing(items: list[str]) -> str:
     """"x", "x and y", "x, y, and z"."""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + ("," if len(items) > 2 else "") + " and " + items[-1]
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + ("," if len(items) > 2 else "") + " and " + items[-1]
 
 
 def _a(word: str) -> str:
@@ -345,8 +347,8 @@ def guide_words(rng, _pic):
         "on that page, and every other word on the page comes between them in alphabetical order.\nTo put words "
         "in alphabetical order, compare their first letters. If the first letters are the same, compare the "
         "next letters.",
-        f"In alphabetical order, {word} comes after {low} and before {high}, so it is on the page. {other.capitalize()} "
-        f"comes {where}, so it is not. So, you would find {word} on the page.",
+        f"In alphabetical order, {word} comes after {low} and before {high}, so it is on the page. "
+        f"{other.capitalize()} comes {where}, so it is not. So, you would find {word} on the page.",
     )
 
 

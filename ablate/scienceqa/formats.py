@@ -300,6 +300,25 @@ def get_format(key: str) -> AnswerFormat:
     return ScienceQAPrompt.from_code(key)
 
 
+def resolve_answer_format(value: Any) -> AnswerFormat:
+    """An AnswerFormat from a built one, a registry config, a `{type: ...}` dict, a key, or None
+    (QCM-LEA). Data sources call this on the `answer_format=` their builder receives."""
+    if value is None:
+        return get_format(DEFAULT_FORMAT)
+    if isinstance(value, AnswerFormat):
+        return value
+    from ablate.registry import ComponentConfig, registries
+
+    registry = registries().answer_format
+    if isinstance(value, str):
+        return registry.get(value).build()
+    if isinstance(value, dict):
+        return registry.get(value.get("type", "")).build(value)
+    if isinstance(value, ComponentConfig):
+        return registry.get(value.type).build(value)
+    raise AblateError(f"answer_format must be a registered answer format, got {value!r}")
+
+
 def registered_codes() -> list[str]:
     return [f"{i}-{o}" for i in INPUT_CODES for o in OUTPUT_CODES]
 

@@ -144,6 +144,8 @@ def make_scienceqa(
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise AblateError(f"{out} is a file, not a folder")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise AblateError(f"{out} is not empty; choose a new folder or pass overwrite=True")

@@ -18,7 +18,6 @@ TXT and IMG overlap (a problem with both counts in both), as in the paper's tabl
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +134,3 @@ def category_meta(pid: str, problem: dict[str, Any]) -> dict[str, Any]:
         "category": problem.get("category"),
         "skill": problem.get("skill"),
     }
-
-
-def grade_number(grade: str) -> int | None:
-    match = re.fullmatch(r"grade(\d+)", grade)
-    return int(match.group(1)) if match else None

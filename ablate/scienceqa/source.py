@@ -34,7 +34,7 @@ from ablate.errors import AblateError, DataError
 from ablate.recipe.component import Component
 from ablate.registry import ComponentConfig
 from ablate.scienceqa import problems as sqa
-from ablate.scienceqa.formats import DEFAULT_FORMAT, AnswerFormat, get_format
+from ablate.scienceqa.formats import resolve_answer_format
 
 TRAINING_SPLITS = ("train", "trainval", "minitrain")
 
@@ -48,24 +48,6 @@ class ScienceQASourceConfig(ComponentConfig):
         None, description="default: the recipe's answer_format, else QCM-LEA")
     image_position: Literal["auto", "start", "end"] = Field(
         "auto", description="where <image> goes: auto = after the text in training splits, before it otherwise")
-
-
-def resolve_answer_format(value: Any) -> AnswerFormat:
-    """An AnswerFormat from a built format, a registry config, a `{type: ...}` dict or a key."""
-    if value is None:
-        return get_format(DEFAULT_FORMAT)
-    if isinstance(value, AnswerFormat):
-        return value
-    from ablate.registry import registries
-
-    registry = registries().answer_format
-    if isinstance(value, str):
-        return registry.get(value).build()
-    if isinstance(value, dict):
-        return registry.get(value.get("type", "")).build(value)
-    if isinstance(value, ComponentConfig):
-        return registry.get(value.type).build(value)
-    raise AblateError(f"answer_format must be a registered answer format, got {value!r}")
 
 
 def build_scienceqa_source(

@@ -56,7 +56,7 @@ def training_arguments(stage: Stage, seed: int, output_dir: Path, deepspeed: str
         max_steps=stage.max_steps,
         bf16=stage.precision == "bf16",
         fp16=stage.precision == "fp16",
-        gradient_checkpointing=stage.gradient_checkpointing,
+        **_checkpointing_arg(stage.gradient_checkpointing),
         seed=seed,
         data_seed=seed,
         logging_steps=stage.logging_steps,
@@ -74,6 +74,16 @@ def training_arguments(stage: Stage, seed: int, output_dir: Path, deepspeed: str
         # gloo for multi-process CPU runs (torchrun on a machine without GPUs)
         ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
     )
+
+
+def _checkpointing_arg(enabled: bool) -> dict[str, bool]:
+    """transformers 5 renamed gradient_checkpointing to activation_checkpointing."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
 
 
 def run_stage(

@@ -48,11 +48,10 @@ def open_checkpoint(component: str, name_or_path: str, load: Callable[..., T], w
         raise MissingCheckpointError(component, name_or_path, f"{prefix}{source} is a file, not a checkpoint folder")
     if not _REPO_ID.fullmatch(source) or source.startswith("."):
         raise MissingCheckpointError(component, name_or_path, f"{prefix}there is no folder {source}")
-    try:
-        with quiet_transformers():
-            return load(source, local_files_only=True)
-    except OSError:
-        pass  # not in the local cache: go online if we can
+    cached = _attempt(component, name_or_path, prefix, lambda: load(source, local_files_only=True), missing_ok=True)
+    if cached is not _NOT_FOUND:
+        return cached
+    # Not in the local cache: go online if we can.
     if hub_offline():
         raise MissingCheckpointError(
             component, name_or_path, f"{prefix}it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
@@ -65,11 +64,20 @@ def open_checkpoint(component: str, name_or_path: str, load: Callable[..., T], w
     return _attempt(component, name_or_path, prefix, lambda: load(source, local_files_only=False))
 
 
-def _attempt(component: str, name: str, prefix: str, call: Callable[[], T]) -> T:
+_NOT_FOUND = object()
+
+
+def _attempt(component: str, name: str, prefix: str, call: Callable[[], T], missing_ok: bool = False) -> T:
+    """Run `call`; failures to find or read the checkpoint become MissingCheckpointError
+    (or `_NOT_FOUND` for "not there" when `missing_ok`)."""
     try:
         with quiet_transformers():
             return call()
-    except (OSError, ValueError) as error:  # what transformers raises for absent/unreadable checkpoints
+    except OSError as error:  # absent files, Hub errors, offline mode
+        if missing_ok:
+            return _NOT_FOUND
+        raise MissingCheckpointError(component, name, prefix + _first_line(error)) from None
+    except ValueError as error:  # unreadable or unrecognised config
         raise MissingCheckpointError(component, name, prefix + _first_line(error)) from None
     except RuntimeError as error:
         if "ignore_mismatched_sizes" not in str(error):  # e.g. out of memory: not ours to rename

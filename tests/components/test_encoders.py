@@ -210,3 +210,26 @@ def test_config_modules_import_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", "import json;" + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_hub_id_loads_from_local_cache(clip_dir, tmp_path, monkeypatch, pixels):
+    import shutil
+
+    from huggingface_hub import constants
+
+    # The Hub cache layout: models--org--name/{refs/main, snapshots/<commit>/...}.
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--ablate-test--tiny-clip"
+    shutil.copytree(clip_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    encoder = build("hf_clip", name_or_path="ablate-test/tiny-clip")
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(pixels), build("hf_clip", name_or_path=clip_dir)(pixels), rtol=0, atol=0)
+    assert encoder.cache_key != build("hf_clip", name_or_path=clip_dir).cache_key  # different source folder
+    from ablate.zoo.loading import checkpoint_dir
+
+    assert checkpoint_dir("ablate-test/tiny-clip") == repo / "snapshots" / commit  # its weights are hashed

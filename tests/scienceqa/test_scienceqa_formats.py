@@ -155,7 +155,8 @@ def test_base_prompt_keeps_the_labels_that_the_conversion_drops():
         "Answer: The answer is D.",
     )
     assert ScienceQAPrompt("QCM", "LEA").base_prompt(P2)[1] == "Answer:  The answer is D."
-    assert ScienceQAPrompt("QCM", "LEPA").base_prompt(P3)[1] == "SOLUTION: Salt Lake City is the capital of Utah.\n###\nANSWER: A."
+    assert ScienceQAPrompt("QCM", "LEPA").base_prompt(P3)[1] == (
+        "SOLUTION: Salt Lake City is the capital of Utah.\n###\nANSWER: A.")
 
 
 def test_reasoning_inputs():
@@ -250,3 +251,15 @@ def test_bad_codes_are_rejected(code):
 def test_unregistered_orders_still_render():
     assert get_format("MQ-A").render(P2) == (
         "Options: (A) cat (B) hat (C) bat (D) dog (E) mat\nQuestion: Which word does not rhyme?", "The answer is D.")
+
+
+def test_resolve_answer_format_accepts_every_spelling():
+    from ablate.scienceqa.formats import resolve_answer_format
+
+    built = get_format("CQM-A")
+    config = registries().answer_format.get("CQM-A").make_config()
+    assert resolve_answer_format(None).key == "QCM-LEA"
+    assert resolve_answer_format(built) is built
+    assert {resolve_answer_format(v).key for v in ("CQM-A", {"type": "CQM-A"}, config)} == {"CQM-A"}
+    with pytest.raises(AblateError, match="unknown answer_format 'QCM-LAE'"):
+        resolve_answer_format("QCM-LAE")

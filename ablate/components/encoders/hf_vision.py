@@ -13,6 +13,7 @@ from ablate.zoo.loading import checkpoint_fingerprint, open_checkpoint
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # config.json model types each tower can be read from (a full CLIP/SigLIP or a vision-only one).
 _MODEL_TYPES = {"clip": ("clip", "clip_vision_model"), "siglip": ("siglip", "siglip_vision_model")}
+_LABELS = {"clip": "CLIP", "siglip": "SigLIP"}
 
 
 class HFVisionEncoder(nn.Module):
@@ -58,7 +59,6 @@ def load_vision_encoder(config, family: str) -> HFVisionEncoder:
     """Load the tower and its image processor from `config.name_or_path` (frozen, eval mode)."""
     from transformers import AutoConfig, AutoImageProcessor, CLIPVisionModel, SiglipVisionModel
 
-    where = f"encoder {config.type}"
     checkpoint_config = open_checkpoint(
         "encoder", config.name_or_path, lambda src, **kw: AutoConfig.from_pretrained(src, **kw)
     )
@@ -66,9 +66,10 @@ def load_vision_encoder(config, family: str) -> HFVisionEncoder:
         other = next((f"; that is type hf_{f}" for f, types in _MODEL_TYPES.items()
                       if checkpoint_config.model_type in types), "")
         raise AblateError(
-            f"{where}: {config.name_or_path!r} is a {checkpoint_config.model_type!r} checkpoint, not "
-            f"{family.upper() if family == 'clip' else 'SigLIP'} (model_type {' or '.join(_MODEL_TYPES[family])}){other}"
+            f"encoder {config.type}: {config.name_or_path!r} is a {checkpoint_config.model_type!r} checkpoint, "
+            f"not {_LABELS[family]} (model_type {' or '.join(_MODEL_TYPES[family])}){other}"
         )
+    _check_against(config, getattr(checkpoint_config, "vision_config", None) or checkpoint_config)
     dtype = _DTYPES[config.dtype]
     if family == "clip":
         model_class, extra = CLIPVisionModel, {}
@@ -89,21 +90,6 @@ def load_vision_encoder(config, family: str) -> HFVisionEncoder:
             f"it is not a {model_class.__name__} checkpoint: {len(missing)} weights missing, e.g. {missing[0]}",
         )
 
-    checkpoint_size = int(model.config.image_size)
-    if config.image_size is not None and config.image_size != checkpoint_size:
-        raise AblateError(
-            f"{where}: image_size {config.image_size} does not match checkpoint "
-            f"{config.name_or_path!r}, which takes {checkpoint_size}x{checkpoint_size} images; "
-            f"remove image_size or choose a {config.image_size}px checkpoint"
-        )
-    num_states = model.config.num_hidden_layers + 1  # embeddings + every layer
-    for index in config.feature_layers:
-        if not -num_states <= index < num_states:
-            raise AblateError(
-                f"{where}: feature_layer {index} is out of range for {config.name_or_path!r}, which has "
-                f"{num_states} hidden states (use {-num_states}..{num_states - 1}; -1 = last layer)"
-            )
-
     image_processor = open_checkpoint(
         "encoder", config.name_or_path, lambda src, **kw: AutoImageProcessor.from_pretrained(src, **kw),
         what="image processor",
@@ -119,3 +105,22 @@ def load_vision_encoder(config, family: str) -> HFVisionEncoder:
         cache_key=checkpoint_fingerprint(config, config.name_or_path),
     )
     return encoder.eval()
+
+
+def _check_against(config, vision) -> None:
+    """Settings that must agree with the checkpoint's vision config, checked before loading weights."""
+    where = f"encoder {config.type}"
+    checkpoint_size = int(vision.image_size)
+    if config.image_size is not None and config.image_size != checkpoint_size:
+        raise AblateError(
+            f"{where}: image_size {config.image_size} does not match checkpoint "
+            f"{config.name_or_path!r}, which takes {checkpoint_size}x{checkpoint_size} images; "
+            f"remove image_size or choose a {config.image_size}px checkpoint"
+        )
+    num_states = vision.num_hidden_layers + 1  # embeddings + every layer
+    for index in config.feature_layers:
+        if not -num_states <= index < num_states:
+            raise AblateError(
+                f"{where}: feature_layer {index} is out of range for {config.name_or_path!r}, which has "
+                f"{num_states} hidden states (use {-num_states}..{num_states - 1}; -1 = last layer)"
+            )

@@ -1,0 +1,109 @@
+"""The study's MLflow parent run: created once, reopened on resume, its id kept in the study folder.
+
+Each cell's `ablate run` is a nested run of it (`mlflow.parentRunId`), tagged with the study,
+scale, arm labels, seed, Optuna trial and recipe hash (`cell_tags`). Report files are logged
+as artifacts of the parent run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+PARENT_FILE = "mlflow.json"
+TAG = "ablate.study"
+
+
+@dataclass
+class ParentRun:
+    run_id: str
+    tracking_uri: str
+    experiment_id: str
+
+    def client(self):
+        import mlflow
+
+        return mlflow.MlflowClient(self.tracking_uri)
+
+
+def cell_tags(study_name: str, scale: str, cell, trial_number: int | None, recipe_hash: str | None) -> dict[str, str]:
+    tags = {
+        TAG: study_name,
+        f"{TAG}.scale": scale,
+        f"{TAG}.cell": cell.id,
+        f"{TAG}.arm": cell.arm,
+        f"{TAG}.seed": str(cell.seed),
+        **{f"{TAG}.axis.{axis}": label for axis, label in cell.labels},
+    }
+    if trial_number is not None:
+        tags[f"{TAG}.trial"] = str(trial_number)
+    if recipe_hash:
+        tags["ablate.recipe_hash"] = recipe_hash
+    return tags
+
+
+def saved_parent(folder: Path) -> ParentRun | None:
+    try:
+        return ParentRun(**json.loads((folder / PARENT_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def open_parent(folder: Path, tracking_uri: str, experiment: str, study, scale: str) -> ParentRun:
+    """Reopen the parent run saved in `folder` (same tracking URI), or create it."""
+    from ablate.tracking import Tracker
+
+    tracker = Tracker(tracking_uri, experiment)
+    client = tracker._client
+    saved = saved_parent(folder)
+    if saved is not None and saved.tracking_uri == tracker.uri:
+        try:
+            run = client.get_run(saved.run_id)
+        except Exception:  # noqa: BLE001 - deleted or from another store
+            run = None
+        if run is not None and run.info.lifecycle_stage == "active":
+            client.update_run(saved.run_id, status="RUNNING")
+            return saved
+    run = client.create_run(
+        tracker.experiment_id,
+        run_name=f"study {study.name} [{scale}]",
+        tags={
+            TAG: study.name, f"{TAG}.scale": scale, f"{TAG}.role": "parent",
+            "mlflow.note.content": study.spec.description,
+        },
+    )
+    parent = ParentRun(run.info.run_id, tracker.uri, tracker.experiment_id)
+    client.log_artifact(parent.run_id, str(study.path))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / PARENT_FILE).write_text(json.dumps(parent.__dict__, indent=2))
+    return parent
+
+
+def close_parent(parent: ParentRun, status: str) -> None:
+    parent.client().set_terminated(parent.run_id, status=status)
+
+
+def kill_orphans(parent: ParentRun, trial_numbers: list[int]) -> None:
+    """Mark KILLED the nested runs that dead workers left RUNNING, so the report ignores them."""
+    if not trial_numbers:
+        return
+    client = parent.client()
+    for run in nested_runs(parent, status="RUNNING"):
+        if run.data.tags.get(f"{TAG}.trial") in {str(n) for n in trial_numbers}:
+            client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def nested_runs(parent: ParentRun, status: str | None = None) -> list:
+    """Every nested run of the parent (optionally with one status), all pages."""
+    client = parent.client()
+    query = f"tags.mlflow.parentRunId = '{parent.run_id}'"
+    if status:
+        query += f" and attributes.status = '{status}'"
+    runs, token = [], None
+    while True:
+        page = client.search_runs([parent.experiment_id], filter_string=query, max_results=1000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs

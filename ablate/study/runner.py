@@ -1,0 +1,315 @@
+"""`ablate study`: prepare a study, open its parent run, queue its cells, run workers, report.
+
+    run_study("clip_layer", scale="tiny")                 # in-process, one worker
+    run_study("clip_layer", scale="tiny", workers=2)      # two worker processes on the journal
+    run_study(path, run_fn=fake_run)                      # tests: any function shaped like run_recipe
+
+Re-running the same call resumes: finished cells stay finished, cells whose worker died run
+again, failed cells are listed with their error until `retry_failed=True`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ablate.errors import AblateError
+from ablate.study import queue
+from ablate.study.cells import (
+    Cell,
+    StudyCheckpointError,
+    expand_cells,
+    missing_checkpoints,
+    seeds_for,
+    study_experiment,
+    validate_cells,
+)
+from ablate.study.discovery import find_study
+from ablate.study.parent import ParentRun, close_parent, kill_orphans, open_parent, saved_parent
+from ablate.study.schema import StudyFile, load_study
+from ablate.study.storage import load_or_create, open_storage, optuna_study_name, queue_lock, study_folder
+from ablate.study.worker import Worker, WorkerSpec, run_fn_ref
+
+WORKER_SPEC = "worker.json"
+
+
+@dataclass
+class PreparedStudy:
+    study: StudyFile
+    scale: str
+    seeds: list[int]
+    cells: list[Cell]
+    recipes: dict[str, Any]  # cell id -> Recipe
+    folder: Path
+    experiment: str
+
+    @property
+    def optuna_name(self) -> str:
+        return optuna_study_name(self.study.name, self.scale)
+
+
+@dataclass
+class StudyOutcome:
+    prepared: PreparedStudy
+    parent: ParentRun
+    states: dict[str, queue.CellState]
+    report: Any = None
+    report_paths: list[Path] = field(default_factory=list)
+    interrupted: bool = False
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(st.state == s for st in self.states.values()) for s in queue.STATES}
+
+
+def prepare_study(ref: str | Path, scale: str = "paper", *, seeds: int | None = None,
+                  check_checkpoints: bool = True) -> PreparedStudy:
+    """Load and validate the study and every cell's recipe; check the checkpoints are here."""
+    study = load_study(find_study(str(ref)))
+    study.section(scale)  # a clear error for a scale the study lacks
+    seed_list = seeds_for(study, scale, seeds)
+    cells = expand_cells(study, scale, seed_list)
+    recipes = validate_cells(study, scale, cells)
+    if check_checkpoints:
+        missing = missing_checkpoints(recipes.values())
+        if missing:
+            raise StudyCheckpointError(study.name, scale, missing)
+    output_dirs = sorted({r.output_dir for r in recipes.values()})
+    if len(output_dirs) > 1:
+        raise AblateError(f"study {study.name!r}: every arm must keep one output_dir, got {', '.join(output_dirs)}")
+    folder = study_folder(output_dirs[0], study.name, scale)
+    return PreparedStudy(study, scale, seed_list, cells, recipes, folder, study_experiment(study, scale))
+
+
+def resolve_tracking_uri(prepared: PreparedStudy, explicit: str | None) -> str:
+    from ablate.tracking import tracking_uri
+
+    if explicit:
+        return explicit
+    saved = saved_parent(prepared.folder)
+    if saved is not None:
+        return saved.tracking_uri
+    first = next(iter(prepared.recipes.values()))
+    return tracking_uri(first.tracking.tracking_uri)
+
+
+def run_study(
+    ref: str | Path,
+    *,
+    scale: str = "paper",
+    seeds: int | None = None,
+    workers: int = 1,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    retry_failed: bool = False,
+    run_fn: Callable[..., Any] | str | None = None,
+    run_kwargs: dict[str, Any] | None = None,
+    check_checkpoints: bool = True,
+    report: bool = True,
+    console=None,
+    progress_factory: Callable[[], Any] | None = None,
+    poll_s: float = 1.0,
+) -> StudyOutcome:
+    from rich.console import Console
+
+    console = console or Console()
+    if workers < 1:
+        raise AblateError(f"--workers must be >= 1, got {workers}")
+    prepared = prepare_study(ref, scale, seeds=seeds, check_checkpoints=check_checkpoints)
+    uri = resolve_tracking_uri(prepared, tracking_uri)
+    folder = prepared.folder
+    folder.mkdir(parents=True, exist_ok=True)
+
+    optuna_storage = open_storage(storage, folder)
+    study, created = load_or_create(optuna_storage, prepared.optuna_name, prepared.study.spec.direction)
+    parent = open_parent(folder, uri, prepared.experiment, prepared.study, scale)
+    lock = queue_lock(folder)
+    states, reaped = queue.sync(study, prepared.cells, lock, retry_failed=retry_failed)
+    kill_orphans(parent, [t.number for t in reaped])
+
+    console.print(
+        f"[bold]ablate study[/] {prepared.study.name} [{scale}] · {len(prepared.cells)} cells "
+        f"({len(prepared.study.arm_names())} arms x {len(prepared.seeds)} seeds) · folder {folder} · "
+        f"{'new' if created else 'resumed'} · MLflow parent run {parent.run_id} in {uri}",
+        highlight=False,
+    )
+    if reaped:
+        console.print(f"[yellow]{len(reaped)} cell(s) whose worker died are queued again[/]")
+    console.print(status_table(prepared, states))
+
+    spec = WorkerSpec(
+        study_path=str(prepared.study.path), scale=scale, seeds=prepared.seeds, folder=str(folder.resolve()),
+        storage=storage, tracking_uri=uri, parent_run_id=parent.run_id, run_fn=run_fn_ref(run_fn),
+        run_kwargs=dict(run_kwargs or {}),
+    )
+    interrupted = False
+    try:
+        if any(s.state == "queued" for s in states.values()):
+            if workers == 1:
+                _run_in_process(spec, run_fn if callable(run_fn) else None, console, progress_factory)
+            else:
+                _run_processes(spec, workers, prepared, study, console, poll_s)
+    except KeyboardInterrupt:
+        interrupted = True
+    states = queue.cell_states(study, [c.id for c in prepared.cells])
+    outcome = StudyOutcome(prepared, parent, states, interrupted=interrupted)
+    counts = outcome.counts()
+    close_parent(parent, "FINISHED" if counts["done"] == len(states) else ("KILLED" if interrupted else "FAILED"))
+
+    console.print(status_table(prepared, states))
+    print_summary(outcome, console)
+    if report and counts["done"]:
+        from ablate.study.report import make_report, render_markdown
+
+        outcome.report, outcome.report_paths = make_report(prepared.study, scale, parent, folder)
+        from rich.markdown import Markdown
+
+        console.print(Markdown(render_markdown(outcome.report)))
+        console.print(f"report: {', '.join(str(p) for p in outcome.report_paths)}", highlight=False)
+    if interrupted:
+        console.print("[yellow]interrupted[/]: re-run the same command to resume")
+        raise KeyboardInterrupt
+    return outcome
+
+
+def _run_in_process(spec: WorkerSpec, run_fn, console, progress_factory) -> None:
+    import contextlib
+
+    progress_cm = progress_factory() if progress_factory else contextlib.nullcontext()
+    with progress_cm as progress:
+        out = progress.console if progress is not None else console
+
+        def event(kind: str, cell: Cell, info: dict[str, Any]) -> None:
+            out.print(_event_line(kind, cell, info), highlight=False)
+
+        Worker(spec, run_fn, progress=progress, on_event=event).run()
+
+
+def _event_line(kind: str, cell: Cell, info: dict[str, Any]) -> str:
+    if kind == "start":
+        return f"[bold]▶[/] {cell.arm} · seed {cell.seed} (trial {info['trial']})"
+    if kind == "fail":
+        return f"[red]✗[/] {cell.arm} · seed {cell.seed}: {info['error']}"
+    reused = info.get("stages_reused", 0)
+    return (f"[green]✓[/] {cell.arm} · seed {cell.seed}: objective {info['value']:.4f} · "
+            f"{info.get('seconds', 0):.1f} s · {reused} stage(s) reused · "
+            f"feature cache {info.get('feature_cache_hits', 0)} hits")
+
+
+def _run_processes(spec: WorkerSpec, n: int, prepared: PreparedStudy, study, console, poll_s: float) -> None:
+    """N `python -m ablate.study.worker` processes on the shared storage, with a live status table."""
+    from rich.live import Live
+
+    folder = Path(spec.folder)
+    spec_path = spec.save(folder / WORKER_SPEC)
+    logs = folder / "workers"
+    logs.mkdir(exist_ok=True)
+    procs: list[subprocess.Popen] = []
+    handles = []
+    try:
+        for i in range(n):
+            handle = (logs / f"worker-{i}.log").open("a")
+            handles.append(handle)
+            env = {**os.environ, "ABLATE_STUDY_WORKER": str(i)}
+            procs.append(subprocess.Popen([sys.executable, "-m", "ablate.study.worker", str(spec_path)],
+                                          stdout=handle, stderr=subprocess.STDOUT, env=env))
+        ids = [c.id for c in prepared.cells]
+        with Live(status_table(prepared, queue.cell_states(study, ids)), console=console, refresh_per_second=2) as live:
+            while any(p.poll() is None for p in procs):
+                time.sleep(poll_s)
+                live.update(status_table(prepared, queue.cell_states(study, ids)))
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(2)  # SIGINT: each worker marks its cell interrupted, to run again
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        raise
+    finally:
+        for handle in handles:
+            handle.close()
+    bad = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (0, None)]
+    for i, code in bad:
+        console.print(f"[yellow]worker {i} exited with {code}[/]; log: {logs / f'worker-{i}.log'}", highlight=False)
+
+
+# --- display ---------------------------------------------------------------------------------
+
+STATE_STYLE = {"done": "green", "running": "cyan", "queued": "white", "failed": "red", "pending": "yellow"}
+
+
+def status_table(prepared: PreparedStudy, states: dict[str, queue.CellState]):
+    from rich.table import Table
+
+    counts = {s: sum(st.state == s for st in states.values()) for s in queue.STATES}
+    title = f"{prepared.study.name} [{prepared.scale}]: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    table = Table(title=title, title_justify="left")
+    for col in ("arm", "seed", "state", "trial", "worker", "time", "objective", "note"):
+        table.add_column(col, overflow="fold")
+    for cell in prepared.cells:
+        st = states[cell.id]
+        attrs = st.trial.user_attrs if st.trial is not None else {}
+        worker = f"{attrs['host']}:{attrs['pid']}" if st.state == "running" and "pid" in attrs else ""
+        seconds = attrs.get("seconds")
+        value = st.trial.value if st.state == "done" and st.trial is not None else None
+        note = st.error or (f"retry after: {attrs.get(queue.DIED)}" if queue.DIED in attrs and st.state != "done" else "")
+        table.add_row(cell.arm, str(cell.seed), f"[{STATE_STYLE[st.state]}]{st.state}[/]",
+                      str(st.trial.number) if st.trial is not None else "", worker,
+                      f"{seconds:.1f}s" if seconds is not None else "", f"{value:.4f}" if value is not None else "",
+                      (note or "")[:200])
+    return table
+
+
+def summary(states: dict[str, queue.CellState]) -> dict[str, float]:
+    """Compute seconds, stages reused and feature-cache hits over the finished cells."""
+    done = [s.trial.user_attrs for s in states.values() if s.state == "done"]
+    return {
+        "cells_done": len(done),
+        "seconds": sum(a.get("seconds", 0.0) for a in done),
+        "stages": sum(a.get("stages", 0) for a in done),
+        "stages_reused": sum(a.get("stages_reused", 0) for a in done),
+        "feature_cache_hits": sum(a.get("feature_cache_hits", 0) for a in done),
+        "feature_cache_misses": sum(a.get("feature_cache_misses", 0) for a in done),
+    }
+
+
+def print_summary(outcome: StudyOutcome, console) -> None:
+    s = summary(outcome.states)
+    counts = outcome.counts()
+    console.print(
+        f"[bold]summary[/]: {counts['done']}/{len(outcome.states)} cells done · compute {s['seconds']:.1f} s · "
+        f"stages reused {int(s['stages_reused'])} of {int(s['stages'])} · feature cache "
+        f"{int(s['feature_cache_hits'])} hits / {int(s['feature_cache_misses'])} misses",
+        highlight=False,
+    )
+    for cell, st in outcome.states.items():
+        if st.state == "failed":
+            console.print(f"[red]failed[/] {cell}: {st.error}", highlight=False)
+    if counts["failed"]:
+        console.print("re-run with --retry-failed to run the failed cells again")
+    if counts["pending"] or counts["queued"] or counts["running"]:
+        console.print("some cells did not finish; re-run the same command to resume")
+
+
+# --- report only -----------------------------------------------------------------------------
+
+
+def report_study(ref: str | Path, *, scale: str = "paper", tracking_uri: str | None = None):
+    """(Report, paths) for a study that has run (or partly run) on this machine."""
+    from ablate.study.report import make_report
+
+    prepared = prepare_study(ref, scale, check_checkpoints=False)
+    parent = saved_parent(prepared.folder)
+    if parent is None:
+        raise AblateError(f"study {prepared.study.name!r} [{scale}] has not run here: no {prepared.folder}/mlflow.json. "
+                          f"Run `ablate study {prepared.study.name} --scale {scale}` first")
+    if tracking_uri and tracking_uri != parent.tracking_uri:
+        parent = ParentRun(parent.run_id, tracking_uri, parent.experiment_id)
+    return make_report(prepared.study, scale, parent, prepared.folder)

@@ -1,0 +1,403 @@
+"""The study file: a pydantic model, unknown keys rejected, every problem reported with its path.
+
+    description: Does the CLIP layer matter?
+    scales:                         # one section per scale; `paper` and/or `tiny`
+      paper:
+        base: ../recipes/llava_v1_13b_scienceqa.yaml    # relative to this file
+        seeds: 1                    # a count (base recipe seed, +1, ...) or a list
+      tiny:
+        base: ../recipes/tiny_scienceqa.yaml
+        seeds: 3
+        overrides: {eval.each_epoch: true}              # recipe paths -> values, this scale only
+        note: shown in the report for this scale
+    direction: maximize
+    axes:
+      - name: feature_layer
+        path: model.encoder.feature_layer               # or {paper: ..., tiny: ...}
+        arms:
+          - {label: penultimate, value: -2}             # the same value at every scale
+          - {label: last, value: -1}
+          - label: 13B                                  # a value per scale
+            per_scale: {paper: lmsys/vicuna-13b-v1.3, tiny: "zoo:tiny-llama-large"}
+          - label: no alignment
+            value: null                                 # at a list-item path: remove that stage
+            set: {eval.template: vicuna_v1}             # more edits for this arm, every scale
+            scale_set: {tiny: {eval.limit: 100}}        # more edits for this arm, one scale
+    baseline: penultimate           # an arm label; with several axes {axis: label, ...}
+    paper:
+      - source: LLaVA (Liu et al., NeurIPS 2023), Table 8
+        benchmark: ScienceQA accuracy (%)
+        values: {penultimate: 90.92, last: 89.96}
+    report: {epoch_curves: false, model_columns: false}
+
+An arm with neither `value` nor `per_scale` keeps the base recipe's value at the axis path.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ablate.errors import AblateError, Problem, closest
+
+Scale = Literal["paper", "tiny"]
+SCALES: tuple[str, ...] = ("paper", "tiny")
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.,%+()-]*$"
+# Combined arm name when a study has several axes: labels joined in axis order.
+ARM_JOIN = " / "
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+PerScaleStr = Union[str, dict[Scale, str]]
+
+
+def for_scale(value: Any, scale: str) -> Any:
+    """`value` itself, or its entry for `scale` when it is a {paper: ..., tiny: ...} mapping."""
+    return value.get(scale) if isinstance(value, dict) else value
+
+
+class Arm(Strict):
+    label: str = Field(pattern=LABEL_PATTERN, description="readable arm name used in reports and tags")
+    value: Any = Field(None, description="value at the axis path, the same at every scale (null removes a list item)")
+    per_scale: dict[Scale, Any] | None = Field(None, description="value at the axis path for each scale")
+    set: dict[str, Any] = Field({}, description="more recipe edits for this arm, every scale: path -> value")
+    scale_set: dict[Scale, dict[str, Any]] = Field({}, description="more recipe edits for this arm, per scale")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_value_form(self) -> "Arm":
+        if "value" in self.model_fields_set and self.per_scale is not None:
+            raise ValueError("give either `value` (every scale) or `per_scale`, not both")
+        return self
+
+    def value_for(self, scale: str) -> tuple[bool, Any]:
+        """(whether this arm sets the axis path at `scale`, the value)."""
+        if self.per_scale is not None:
+            return scale in self.per_scale, self.per_scale.get(scale)
+        return "value" in self.model_fields_set, self.value
+
+    def edits_for(self, scale: str) -> dict[str, Any]:
+        return {**self.set, **self.scale_set.get(scale, {})}
+
+
+class Axis(Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Optuna parameter name of this axis")
+    path: PerScaleStr = Field(description="recipe path the arms set, e.g. model.connector; or one per scale")
+    arms: list[Arm] = Field(min_length=1)
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _not_seed(cls, name: str) -> str:
+        if name == "seed":
+            raise ValueError("'seed' is reserved for the seed parameter")
+        return name
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> "Axis":
+        labels = [a.label for a in self.arms]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"arm labels must be unique within an axis; repeated: {', '.join(dupes)}")
+        return self
+
+    def path_for(self, scale: str) -> str | None:
+        return for_scale(self.path, scale)
+
+    def labels(self) -> list[str]:
+        return [a.label for a in self.arms]
+
+    def arm(self, label: str) -> Arm:
+        return next(a for a in self.arms if a.label == label)
+
+
+class MetricSpec(Strict):
+    name: str = Field(description="name in the report; the evaluator's metric name, e.g. accuracy")
+    key: str | None = Field(None, description="MLflow metric key (default eval/<name>, or eval/accuracy/<category>)")
+    category: str | None = Field(
+        None, description="only eval items of this category (record meta's category or data_type)",
+    )
+    items: bool = Field(
+        True, description="the metric is the mean of the items' `correct` field, so the predictions "
+        "give a bootstrap CI; false for scores that are not (e.g. a judge's relative score)",
+    )
+    description: str = ""
+
+    def mlflow_key(self) -> str:
+        if self.key:
+            return self.key
+        return f"eval/accuracy/{self.category}" if self.category else f"eval/{self.name}"
+
+
+class ScaleSection(Strict):
+    base: str = Field(description="base recipe, relative to the study file")
+    seeds: Union[int, list[int]] = Field(
+        1, description="a count (seeds base.seed, base.seed+1, ...) or an explicit list",
+    )
+    objective: str = Field("accuracy", description="metric the Optuna trials report (a name in `metrics`)")
+    metrics: list[Union[MetricSpec, str]] = Field(
+        [], description="metrics the report tabulates (the objective is always included)",
+    )
+    overrides: dict[str, Any] = Field({}, description="recipe edits at this scale: path -> value")
+    note: str = Field("", description="printed with this scale's report, e.g. how its metric differs")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds: int | list[int]) -> int | list[int]:
+        if isinstance(seeds, int) and seeds < 1:
+            raise ValueError("seeds must be >= 1")
+        if isinstance(seeds, list) and (not seeds or len(set(seeds)) != len(seeds)):
+            raise ValueError("seeds must be a non-empty list of distinct integers")
+        return seeds
+
+    def metric_specs(self) -> list[MetricSpec]:
+        specs = [MetricSpec(name=m) if isinstance(m, str) else m for m in self.metrics]
+        if self.objective not in {s.name for s in specs}:
+            specs.insert(0, MetricSpec(name=self.objective))
+        return specs
+
+    def metric(self, name: str) -> MetricSpec:
+        return next(s for s in self.metric_specs() if s.name == name)
+
+
+class PaperResult(Strict):
+    source: str = Field(description="paper and table, e.g. 'LLaVA (Liu et al., NeurIPS 2023), Table 8'")
+    benchmark: str = Field(description="what the paper measured, with its unit, e.g. 'ScienceQA accuracy (%)'")
+    metric: PerScaleStr | None = Field(None, description="our metric it is compared with (default: the objective)")
+    values: dict[str, float] = Field(min_length=1, description="arm -> the paper's number")
+
+    def metric_for(self, scale: str, section: ScaleSection) -> str:
+        return for_scale(self.metric, scale) or section.objective
+
+
+class ReportOptions(Strict):
+    epoch_curves: bool = Field(False, description="plot metrics per epoch (needs eval.each_epoch in the recipe)")
+    epoch_claim: str = Field("", description="the paper's claim about convergence, quoted beside the curves")
+    plateau_tolerance: float = Field(0.01, ge=0, description="an arm plateaus at the first epoch within this of its best")
+    model_columns: bool = Field(False, description="show visual tokens and connector parameters beside each arm")
+    bootstrap_samples: int = Field(2000, ge=100)
+    bootstrap_seed: int = 0
+
+
+class Study(Strict):
+    description: str
+    scales: dict[Scale, ScaleSection] = Field(min_length=1)
+    direction: Literal["maximize", "minimize"] = "maximize"
+    axes: list[Axis] = Field(min_length=1)
+    baseline: Union[str, dict[str, str]]
+    paper: list[PaperResult] = []
+    report: ReportOptions = ReportOptions()
+
+
+# --- the loaded file ------------------------------------------------------------------------
+
+
+@dataclass
+class StudyFile:
+    name: str
+    path: Path
+    spec: Study
+    origins: dict[tuple, str] = field(default_factory=dict)
+
+    @property
+    def scales(self) -> list[str]:
+        return [s for s in SCALES if s in self.spec.scales]
+
+    def section(self, scale: str) -> ScaleSection:
+        if scale not in self.spec.scales:
+            raise AblateError(
+                f"study {self.name!r} has no {scale!r} scale; it defines: {', '.join(self.scales)}"
+            )
+        return self.spec.scales[scale]
+
+    def base_path(self, scale: str) -> Path:
+        return (self.path.parent / self.section(scale).base).resolve()
+
+    def arms(self) -> list[tuple[tuple[str, str], ...]]:
+        """Every combination of arm labels, as ((axis, label), ...) in axis order."""
+        combos: list[tuple[tuple[str, str], ...]] = [()]
+        for axis in self.spec.axes:
+            combos = [c + ((axis.name, label),) for c in combos for label in axis.labels()]
+        return combos
+
+    def arm_names(self) -> list[str]:
+        return [arm_name(c) for c in self.arms()]
+
+    def baseline_arm(self) -> str:
+        base = self.spec.baseline
+        if isinstance(base, str):
+            return base
+        return ARM_JOIN.join(base[a.name] for a in self.spec.axes)
+
+    def where(self, path: tuple) -> str | None:
+        for n in range(len(path), -1, -1):
+            if tuple(path[:n]) in self.origins:
+                return self.origins[tuple(path[:n])]
+        return None
+
+
+def arm_name(labels: tuple[tuple[str, str], ...]) -> str:
+    return ARM_JOIN.join(label for _, label in labels)
+
+
+@dataclass
+class StudyError(AblateError):
+    """Every problem found in a study file, reported together."""
+
+    source: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        n = len(self.problems)
+        head = f"{self.source}: {n} problem{'s' if n != 1 else ''} in study"
+        return "\n".join([head, *(p.render() for p in self.problems)])
+
+
+def load_study(path: str | Path) -> StudyFile:
+    """Read and validate a study file; StudyError lists every problem with its path and line."""
+    from ablate.recipe.yaml_source import load_yaml_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise AblateError(f"study file not found: {path}")
+    src = load_yaml_file(path)
+    try:
+        spec = Study.model_validate(src.data)
+    except ValidationError as exc:
+        raise StudyError(str(path), [_problem(err, src) for err in exc.errors()]) from None
+    study = StudyFile(path.stem, path.resolve(), spec, src.origins)
+    problems = cross_check(study)
+    if problems:
+        raise StudyError(str(path), problems)
+    return study
+
+
+def cross_check(study: StudyFile) -> list[Problem]:
+    """Checks that span fields: baseline and paper arms exist, per-scale mappings are complete."""
+    spec, problems = study.spec, []
+
+    def add(path: tuple, message: str) -> None:
+        problems.append(Problem(".".join(str(p) for p in path), message, study.where(path)))
+
+    names = [a.name for a in spec.axes]
+    for dupe in sorted({n for n in names if names.count(n) > 1}):
+        add(("axes",), f"axis names must be unique; repeated: {dupe}")
+    scales = study.scales
+    for i, axis in enumerate(spec.axes):
+        if isinstance(axis.path, dict) and (missing := [s for s in scales if s not in axis.path]):
+            add(("axes", i, "path"), f"no path for scale {', '.join(missing)} (the study defines {', '.join(scales)})")
+        for j, arm in enumerate(axis.arms):
+            if arm.per_scale is not None and (missing := [s for s in scales if s not in arm.per_scale]):
+                add(("axes", i, "arms", j, "per_scale"), f"no value for scale {', '.join(missing)}")
+    arms = study.arm_names()
+    base = spec.baseline
+    if isinstance(base, dict):
+        for axis in spec.axes:
+            if axis.name not in base:
+                add(("baseline",), f"no baseline label for axis {axis.name!r}")
+            elif base[axis.name] not in axis.labels():
+                add(("baseline", axis.name), _unknown("arm", base[axis.name], axis.labels()))
+        for extra in sorted(set(base) - set(names)):
+            add(("baseline", extra), _unknown("axis", extra, names))
+    elif len(spec.axes) > 1:
+        add(("baseline",), "with several axes give the baseline as {axis: label, ...}")
+    elif base not in arms:
+        add(("baseline",), _unknown("arm", base, arms))
+    for scale in scales:
+        section = spec.scales[scale]
+        metric_names = [m.name for m in section.metric_specs()]
+        dupes = sorted({n for n in metric_names if metric_names.count(n) > 1})
+        if dupes:
+            add(("scales", scale, "metrics"), f"metric names must be unique; repeated: {', '.join(dupes)}")
+        for i, ref in enumerate(spec.paper):
+            metric = ref.metric_for(scale, section)
+            if metric not in metric_names:
+                add(("paper", i, "metric"), f"scale {scale}: {_unknown('metric', metric, metric_names)}")
+    for i, ref in enumerate(spec.paper):
+        for arm in ref.values:
+            if arm not in arms:
+                add(("paper", i, "values", arm), _unknown("arm", arm, arms))
+        if isinstance(ref.metric, dict) and (missing := [s for s in scales if s not in ref.metric]):
+            add(("paper", i, "metric"), f"no metric for scale {', '.join(missing)}")
+    return problems
+
+
+def _unknown(what: str, name: str, known: list[str]) -> str:
+    hint = closest(str(name), known)
+    return f"unknown {what} {name!r}." + (f" Did you mean {hint!r}?" if hint else "") + f" Known: {', '.join(known)}"
+
+
+# --- pydantic errors -> problems -------------------------------------------------------------
+
+
+def _problem(err: dict[str, Any], src) -> Problem:
+    loc = _real_keys(tuple(err["loc"]), src.data)
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        allowed = _fields_at(loc[:-1])
+        hint = closest(str(loc[-1]), allowed) if allowed else None
+        message = f"unknown key {loc[-1]!r}." + (f" Did you mean {hint!r}?" if hint else "")
+        if allowed:
+            message += f" Allowed: {', '.join(sorted(allowed))}"
+    elif err["type"] == "missing":
+        message = "required field is missing"
+    elif "input" in err and not isinstance(err["input"], (dict, list)):
+        message += f" (got {err['input']!r})"
+    return Problem(".".join(str(k) for k in loc), message, src.where(loc))
+
+
+def _real_keys(loc: tuple, data: Any) -> tuple:
+    """Drop pydantic's union-branch labels (e.g. 'MetricSpec', 'str') that are not keys in the file."""
+    out, node = [], data
+    for key in loc:
+        if isinstance(node, dict) and key in node:
+            out.append(key)
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            out.append(key)
+            node = node[key]
+        elif isinstance(node, (dict, list)) and isinstance(key, str) and (key[:1].isupper() or "[" in key or key in {"str", "int"}):
+            continue
+        else:
+            out.append(key)
+            node = None
+    return tuple(out)
+
+
+def _fields_at(loc: tuple) -> list[str] | None:
+    model: Any = Study
+    for key in loc:
+        model = _child(model, key)
+        if model is None:
+            return None
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _child(model: Any, key: Any) -> Any:
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        if key not in model.model_fields:
+            return None
+        return _model_in(model.model_fields[key].annotation)
+    origin = typing.get_origin(model)
+    if origin is list and isinstance(key, int):
+        return _model_in(typing.get_args(model)[0])
+    if origin is dict:
+        return _model_in(typing.get_args(model)[1])
+    return None
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model (or container type) inside Optional/Union annotations."""
+    if typing.get_origin(annotation) is Union:
+        for arg in typing.get_args(annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel) or typing.get_origin(arg) in (list, dict):
+                return arg
+        return None
+    return annotation

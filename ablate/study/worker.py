@@ -1,0 +1,218 @@
+"""A study worker: claim a queued cell, run its recipe as a nested MLflow run, tell Optuna, repeat.
+
+Runs in the `ablate study` process (one worker) or as `python -m ablate.study.worker SPEC.json`
+(`--workers N` starts N of these on the same journal file). The run function defaults to
+`ablate.run.runner.run_recipe`; tests inject another as "module:function".
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ablate.errors import AblateError
+from ablate.study import queue
+from ablate.study.parent import cell_tags
+
+DEFAULT_RUN_FN = "ablate.run.runner:run_recipe"
+
+
+@dataclass
+class WorkerSpec:
+    """Everything a worker process needs, as JSON."""
+
+    study_path: str
+    scale: str
+    seeds: list[int]
+    folder: str
+    storage: str | None
+    tracking_uri: str
+    parent_run_id: str
+    run_fn: str = DEFAULT_RUN_FN
+    run_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: Path) -> Path:
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "WorkerSpec":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def import_run_fn(ref: str) -> Callable[..., Any]:
+    module, _, attr = ref.partition(":")
+    if not attr:
+        raise AblateError(f"run function {ref!r}: expected 'module:function'")
+    fn: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        fn = getattr(fn, part)
+    return fn
+
+
+def run_fn_ref(fn: Callable[..., Any] | str | None) -> str:
+    """'module:qualname' of a run function, so worker processes can import it."""
+    if fn is None:
+        return DEFAULT_RUN_FN
+    if isinstance(fn, str):
+        return fn
+    ref = f"{fn.__module__}:{fn.__qualname__}"
+    if "<" in ref or fn.__module__ == "__main__":
+        raise AblateError(f"run function {ref}: worker processes cannot import it; pass a module-level function")
+    return ref
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec, run_fn: Callable[..., Any] | None = None, *, progress=None,
+                 on_event: Callable[[str, Any, dict[str, Any]], None] | None = None):
+        from ablate.study.cells import base_source, expand_cells
+        from ablate.study.schema import load_study
+        from ablate.study.storage import load_or_create, open_storage, optuna_study_name, queue_lock
+
+        self.spec = spec
+        self.study_file = load_study(spec.study_path)
+        self.section = self.study_file.section(spec.scale)
+        self.cells = {c.id: c for c in expand_cells(self.study_file, spec.scale, spec.seeds)}
+        self.base = base_source(self.study_file, spec.scale)
+        self.folder = Path(spec.folder)
+        self.storage = open_storage(spec.storage, self.folder)
+        self.study, _ = load_or_create(self.storage, optuna_study_name(self.study_file.name, spec.scale),
+                                       self.study_file.spec.direction)
+        self.lock = queue_lock(self.folder)
+        self.run_fn = run_fn or import_run_fn(spec.run_fn)
+        self.progress = progress
+        self.on_event = on_event or (lambda *_: None)
+
+    def run(self, max_cells: int | None = None) -> int:
+        """Drain the queue; returns the number of cells this worker completed."""
+        done = 0
+        while max_cells is None or done < max_cells:
+            claimed = queue.claim(self.study, self.cells, self.lock)
+            if claimed is None:
+                break
+            trial, cell = claimed
+            done += self.execute(trial, cell)
+        return done
+
+    def execute(self, trial, cell) -> bool:
+        from optuna.storages._heartbeat import get_heartbeat_thread
+        from optuna.trial import TrialState
+
+        from ablate.recipe.loading import recipe_hash
+        from ablate.study.cells import cell_recipe
+
+        self.on_event("start", cell, {"trial": trial.number})
+        heartbeat = get_heartbeat_thread(trial._trial_id, self.storage)
+        heartbeat.start()
+        t0 = time.perf_counter()
+        try:
+            recipe = cell_recipe(self.study_file, self.spec.scale, cell, self.base)
+            rhash = recipe_hash(recipe)
+            trial.set_user_attr("recipe_hash", rhash)
+            tags = cell_tags(self.study_file.name, self.spec.scale, cell, trial.number, rhash)
+            result = self.run_fn(
+                recipe, recipe_path=self.study_file.base_path(self.spec.scale), tracking_uri=self.spec.tracking_uri,
+                parent_run_id=self.spec.parent_run_id, tags=tags, progress=self.progress, **self.spec.run_kwargs,
+            )
+            value = objective_value(result, self.section)
+        except Exception as exc:  # noqa: BLE001 - a failing cell is recorded, the study goes on
+            message = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr(queue.ERROR, message[:4000])
+            if not isinstance(exc, AblateError):
+                trial.set_user_attr("traceback", traceback.format_exc()[-8000:])
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.on_event("fail", cell, {"trial": trial.number, "error": message})
+            return False
+        except BaseException:
+            # Ctrl-C or a kill signal turned exception: the cell did not fail, it was stopped.
+            trial.set_user_attr(queue.DIED, "interrupted")
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise
+        finally:
+            heartbeat.join()
+        attrs = result_attrs(result, time.perf_counter() - t0)
+        for key, val in attrs.items():
+            trial.set_user_attr(key, val)
+        log_cell_metrics(result, attrs)
+        self.study.tell(trial, value)
+        self.on_event("done", cell, {"trial": trial.number, "value": value, **attrs})
+        return True
+
+
+def objective_value(result, section) -> float:
+    spec = section.metric(section.objective)
+    metrics = result.eval_metrics or {}
+    for key in (spec.name, spec.mlflow_key().split("/", 1)[-1]):
+        if key in metrics:
+            return float(metrics[key])
+    raise AblateError(
+        f"objective metric {section.objective!r} is not among the run's eval metrics "
+        f"({', '.join(sorted(metrics)) or 'none: does the recipe have an eval section?'})"
+    )
+
+
+def result_attrs(result, seconds: float) -> dict[str, Any]:
+    """What the study summary needs from a RunResult, as JSON-friendly trial attributes."""
+    cache = result.feature_cache or {}
+    return {
+        "run_id": result.run_id,
+        "tracking_uri": result.tracking_uri,
+        "seconds": float(result.seconds or seconds),
+        "stages": len(result.stages),
+        "stages_reused": sum(s.reused_from is not None for s in result.stages),
+        "feature_cache_hits": int(cache.get("hits", 0)),
+        "feature_cache_misses": int(cache.get("misses", 0)),
+        "visual_tokens": int(result.visual_tokens),
+        "parameter_counts": result.parameter_counts,
+        "metrics": {k: float(v) for k, v in (result.eval_metrics or {}).items()},
+    }
+
+
+def log_cell_metrics(result, attrs: dict[str, Any]) -> None:
+    """Log the figures the study report reads (cost, sharing, model size) onto the cell's run."""
+    if not result.run_id:
+        return
+    import mlflow
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    values = {
+        "study/seconds": attrs["seconds"], "study/stages": attrs["stages"], "study/stages_reused": attrs["stages_reused"],
+        "study/feature_cache_hits": attrs["feature_cache_hits"], "study/feature_cache_misses": attrs["feature_cache_misses"],
+        "study/visual_tokens": attrs["visual_tokens"],
+        **{f"study/params/{c}/{k}": v for c, d in (result.parameter_counts or {}).items() for k, v in d.items()},
+    }
+    client = mlflow.MlflowClient(result.tracking_uri)
+    client.log_batch(result.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m ablate.study.worker SPEC.json", file=sys.stderr)
+        return 2
+    spec = WorkerSpec.load(argv[0])
+
+    def report(event: str, cell, info: dict[str, Any]) -> None:
+        detail = {"start": "", "done": f" value={info.get('value')}", "fail": f" error={info.get('error')}"}[event]
+        print(f"[worker] {event} {cell.id} (trial {info.get('trial')}){detail}", flush=True)
+
+    try:
+        done = Worker(spec, on_event=report).run()
+    except AblateError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(f"[worker] queue empty; completed {done} cell(s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+import pytest
+
+from ablate.errors import AblateError
+from ablate.eval.evaluators import ExactMatchConfig, ExactMatchEvaluator, normalize_answer
+from ablate.registry import registries
+
+
+@pytest.mark.parametrize("text, normal", [
+    ("The Red.", "red"), ("  Yes!! ", "yes"), ("an apple", "apple"), ("A circle", "circle"),
+    ("Two", "2"), ("ten dogs", "10 dogs"), ("3.5", "3.5"), ("1,000", "1000"), ("red, blue", "red blue"),
+    ("don't", "dont"), ("t-shirt", "t shirt"), ("rectangle.\n", "rectangle"), ("the  the", ""),
+    ("Theater", "theater"), ("snake_case", "snake case"),
+])
+def test_normalize_answer(text, normal):
+    assert normalize_answer(text) == normal
+
+
+def test_judge_compares_normal_forms_and_accepts_any_listed_answer():
+    judge = ExactMatchEvaluator().judge
+    out = judge({"id": "1", "prediction": "The Circle.", "answer": "circle", "meta": {}})
+    assert (out["normalized"], out["correct"]) == ("circle", True)
+    assert judge({"prediction": "two", "answer": ["2", "both"], "meta": {}})["correct"] is True
+    assert judge({"prediction": "circles", "answer": "circle", "meta": {}})["correct"] is False
+    assert judge({"prediction": "", "answer": "circle", "meta": {}})["correct"] is False
+    strict = ExactMatchEvaluator(ExactMatchConfig(type="exact_match", normalize=False)).judge
+    assert strict({"prediction": " red ", "answer": "red"})["correct"] is True
+    assert strict({"prediction": "Red", "answer": "red"})["correct"] is False
+
+
+def test_score_gives_fractions_overall_and_per_category():
+    evaluator = registries().evaluator.get("exact_match").build()
+    records = [
+        {"prediction": "red", "answer": "red", "meta": {"category": "color"}},
+        {"prediction": "blue", "answer": "red", "meta": {"category": "color"}},
+        {"prediction": "yes", "answer": "yes", "meta": {"category": "yes_no"}},
+        {"prediction": "circle", "answer": "circle", "meta": {"data_type": "shape"}},
+        {"prediction": "no", "answer": "yes", "meta": {}},
+    ]
+    assert evaluator.score(records) == pytest.approx({
+        "accuracy": 3 / 5, "accuracy/color": 1 / 2, "accuracy/shape": 1.0, "accuracy/yes_no": 1.0})
+    assert evaluator.score([{"prediction": "x", "answer": "x", "meta": {}}]) == {"accuracy": 1.0}
+    with pytest.raises(AblateError):
+        evaluator.score([])
