@@ -16,6 +16,8 @@ BUILTIN_MODULES = (
     "ablate.templates",
     "ablate.scienceqa",
     "ablate.eval.evaluators",
+    "ablate.study.judges",
+    "ablate.study.eval_data",
 )
 
 

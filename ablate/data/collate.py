@@ -3,7 +3,9 @@
 Rows are tokenized samples: {"input_ids": [...], "labels": [...], "image": path | PIL image | None,
 "id": str, ...}. Images become `pixel_values` [K, 3, H, W] for the K rows that have one, in row
 order, which is the order VisionLanguageModel matches them to IMAGE_TOKEN_INDEX placeholders.
-With a `feature_lookup`, precomputed encoder features `image_features` [K, N, D] replace them.
+With a `feature_lookup` (one image at a time) or a `batch_feature_lookup` (the batch's images at
+once, so a cache can encode its misses together), precomputed encoder features
+`image_features` [K, N, D] replace them.
 
 The pad id in `input_ids` only has to be a valid token id: the model drops padding by the
 attention mask before embedding.
@@ -20,6 +22,8 @@ from ablate.errors import DataError
 
 # (sample id, image path) -> encoder features [num_tokens, feature_dim] for that image.
 FeatureLookup = Callable[[str, str], torch.Tensor]
+# (sample ids, images as given in the rows) -> features [K, num_tokens, feature_dim].
+BatchFeatureLookup = Callable[[list[str], list[Any]], torch.Tensor]
 
 
 def pad_sequences(
@@ -71,12 +75,14 @@ class VLMCollator:
         pad_token_id: int | None = None,
         pad_to_square: bool = False,
         feature_lookup: FeatureLookup | None = None,
+        batch_feature_lookup: BatchFeatureLookup | None = None,
     ):
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.pad_token_id = _pad_id(tokenizer) if pad_token_id is None else pad_token_id
         self.pad_to_square = pad_to_square
         self.feature_lookup = feature_lookup
+        self.batch_feature_lookup = batch_feature_lookup
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = pad_sequences([r["input_ids"] for r in rows], self.pad_token_id, self.padding_side)
@@ -94,8 +100,11 @@ class VLMCollator:
         with_image = [r for r in rows if r.get("image") is not None]
         if not with_image:
             return {}
-        if self.image_processor is None and self.feature_lookup is None:
+        if self.image_processor is None and self.feature_lookup is None and self.batch_feature_lookup is None:
             raise DataError(f"sample {with_image[0].get('id')!r} has an image but the collator has no image_processor")
+        if self.batch_feature_lookup is not None:
+            feats = self.batch_feature_lookup([str(r.get("id")) for r in with_image], [r["image"] for r in with_image])
+            return {"image_features": torch.as_tensor(feats)}
         if self.feature_lookup is not None:
             feats = [self.feature_lookup(str(r.get("id")), _image_key(r["image"])) for r in with_image]
             return {"image_features": torch.stack([torch.as_tensor(f) for f in feats])}

@@ -92,6 +92,10 @@ class DataSection(Strict):
     on_bad_sample: Literal["error", "skip"] = "error"
     cache_dir: str | None = Field(None, description="HF datasets cache for tokenized data")
     num_proc: int | None = Field(None, gt=0)
+    feature_cache: bool = Field(
+        True, description="encode each image once with a frozen encoder and read its features from "
+        "$ABLATE_HOME/features afterwards (later epochs, stages, trials); false encodes every batch",
+    )
 
 
 class EvalSection(Strict):

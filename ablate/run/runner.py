@@ -110,6 +110,12 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
     from ablate.train.stage import run_stage
     from ablate.train.trainer import stage_state_dict
 
+    # The connector (and any other freshly initialised weight) is drawn from torch's global RNG:
+    # seed it so the same recipe starts from the same weights in every process (stage reuse and
+    # --resume rely on it).
+    from transformers import set_seed
+
+    set_seed(recipe.seed)
     vlm = build_vlm(recipe.model)
     tokenizer, image_processor = vlm.tokenizer, vlm.image_processor
     store = StageStore(Path(recipe.output_dir) / "stages")

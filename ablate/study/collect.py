@@ -58,8 +58,11 @@ def collect_runs(parent: ParentRun, *, predictions: bool = True) -> list[CellRun
 
 def load_predictions(parent: ParentRun, run_id: str) -> list[dict[str, Any]] | None:
     """The run's predictions.jsonl artifact as records, or None when it has none."""
+    import os
+
     import mlflow
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small file per run
     names = {a.path for a in parent.client().list_artifacts(run_id)}
     if PREDICTIONS not in names:
         return None

@@ -46,6 +46,9 @@ def plot_bars(report, path: Path) -> Path:
                 if pts:
                     twin.plot([p[0] for p in pts], [p[1] for p in pts], linestyle="none", marker=markers[k % len(markers)],
                               markersize=9, color=f"C{3 + k}", label=f"paper: {ref['benchmark']}")
+                    for x, value in pts:
+                        twin.annotate(f"{value:g}", (x, value), textcoords="offset points", xytext=(8, -3),
+                                      fontsize=8, color=f"C{3 + k}")
             twin.set_ylabel("paper value")
             handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
             labels = ax.get_legend_handles_labels()[1] + twin.get_legend_handles_labels()[1]

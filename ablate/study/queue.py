@@ -123,19 +123,19 @@ def worker_identity() -> dict[str, Any]:
 def reap_dead(study) -> list[Any]:
     """FAIL the RUNNING trials whose worker is gone; returns them (their cells become pending)."""
     import optuna
+    from optuna.storages._heartbeat import is_heartbeat_enabled
 
     TrialState = _trial_state()
     storage = study._storage
     reaped: list[Any] = []
-    stale_before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        optuna.storages.fail_stale_trials(study)  # RDB storages with heartbeats only
-    for trial in study.get_trials(deepcopy=False):
-        if trial.number in stale_before and trial.state == TrialState.FAIL and ERROR not in trial.user_attrs:
-            if DIED not in trial.user_attrs:
-                storage.set_trial_user_attr(trial._trial_id, DIED, "heartbeat expired")
-            reaped.append(trial)
+    if is_heartbeat_enabled(storage):  # RDB storages: what optuna.storages.fail_stale_trials does, plus the reason
+        for trial_id in storage._get_stale_trial_ids(study._study_id):
+            try:
+                storage.set_trial_user_attr(trial_id, DIED, "heartbeat expired")
+                if storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                    reaped.append(storage.get_trial(trial_id))
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another process failed it first
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs

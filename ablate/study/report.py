@@ -56,6 +56,7 @@ class MetricTable:
     objective: bool
     rows: list[ArmRow]
     paper_refs: list[dict[str, str]]
+    item_scale: float = 1.0  # metric units per unit of mean `correct` (100: the evaluator reports %)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Report:
     compute: dict[str, float]
     model: dict[str, dict[str, int]]
     epochs: list[EpochCurves] = field(default_factory=list)
-    model_columns: bool = False
+    model_columns: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -108,13 +109,17 @@ def build_report(study: StudyFile, scale: str, parent: ParentRun, runs: list[Cel
     tables = []
     for spec in section.metric_specs():
         refs = [ref for ref in study.spec.paper if ref.metric_for(scale, section) == spec.name]
-        per_arm_items = {arm: item_scores(_seed_items(r, spec.category) for r in by_arm[arm] if r.items is not None)
-                         for arm in arms}
+        scale_factor = spec.item_scale or infer_item_scale(runs, spec)
+        per_arm_items = {
+            arm: {i: v * scale_factor for i, v in item_scores(
+                _seed_items(r, spec.category) for r in by_arm[arm] if r.items is not None).items()}
+            for arm in arms
+        }
         rows: list[ArmRow] = []
         for arm in arms:
             seeds, values = [], []
             for run in by_arm[arm]:
-                value = _seed_value(run, spec)
+                value = _seed_value(run, spec, scale_factor)
                 if value is not None:
                     seeds.append(run.seed)
                     values.append(value)
@@ -139,7 +144,7 @@ def build_report(study: StudyFile, scale: str, parent: ParentRun, runs: list[Cel
                 agrees = "-" if row.baseline else agreement(row.delta, paper_delta, diff_ci)
                 row.paper.append(PaperCell(ref.benchmark, ref.source, value, paper_delta, agrees))
         tables.append(MetricTable(spec.name, spec.mlflow_key(), spec.category, spec.name == section.objective, rows,
-                                  [{"benchmark": r.benchmark, "source": r.source} for r in refs]))
+                                  [{"benchmark": r.benchmark, "source": r.source} for r in refs], scale_factor))
 
     epochs = []
     if options.epoch_curves:
@@ -163,7 +168,7 @@ def build_report(study: StudyFile, scale: str, parent: ParentRun, runs: list[Cel
         direction=study.spec.direction, baseline=baseline, objective=section.objective,
         parent_run_id=parent.run_id, tracking_uri=parent.tracking_uri, runs=len(runs), metrics=tables,
         missing_arms=[a for a in arms if not by_arm[a]], compute=_compute(runs), model=_model(by_arm),
-        epochs=epochs, model_columns=options.model_columns,
+        epochs=epochs, model_columns=list(options.model_columns),
     )
 
 
@@ -174,14 +179,30 @@ def _seed_items(run: CellRun, category: str | None) -> dict[str, float]:
             if "correct" in r and (category is None or record_category(r) == category)}
 
 
-def _seed_value(run: CellRun, spec) -> float | None:
+def _seed_value(run: CellRun, spec, scale_factor: float) -> float | None:
     """The logged metric; else, for item metrics, the mean `correct` of the run's predictions."""
     if spec.mlflow_key() in run.metrics:
         return float(run.metrics[spec.mlflow_key()])
     if spec.items and run.items is not None:
         scores = _seed_items(run, spec.category)
-        return sum(scores.values()) / len(scores) if scores else None
+        return scale_factor * sum(scores.values()) / len(scores) if scores else None
     return None
+
+
+def infer_item_scale(runs: list[CellRun], spec) -> float:
+    """100 when the logged metric is a percentage of the items' mean `correct`, else 1."""
+    ratios = []
+    for run in runs:
+        scores = _seed_items(run, spec.category) if run.items is not None else {}
+        logged = run.metrics.get(spec.mlflow_key())
+        if scores and logged is not None:
+            mean = sum(scores.values()) / len(scores)
+            if mean > 0:
+                ratios.append(logged / mean)
+    if not ratios:
+        return 1.0
+    ratios.sort()
+    return 100.0 if ratios[len(ratios) // 2] > 10 else 1.0
 
 
 def _compute(runs: list[CellRun]) -> dict[str, float]:
@@ -199,15 +220,17 @@ def _compute(runs: list[CellRun]) -> dict[str, float]:
 
 
 def _model(by_arm: dict[str, list[CellRun]]) -> dict[str, dict[str, int]]:
+    """{arm: {"visual_tokens": n, "<component>_total": n, "<component>_trainable": n}}."""
     out = {}
+    prefix = "study/params/"
     for arm, runs in by_arm.items():
         if runs:
             m = runs[0].metrics
-            out[arm] = {
-                "visual_tokens": int(m.get("study/visual_tokens", 0)),
-                "connector_total": int(m.get("study/params/connector/total", 0)),
-                "connector_trainable": int(m.get("study/params/connector/trainable", 0)),
-            }
+            out[arm] = {"visual_tokens": int(m.get("study/visual_tokens", 0))}
+            for key, value in m.items():
+                if key.startswith(prefix):
+                    component, kind = key[len(prefix):].split("/", 1)
+                    out[arm][f"{component}_{kind}"] = int(value)
     return out
 
 
@@ -240,12 +263,13 @@ def render_markdown(report: Report) -> str:
         lines += [f"Arms with no finished run yet: {', '.join(report.missing_arms)}.", ""]
     for table in report.metrics:
         title = table.name + (" (objective)" if table.objective else "")
+        scaled = f" x {table.item_scale:g}" if table.item_scale != 1 else ""
         lines += [f"## {title}", "", f"MLflow key `{table.key}`" + (f", items of category `{table.category}`" if table.category else "")
-                  + ". CI: 95% seeded bootstrap over eval items (each item's `correct` averaged over seeds); "
+                  + f". CI: 95% seeded bootstrap over eval items (each item's `correct`{scaled}, averaged over seeds); "
                   "Δ CI: bootstrap of the difference vs the baseline, paired over shared items.", ""]
         head = ["arm", "seeds", "mean ± std", "95% CI (items)", "Δ vs baseline [95% CI]"]
         if report.model_columns:
-            head += ["visual tokens", "connector params (trainable)"]
+            head += ["visual tokens"] + [f"{c} params (trainable)" for c in report.model_columns]
         for ref in table.paper_refs:
             head += [f"paper: {ref['benchmark']} (Δ)", "agrees"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -260,8 +284,10 @@ def render_markdown(report: Report) -> str:
             ]
             if report.model_columns:
                 model = report.model.get(row.arm, {})
-                cells += [str(model.get("visual_tokens", "-")),
-                          f"{model.get('connector_total', 0):,} ({model.get('connector_trainable', 0):,})" if model else "-"]
+                cells.append(str(model.get("visual_tokens", "-")))
+                for c in report.model_columns:
+                    total, trainable = model.get(f"{c}_total"), model.get(f"{c}_trainable")
+                    cells.append(f"{total:,} ({trainable:,})" if total is not None and trainable is not None else "-")
             for paper in row.paper:
                 delta = "" if paper.delta is None else f" ({paper.delta:+g})"
                 cells += [_paper_num(paper.value) + delta, paper.agrees]

@@ -132,7 +132,7 @@ def run_study(
     kill_orphans(parent, [t.number for t in reaped])
 
     console.print(
-        f"[bold]ablate study[/] {prepared.study.name} [{scale}] · {len(prepared.cells)} cells "
+        f"[bold]ablate study[/] {prepared.study.name} ({scale} scale) · {len(prepared.cells)} cells "
         f"({len(prepared.study.arm_names())} arms x {len(prepared.seeds)} seeds) · folder {folder} · "
         f"{'new' if created else 'resumed'} · MLflow parent run {parent.run_id} in {uri}",
         highlight=False,
@@ -166,9 +166,7 @@ def run_study(
         from ablate.study.report import make_report, render_markdown
 
         outcome.report, outcome.report_paths = make_report(prepared.study, scale, parent, folder)
-        from rich.markdown import Markdown
-
-        console.print(Markdown(render_markdown(outcome.report)))
+        console.print(render_markdown(outcome.report), markup=False, highlight=False)
         console.print(f"report: {', '.join(str(p) for p in outcome.report_paths)}", highlight=False)
     if interrupted:
         console.print("[yellow]interrupted[/]: re-run the same command to resume")
@@ -190,12 +188,15 @@ def _run_in_process(spec: WorkerSpec, run_fn, console, progress_factory) -> None
 
 
 def _event_line(kind: str, cell: Cell, info: dict[str, Any]) -> str:
+    from rich.markup import escape
+
+    arm = escape(cell.arm)
     if kind == "start":
-        return f"[bold]▶[/] {cell.arm} · seed {cell.seed} (trial {info['trial']})"
+        return f"[bold]▶[/] {arm} · seed {cell.seed} (trial {info['trial']})"
     if kind == "fail":
-        return f"[red]✗[/] {cell.arm} · seed {cell.seed}: {info['error']}"
+        return f"[red]✗[/] {arm} · seed {cell.seed}: {escape(info['error'])}"
     reused = info.get("stages_reused", 0)
-    return (f"[green]✓[/] {cell.arm} · seed {cell.seed}: objective {info['value']:.4f} · "
+    return (f"[green]✓[/] {arm} · seed {cell.seed}: objective {info['value']:.4f} · "
             f"{info.get('seconds', 0):.1f} s · {reused} stage(s) reused · "
             f"feature cache {info.get('feature_cache_hits', 0)} hits")
 
@@ -246,10 +247,11 @@ STATE_STYLE = {"done": "green", "running": "cyan", "queued": "white", "failed": 
 
 
 def status_table(prepared: PreparedStudy, states: dict[str, queue.CellState]):
+    from rich.markup import escape
     from rich.table import Table
 
     counts = {s: sum(st.state == s for st in states.values()) for s in queue.STATES}
-    title = f"{prepared.study.name} [{prepared.scale}]: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    title = f"{prepared.study.name} ({prepared.scale} scale): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     table = Table(title=title, title_justify="left")
     for col in ("arm", "seed", "state", "trial", "worker", "time", "objective", "note"):
         table.add_column(col, overflow="fold")
@@ -260,10 +262,10 @@ def status_table(prepared: PreparedStudy, states: dict[str, queue.CellState]):
         seconds = attrs.get("seconds")
         value = st.trial.value if st.state == "done" and st.trial is not None else None
         note = st.error or (f"retry after: {attrs.get(queue.DIED)}" if queue.DIED in attrs and st.state != "done" else "")
-        table.add_row(cell.arm, str(cell.seed), f"[{STATE_STYLE[st.state]}]{st.state}[/]",
+        table.add_row(escape(cell.arm), str(cell.seed), f"[{STATE_STYLE[st.state]}]{st.state}[/]",
                       str(st.trial.number) if st.trial is not None else "", worker,
                       f"{seconds:.1f}s" if seconds is not None else "", f"{value:.4f}" if value is not None else "",
-                      (note or "")[:200])
+                      escape((note or "")[:200]))
     return table
 
 
@@ -281,6 +283,8 @@ def summary(states: dict[str, queue.CellState]) -> dict[str, float]:
 
 
 def print_summary(outcome: StudyOutcome, console) -> None:
+    from rich.markup import escape
+
     s = summary(outcome.states)
     counts = outcome.counts()
     console.print(
@@ -291,7 +295,7 @@ def print_summary(outcome: StudyOutcome, console) -> None:
     )
     for cell, st in outcome.states.items():
         if st.state == "failed":
-            console.print(f"[red]failed[/] {cell}: {st.error}", highlight=False)
+            console.print(f"[red]failed[/] {escape(cell)}: {escape(st.error or '')}", highlight=False)
     if counts["failed"]:
         console.print("re-run with --retry-failed to run the failed cells again")
     if counts["pending"] or counts["queued"] or counts["running"]:

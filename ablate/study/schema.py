@@ -28,7 +28,7 @@
       - source: LLaVA (Liu et al., NeurIPS 2023), Table 8
         benchmark: ScienceQA accuracy (%)
         values: {penultimate: 90.92, last: 89.96}
-    report: {epoch_curves: false, model_columns: false}
+    report: {epoch_curves: false, model_columns: [connector]}
 
 An arm with neither `value` nor `per_scale` keeps the base recipe's value at the axis path.
 """
@@ -128,6 +128,10 @@ class MetricSpec(Strict):
         True, description="the metric is the mean of the items' `correct` field, so the predictions "
         "give a bootstrap CI; false for scores that are not (e.g. a judge's relative score)",
     )
+    item_scale: float | None = Field(
+        None, gt=0, description="metric units per unit of mean `correct`: 1 for a fraction, 100 for a "
+        "percentage (default: inferred from the logged metric and the predictions)",
+    )
     description: str = ""
 
     def mlflow_key(self) -> str:
@@ -181,7 +185,9 @@ class ReportOptions(Strict):
     epoch_curves: bool = Field(False, description="plot metrics per epoch (needs eval.each_epoch in the recipe)")
     epoch_claim: str = Field("", description="the paper's claim about convergence, quoted beside the curves")
     plateau_tolerance: float = Field(0.01, ge=0, description="an arm plateaus at the first epoch within this of its best")
-    model_columns: bool = Field(False, description="show visual tokens and connector parameters beside each arm")
+    model_columns: list[Literal["encoder", "connector", "llm"]] = Field(
+        [], description="show visual tokens and these components' parameter counts beside each arm",
+    )
     bootstrap_samples: int = Field(2000, ge=100)
     bootstrap_seed: int = 0
 
@@ -271,7 +277,7 @@ def load_study(path: str | Path) -> StudyFile:
     try:
         spec = Study.model_validate(src.data)
     except ValidationError as exc:
-        raise StudyError(str(path), [_problem(err, src) for err in exc.errors()]) from None
+        raise StudyError(str(path), [_problem(err, src) for err in _relevant(exc.errors())]) from None
     study = StudyFile(path.stem, path.resolve(), spec, src.origins)
     problems = cross_check(study)
     if problems:
@@ -335,6 +341,22 @@ def _unknown(what: str, name: str, known: list[str]) -> str:
 
 
 # --- pydantic errors -> problems -------------------------------------------------------------
+
+
+def _relevant(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop "should be a valid string" from the `str` branch of a union when the mapping branch
+    reported what is actually wrong (e.g. a metric given as {name: ..., typo: ...})."""
+    def branch_miss(err: dict[str, Any]) -> bool:
+        return err["type"].endswith("_type") and isinstance(err.get("input"), (dict, list))
+
+    out = []
+    for err in errors:
+        prefix = tuple(err["loc"][:-1])
+        if branch_miss(err) and any(o is not err and tuple(o["loc"][: len(prefix)]) == prefix and not branch_miss(o)
+                                    for o in errors):
+            continue
+        out.append(err)
+    return out
 
 
 def _problem(err: dict[str, Any], src) -> Problem:

@@ -46,6 +46,10 @@ class MetricsCallback(TrainerCallback):
         metrics = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and k != "epoch"}
         if "loss" in metrics:
             metrics.update(self.meter.measure(state.global_step))
+        if "train_loss" in metrics:
+            # Trainer's train_loss covers only this train() call: after --resume, just the resumed part.
+            metrics.update(stage_losses(state.log_history))
+            metrics.pop("train_loss")
         renamed = {_metric_name(k): v for k, v in metrics.items()}
         self.last.update(renamed)
         self.tracker.log_metrics({f"{self.stage}/{k}": v for k, v in renamed.items()}, step=state.global_step)
@@ -54,7 +58,46 @@ class MetricsCallback(TrainerCallback):
 
 
 def _metric_name(key: str) -> str:
-    return {"learning_rate": "lr", "train_loss": "mean_loss", "train_runtime": "runtime_s"}.get(key, key)
+    return {"learning_rate": "lr", "train_runtime": "runtime_s"}.get(key, key)
+
+
+def stage_losses(log_history: list[dict[str, Any]]) -> dict[str, float]:
+    """`final_loss` (the last logged loss) and `mean_loss` (over every step of the stage).
+
+    Computed from the logged losses, which survive a resume in the checkpoint's trainer state
+    (Trainer's own train_loss does not). Each logged loss is the mean over the steps since the
+    previous log; LogAtSaveCallback logs at every checkpoint and at the last step, so the logs
+    cover every step, before and after a resume.
+    """
+    total, covered, last, final = 0.0, 0, 0, None
+    for entry in log_history:
+        if "loss" not in entry or "step" not in entry:
+            continue
+        span = entry["step"] - last
+        if span <= 0:  # a repeated step (a log written again after a resume)
+            continue
+        total += float(entry["loss"]) * span
+        covered, last, final = covered + span, entry["step"], float(entry["loss"])
+    if final is None:
+        return {}
+    return {"final_loss": final, "mean_loss": total / covered}
+
+
+class LogAtSaveCallback(TrainerCallback):
+    """Log the loss at every checkpoint and at the last step.
+
+    A checkpoint then holds the losses of every step before it, so the stage's mean loss after
+    `--resume` equals an uninterrupted run's, and `final_loss` is always the last step's window.
+    Runs after DefaultFlowCallback, which decides `should_save` / `should_training_stop`.
+    """
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save or control.should_training_stop or state.global_step >= state.max_steps:
+            control.should_log = True
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            control.should_log = True
 
 
 class RichProgressCallback(TrainerCallback):

@@ -100,18 +100,32 @@ def run_stage(
     base_dir: Path | None = None,
     epoch_end: Callable[[int], None] | None = None,
 ) -> StageResult:
-    """Train `vlm` in place for one stage; checkpoints go to `workdir/checkpoints`."""
-    from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
+    """Train `vlm` in place for one stage; checkpoints go to `workdir/checkpoints`.
 
-    from ablate.train.callbacks import EpochEndCallback, MetricsCallback, RichProgressCallback, ThroughputMeter
+    With `resume`, training continues from the newest complete checkpoint there (model,
+    optimizer, scheduler, RNG and data position), so the result equals an uninterrupted run's.
+    """
+    from transformers.trainer_callback import PrinterCallback
+
+    from ablate.train.callbacks import (
+        EpochEndCallback,
+        LogAtSaveCallback,
+        MetricsCallback,
+        RichProgressCallback,
+        ThroughputMeter,
+        stage_losses,
+    )
     from ablate.train.trainer import VLMTrainer
 
     ckpt_dir = workdir / "checkpoints"
+    last = last_complete_checkpoint(ckpt_dir) if resume else None
+    if last is not None and _is_final(last):
+        return _finish_from_checkpoint(vlm, stage, last, workdir)
+
     args = training_arguments(stage, seed, ckpt_dir, deepspeed_config(stage, base_dir))
     global_batch = stage.batch_size * stage.grad_accum * max(args.world_size, 1)
     metrics = MetricsCallback(stage.name, tracker, ThroughputMeter(vlm, global_batch))
-    callbacks = [metrics]
+    callbacks = [LogAtSaveCallback(), metrics]
     if progress is not None:
         callbacks.append(RichProgressCallback(stage.name, progress, metrics))
     if epoch_end is not None:
@@ -121,12 +135,56 @@ def run_stage(
         callbacks=callbacks, connector_lr=stage.connector_lr,
     )
     trainer.remove_callback(PrinterCallback)
-    last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
-    output = trainer.train(resume_from_checkpoint=last)
+    output = trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
     result = StageResult(stage.name, output.global_step, float(output.metrics.get("train_runtime", 0.0)),
-                         {**metrics.last, "final_loss": float(output.training_loss)})
-    (workdir / "trainer_state.json").write_text(json.dumps({"global_step": output.global_step, **output.metrics}, indent=2))
+                         {**metrics.last, **stage_losses(trainer.state.log_history)})
+    _write_state(workdir, output.global_step, output.metrics)
     return result
+
+
+def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest `checkpoint-N` holding trainer_state.json, which Trainer writes last: a run
+    killed while writing a checkpoint resumes from the one before, not from a partial one."""
+    if not ckpt_dir.is_dir():
+        return None
+    steps = []
+    for path in ckpt_dir.glob("checkpoint-*"):
+        suffix = path.name.removeprefix("checkpoint-")
+        if suffix.isdigit() and (path / TRAINER_STATE).is_file():
+            steps.append((int(suffix), path))
+    return max(steps)[1] if steps else None
+
+
+TRAINER_STATE = "trainer_state.json"
+
+
+def _is_final(checkpoint: Path) -> bool:
+    state = json.loads((checkpoint / TRAINER_STATE).read_text())
+    return state.get("max_steps", 0) > 0 and state["global_step"] >= state["max_steps"]
+
+
+def _finish_from_checkpoint(vlm, stage: Stage, checkpoint: Path, workdir: Path) -> StageResult:
+    """The run was killed after the stage's last checkpoint, before the stage was stored.
+
+    Resuming Trainer from its final checkpoint would train one extra step (transformers runs a
+    step before checking max_steps), so load that checkpoint's weights and report its logs.
+    """
+    from ablate.train.callbacks import stage_losses
+    from ablate.train.trainer import load_checkpoint_weights
+
+    load_checkpoint_weights(vlm, checkpoint)
+    state = json.loads((checkpoint / TRAINER_STATE).read_text())
+    history = state.get("log_history", [])
+    last = {}
+    for entry in history:
+        last.update({k: float(v) for k, v in entry.items() if isinstance(v, (int, float)) and k not in ("epoch", "step")})
+    last = {{"learning_rate": "lr"}.get(k, k): v for k, v in last.items() if k != "train_loss"}
+    _write_state(workdir, state["global_step"], {"resumed_from": str(checkpoint)})
+    return StageResult(stage.name, state["global_step"], 0.0, {**last, **stage_losses(history)})
+
+
+def _write_state(workdir: Path, global_step: int, metrics: dict[str, Any]) -> None:
+    (workdir / "trainer_state.json").write_text(json.dumps({"global_step": global_step, **metrics}, indent=2))
 
 
 def stage_summary(result: StageResult) -> dict[str, Any]:

@@ -38,9 +38,42 @@ class VLMTrainer(Trainer):
         return self.optimizer
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        if state_dict is None and not self.is_deepspeed_enabled:
-            state_dict = trainable_state_dict(self.accelerator.unwrap_model(self.model))
+        model = self.accelerator.unwrap_model(self.model)
+        if state_dict is None:
+            state_dict = trainable_state_dict(model)
+        elif state_dict:  # DeepSpeed gathered the full state dict: keep the trainable part
+            trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+            state_dict = {k: v for k, v in state_dict.items() if k in trainable}
         super()._save(output_dir, state_dict=state_dict)
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        """Checkpoints hold only the trainable weights, so frozen ones are "missing" by design;
+        a missing trainable weight or an unexpected one means the checkpoint is not this stage's."""
+        trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        missing = [k for k in load_result.missing_keys if k in trainable]
+        check_checkpoint_fits(missing, load_result.unexpected_keys)
+
+
+def check_checkpoint_fits(missing: list[str], unexpected: list[str], where: str = "the checkpoint") -> None:
+    if missing or unexpected:
+        from ablate.errors import AblateError
+
+        parts = [f"missing trainable weights {missing[:5]}" if missing else "",
+                 f"unexpected weights {unexpected[:5]}" if unexpected else ""]
+        raise AblateError(f"{where} does not fit this stage's model: " + "; ".join(p for p in parts if p)
+                          + ". Delete the stage's checkpoints folder to train it from the start.")
+
+
+def load_checkpoint_weights(model: torch.nn.Module, checkpoint) -> None:
+    """Load a VLMTrainer checkpoint (trainable weights only) into `model`."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    path = Path(checkpoint) / "model.safetensors"
+    result = model.load_state_dict(load_file(str(path)), strict=False)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    check_checkpoint_fits([k for k in result.missing_keys if k in trainable], result.unexpected_keys, str(path))
 
 
 def _is_connector(name: str) -> bool:

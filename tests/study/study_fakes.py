@@ -19,6 +19,7 @@ import random
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 ITEMS = 120
@@ -132,7 +133,7 @@ STUDY = {
     }],
     "baseline": "linear",
     "paper": [{"source": "LLaVA-1.5 (Liu et al., 2024), Table 2", "benchmark": "GQA (%)", "values": {"linear": 46.8, "mlp2": 47.3}}],
-    "report": {"model_columns": True},
+    "report": {"model_columns": ["connector"]},
 }
 
 
@@ -149,3 +150,33 @@ def write_project(root: Path, study: dict | None = None, name: str = "demo", bas
     path = root / "studies" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(study or STUDY, sort_keys=False))
     return path
+
+
+# --- fixtures (imported by the test modules) -------------------------------------------------
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A temp working directory with the demo study, its own MLflow store, and worker processes
+    able to import this module."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("FAKE_RUN_LOG", str(tmp_path / "runs.log"))
+    for name in ("FAKE_RUN_HANG", "FAKE_RUN_FAIL", "FAKE_RUN_SLEEP"):
+        monkeypatch.delenv(name, raising=False)
+    write_project(tmp_path)
+    return tmp_path
+
+
+def run_log(root: Path) -> list[dict]:
+    path = root / "runs.log"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def quiet_console():
+    from rich.console import Console
+
+    return Console(file=open(os.devnull, "w"), width=200)

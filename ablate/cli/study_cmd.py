@@ -1,0 +1,69 @@
+"""`ablate study NAME|PATH [--scale paper|tiny] [--seeds N] [--workers N] [--storage URL]
+[--tracking-uri URI] [--retry-failed]` and `ablate study list`.
+
+One command whose NAME `list` lists the studies: a click group with a NAME argument would
+swallow the options that follow NAME."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Optional
+
+import typer
+
+from ablate.cli.console import console
+
+
+class ScaleChoice(str, Enum):
+    paper = "paper"
+    tiny = "tiny"
+
+
+def study(
+    name: str = typer.Argument(..., help="study name (studies/NAME.yaml), a study file, or 'list' to list the studies"),
+    scale: ScaleChoice = typer.Option(ScaleChoice.paper, "--scale", help="paper: the paper's models; tiny: CPU-size models"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="seeds per arm (default: the study file's)"),
+    workers: int = typer.Option(1, "--workers", min=1, help="local worker processes draining the queue"),
+    storage: Optional[str] = typer.Option(
+        None, "--storage", help="Optuna RDB URL for many machines, e.g. postgresql+psycopg2://user:pass@host/db "
+        "(default: a journal file in the study folder)",
+    ),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI"),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="run cells that failed with an error again"),
+) -> None:
+    """Run every (arm x seed) cell of a study, resumably; print the report against the paper."""
+    if name == "list":
+        list_studies()
+        return
+    from ablate.cli.run_cmd import make_progress
+    from ablate.study.runner import run_study
+
+    run_study(
+        name, scale=scale.value, seeds=seeds, workers=workers, storage=storage, tracking_uri=tracking_uri,
+        retry_failed=retry_failed, console=console, progress_factory=make_progress,
+    )
+
+
+def list_studies() -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ablate.errors import AblateError
+    from ablate.study.discovery import available
+    from ablate.study.schema import load_study
+
+    table = Table(title="studies", title_justify="left")
+    for col in ("name", "scales", "arms", "paper", "description"):
+        table.add_column(col, overflow="fold")
+    for name, path in available().items():
+        try:
+            study = load_study(path)
+        except AblateError as exc:
+            table.add_row(name, "", "", "", f"[red]invalid:[/] {escape(str(exc).splitlines()[0])}")
+            continue
+        spec = study.spec
+        arms = "; ".join(f"{a.name}: {', '.join(a.labels())}" for a in spec.axes)
+        sources = sorted({ref.source for ref in spec.paper})
+        table.add_row(name, ", ".join(study.scales), escape(arms), escape("; ".join(sources)),
+                      escape(spec.description.strip().splitlines()[0] if spec.description.strip() else ""))
+    console.print(table)

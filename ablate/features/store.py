@@ -1,0 +1,154 @@
+"""An append-only on-disk table of fixed-size arrays, shared by several processes.
+
+Files in the store's folder:
+    rows.bin      row i at byte offset i * row_bytes, read through numpy.memmap
+    index.jsonl   one line per row, {"key": [...], "row": i}, in row order
+    meta.json     row shape and dtype, checked when the store is opened
+    lock          fcntl lock held while a process appends
+
+Writers take the lock, write their rows' bytes, then append their index lines. Readers need no
+lock: an index line is only written after its row's bytes, and a line without its final newline
+(a writer killed mid-write) is ignored, so every row a reader sees in the index is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Hashable, Iterator, Sequence
+
+import numpy as np
+
+from ablate.errors import AblateError
+
+FORMAT_VERSION = 1
+ROWS, INDEX, META, LOCK = "rows.bin", "index.jsonl", "meta.json", "lock"
+
+
+class RowStore:
+    def __init__(self, directory: str | os.PathLike, row_shape: Sequence[int], dtype: Any, meta: dict[str, Any] | None = None):
+        self.directory = Path(directory)
+        self.row_shape = tuple(int(n) for n in row_shape)
+        self.dtype = np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.row_shape)) * self.dtype.itemsize
+        self._index: dict[tuple, int] = {}
+        self._count = 0  # index lines parsed = rows known
+        self._offset = 0  # bytes of index.jsonl parsed
+        self._map: np.memmap | None = None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._check_meta(meta or {})
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        self.refresh()
+        return self._count
+
+    def refresh(self) -> None:
+        """Read index lines other processes appended since the last call."""
+        path = self.directory / INDEX
+        try:
+            with path.open("rb") as fh:
+                fh.seek(self._offset)
+                tail = fh.read()
+        except FileNotFoundError:
+            return
+        complete = tail[: tail.rfind(b"\n") + 1]
+        for line in complete.splitlines():
+            entry = json.loads(line)
+            self._index[_key(entry["key"])] = int(entry["row"])
+            self._count += 1
+        self._offset += len(complete)
+
+    def rows(self, keys: Sequence[Hashable]) -> list[int | None]:
+        """Row of each key, None where it is not stored (yet)."""
+        found = [self._index.get(_key(k)) for k in keys]
+        if any(r is None for r in found):
+            self.refresh()
+            found = [self._index.get(_key(k)) for k in keys]
+        return found
+
+    def read(self, rows: Sequence[int]) -> np.ndarray:
+        """A copy of the given rows, shape [len(rows), *row_shape]."""
+        wanted = np.asarray(rows, dtype=np.int64)
+        if wanted.size and (self._map is None or wanted.max() >= self._map.shape[0]):
+            self._remap()
+        if not wanted.size:
+            return np.empty((0, *self.row_shape), self.dtype)
+        return np.asarray(self._map[wanted])
+
+    def _remap(self) -> None:
+        self.refresh()
+        # Only rows the index knows are complete; the file may hold a dead writer's extra bytes.
+        self._map = np.memmap(self.directory / ROWS, dtype=self.dtype, mode="r", shape=(self._count, *self.row_shape))
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def add(self, items: dict[Hashable, np.ndarray]) -> dict[Hashable, int]:
+        """Store each key's array unless another process stored that key first; returns every key's row."""
+        with self._locked():
+            self.refresh()
+            self._drop_partial_line()
+            new = [k for k in items if _key(k) not in self._index]
+            if new:
+                data = np.stack([np.asarray(items[k], dtype=self.dtype).reshape(self.row_shape) for k in new])
+                first = self._count
+                with _open_rw(self.directory / ROWS) as fh:
+                    fh.seek(first * self.row_bytes)
+                    fh.write(np.ascontiguousarray(data).tobytes())
+                    fh.flush()
+                lines = "".join(json.dumps({"key": list(_key(k)), "row": first + i}) + "\n" for i, k in enumerate(new))
+                with (self.directory / INDEX).open("ab") as fh:
+                    fh.write(lines.encode())
+                    fh.flush()
+                self.refresh()
+        return {k: self._index[_key(k)] for k in items}
+
+    def _drop_partial_line(self) -> None:
+        """Cut a half-written index line left by a killed writer (we hold the lock: nobody is writing)."""
+        path = self.directory / INDEX
+        if path.is_file() and path.stat().st_size > self._offset:
+            os.truncate(path, self._offset)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        import fcntl
+
+        with (self.directory / LOCK).open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _check_meta(self, extra: dict[str, Any]) -> None:
+        expected = {"format": FORMAT_VERSION, "row_shape": list(self.row_shape), "dtype": self.dtype.name, **extra}
+        path = self.directory / META
+        with self._locked():
+            if not path.is_file():
+                path.write_text(json.dumps(expected, indent=2, sort_keys=True))
+                return
+        found = json.loads(path.read_text())
+        differs = {k: (found.get(k), v) for k, v in expected.items() if found.get(k) != v}
+        if differs:
+            detail = ", ".join(f"{k}: stored {a!r}, expected {b!r}" for k, (a, b) in differs.items())
+            raise AblateError(f"feature cache {self.directory} was written for different features ({detail}); "
+                              f"delete that folder to rebuild it")
+
+    # --- pickling (DataLoader workers open their own memory map) -------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_map"] = None
+        return state
+
+
+def _key(key: Any) -> tuple:
+    return tuple(key) if isinstance(key, (list, tuple)) else (key,)
+
+
+def _open_rw(path: Path):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    return os.fdopen(fd, "r+b")

@@ -1,0 +1,113 @@
+"""The LLM-judged evaluator and the mixture-as-eval-source adapter."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from ablate.errors import AblateError
+from ablate.registry import registries
+from ablate.study.judges import parse_scores
+
+ENVS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ABLATE_JUDGE_BASE_URL")
+
+
+@pytest.fixture
+def no_endpoint(monkeypatch):
+    for name in ENVS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def judge_server():
+    """An OpenAI-compatible /chat/completions that scores by a rule and records the requests."""
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+            prompt = body["messages"][-1]["content"]
+            scores = "8 4" if "wrong answer" in prompt else "7 7"
+            reply = {"choices": [{"message": {"role": "assistant", "content": f"{scores}\nBecause."}}]}
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1", seen
+    server.shutdown()
+
+
+def test_without_endpoint_or_key_the_judge_fails_clearly(no_endpoint):
+    entry = registries().evaluator.get("gpt4_relative_score")
+    with pytest.raises(AblateError) as info:
+        entry.build({})
+    text = str(info.value)
+    assert "OPENAI_API_KEY" in text and "ABLATE_JUDGE_BASE_URL" in text and "cannot be computed offline" in text
+
+
+def test_relative_score_through_an_openai_compatible_api(no_endpoint, monkeypatch, judge_server):
+    url, seen = judge_server
+    monkeypatch.setenv("MY_JUDGE_KEY", "sk-test")
+    judge = registries().evaluator.get("gpt4_relative_score").build(
+        {"base_url": url, "api_key_env": "MY_JUDGE_KEY", "model": "judge-1"})
+    records = [
+        {"id": "1", "prompt": "What is shown?", "prediction": "a wrong answer", "answer": "A cat.",
+         "meta": {"category": "conv", "caption": "a cat on a mat"}},
+        {"id": "2", "prompt": "Describe it.", "prediction": "A cat on a mat.", "answer": "A cat.", "meta": {"category": "detail"}},
+    ]
+    judged = [judge.judge(r) for r in records]
+    assert [j["judge_scores"] for j in judged] == [[8.0, 4.0], [7.0, 7.0]]
+    assert [j["correct"] for j in judged] == [False, True]
+    scores = judge.score(judged)
+    assert scores["relative_score"] == pytest.approx(100 * 11 / 15)
+    assert scores["relative_score/conv"] == pytest.approx(50.0)
+    assert scores["relative_score/detail"] == pytest.approx(100.0)
+    assert scores["accuracy"] == 0.5
+    assert seen[0]["path"] == "/v1/chat/completions" and seen[0]["auth"] == "Bearer sk-test"
+    body = seen[0]["body"]
+    assert body["model"] == "judge-1" and "a cat on a mat" in body["messages"][-1]["content"]
+
+
+def test_base_url_from_env_needs_no_key(no_endpoint, monkeypatch, judge_server):
+    url, seen = judge_server
+    monkeypatch.setenv("ABLATE_JUDGE_BASE_URL", url)
+    judge = registries().evaluator.get("gpt4_relative_score").build({})
+    assert judge.judge({"id": "1", "prompt": "q", "prediction": "p", "answer": "a"})["judge_scores"] == [7.0, 7.0]
+    assert seen[0]["auth"] is None
+
+
+def test_unreachable_judge_is_an_ablate_error(no_endpoint):
+    judge = registries().evaluator.get("gpt4_relative_score").build({"base_url": "http://127.0.0.1:9/v1", "retries": 0})
+    with pytest.raises(AblateError, match="the judge at http://127.0.0.1:9/v1/chat/completions failed"):
+        judge.judge({"id": "1", "prompt": "q", "prediction": "p", "answer": "a"})
+
+
+def test_parse_scores():
+    assert parse_scores("8 6\nreview") == (8.0, 6.0)
+    assert parse_scores("8.5, 6") == (8.5, 6.0)
+    assert parse_scores("8/10 6/10") == (8.0, 6.0)
+    assert parse_scores("Assistant 1 gets 8") is None
+    assert parse_scores("") is None
+
+
+def test_mixture_as_eval_source_tags_data_types():
+    source = registries().data_source.get("mixture").build({"mixture": {"type": "inline", "sources": [
+        {"source": {"type": "easy_vqa", "split": "test", "style": "detail", "images_limit": 20}, "count": 3},
+        {"source": {"type": "easy_vqa", "split": "test", "style": "conversation", "images_limit": 20}, "count": 2},
+    ]}})
+    samples = source.samples()
+    assert sorted(s["meta"]["data_type"] for s in samples) == ["conversation"] * 2 + ["detail"] * 3
+    from ablate.eval.evaluators import record_category
+
+    assert {record_category({"meta": s["meta"]}) for s in samples} == {"conversation", "detail"}

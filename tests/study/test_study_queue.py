@@ -1,0 +1,185 @@
+"""The cell queue: every cell once, resume after a killed worker, failures, several workers."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from ablate.study import queue
+from ablate.study.parent import nested_runs, saved_parent
+from ablate.study.runner import run_study
+from ablate.study.storage import open_storage, queue_lock
+from study_fakes import fake_run, project, quiet_console, run_log  # noqa: F401 - fixture
+
+CELLS = {f"{arm}|seed={seed}" for arm in ("linear", "mlp2") for seed in (7, 8)}
+NAMES = {f"demo-{arm}-s{seed}" for arm in ("linear", "mlp2") for seed in (7, 8)}
+
+
+def run(**kwargs):
+    kwargs.setdefault("run_fn", fake_run)
+    return run_study("demo", scale="tiny", console=quiet_console(), **kwargs)
+
+
+def trials(outcome):
+    storage = open_storage(None, outcome.prepared.folder)
+    return optuna.load_study(study_name="demo-tiny", storage=storage).get_trials(deepcopy=False)
+
+
+def completed_cells(outcome):
+    return Counter(t.user_attrs["cell"] for t in trials(outcome) if t.state == TrialState.COMPLETE)
+
+
+def test_every_cell_runs_exactly_once_and_rerun_redoes_nothing(project):
+    outcome = run()
+    assert outcome.counts()["done"] == 4
+    assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
+    log = run_log(project)
+    assert Counter(e["name"] for e in log if e["event"] == "done") == Counter({n: 1 for n in NAMES})
+    done = [t for t in trials(outcome) if t.state == TrialState.COMPLETE]
+    assert {t.params["connector"] for t in done} == {"linear", "mlp2"} and {t.params["seed"] for t in done} == {7, 8}
+    for t in done:
+        assert t.user_attrs["stages_reused"] == 1 and t.user_attrs["feature_cache_hits"] == 3
+        assert t.value == pytest.approx(t.user_attrs["metrics"]["accuracy"])
+    # MLflow: one parent, one FINISHED nested run per cell, tagged with arm, seed and recipe hash
+    parent = saved_parent(outcome.prepared.folder)
+    runs = nested_runs(parent, status="FINISHED")
+    assert sorted(r.data.tags["ablate.study.cell"] for r in runs) == sorted(CELLS)
+    for r in runs:
+        tags = r.data.tags
+        assert tags["ablate.study"] == "demo" and tags["ablate.study.scale"] == "tiny"
+        assert tags["ablate.study.axis.connector"] == tags["ablate.study.arm"]
+        assert tags["ablate.recipe_hash"] and tags["ablate.study.seed"] in {"7", "8"}
+        assert r.data.metrics["study/visual_tokens"] == 64
+    assert parent.client().get_run(parent.run_id).info.status == "FINISHED"
+    assert (outcome.prepared.folder / "report.md").is_file()
+
+    again = run()
+    assert again.parent.run_id == outcome.parent.run_id  # the parent run is reopened, not recreated
+    assert len(run_log(project)) == len(log)  # nothing ran again
+    assert completed_cells(again) == Counter({c: 1 for c in CELLS})
+    # more seeds later: only the new cells run
+    more = run(seeds=3)
+    assert more.counts()["done"] == 6
+    assert sorted(e["name"] for e in run_log(project)[len(log):] if e["event"] == "done") == ["demo-linear-s9", "demo-mlp2-s9"]
+
+
+def test_failed_cell_is_reported_and_retried_only_when_asked(project, monkeypatch):
+    monkeypatch.setenv("FAKE_RUN_FAIL", "mlp2-s8")
+    outcome = run()
+    counts = outcome.counts()
+    assert counts["done"] == 3 and counts["failed"] == 1
+    failed = outcome.states["mlp2|seed=8"]
+    assert failed.error == "RuntimeError: synthetic failure in demo-mlp2-s8"
+    assert "traceback" in failed.trial.user_attrs
+    parent = saved_parent(outcome.prepared.folder)
+    assert parent.client().get_run(parent.run_id).info.status == "FAILED"
+    starts = len(run_log(project))
+    again = run()  # not retried without --retry-failed
+    assert again.counts()["failed"] == 1 and len(run_log(project)) == starts
+    monkeypatch.delenv("FAKE_RUN_FAIL")
+    fixed = run(retry_failed=True)
+    assert fixed.counts()["done"] == 4
+    assert completed_cells(fixed) == Counter({c: 1 for c in CELLS})
+    assert fixed.states["mlp2|seed=8"].attempts == 2
+
+
+def test_spare_trial_without_a_cell_is_pruned(project):
+    outcome = run()
+    storage = open_storage(None, outcome.prepared.folder)
+    study = optuna.load_study(study_name="demo-tiny", storage=storage)
+    study.enqueue_trial({"connector": "linear"})  # as if another machine asked while the queue emptied
+    cells = {c.id: c for c in outcome.prepared.cells}
+    assert queue.claim(study, cells, queue_lock(outcome.prepared.folder)) is None
+    spare = study.get_trials(deepcopy=False)[-1]
+    assert spare.state == TrialState.PRUNED and spare.user_attrs["spare"] is True
+    # a second trial of a finished cell is pruned as a duplicate, never run
+    study.enqueue_trial({"connector": "linear", "seed": 7}, user_attrs={"cell": "linear|seed=7"})
+    assert queue.claim(study, cells, queue_lock(outcome.prepared.folder)) is None
+    dup = study.get_trials(deepcopy=False)[-1]
+    assert dup.state == TrialState.PRUNED and dup.user_attrs["duplicate_of"] == 0
+    assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
+
+
+def _wait_for(path, timeout=120):
+    t0 = time.time()
+    while not path.exists():
+        if time.time() - t0 > timeout:
+            raise TimeoutError(f"{path} did not appear")
+        time.sleep(0.2)
+
+
+def test_two_worker_processes_share_the_journal(project, monkeypatch):
+    monkeypatch.setenv("FAKE_RUN_SLEEP", "2")
+    outcome = run(workers=2, run_fn="study_fakes:fake_run", poll_s=0.2)
+    assert outcome.counts()["done"] == 4
+    assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
+    done = [e for e in run_log(project) if e["event"] == "done"]
+    assert Counter(e["name"] for e in done) == Counter({n: 1 for n in NAMES})
+    assert len({e["pid"] for e in done}) == 2 and os.getpid() not in {e["pid"] for e in done}
+    hosts = {t.user_attrs["pid"] for t in trials(outcome) if t.state == TrialState.COMPLETE}
+    assert hosts == {e["pid"] for e in done}
+    logs = sorted((outcome.prepared.folder / "workers").glob("worker-*.log"))
+    assert len(logs) == 2 and all("queue empty" in p.read_text() for p in logs)
+
+
+def test_resume_after_sigkill_mid_trial_loses_and_duplicates_nothing(project, monkeypatch):
+    marker = project / "hang.pid"
+    monkeypatch.setenv("FAKE_RUN_HANG", "mlp2-s7")
+    monkeypatch.setenv("FAKE_RUN_HANG_MARKER", str(marker))
+    driver = ("import sys; from study_fakes import quiet_console; from ablate.study.runner import run_study; "
+              "run_study('demo', scale='tiny', run_fn='study_fakes:fake_run', workers=2, console=quiet_console(), poll_s=0.2)")
+    proc = subprocess.Popen([sys.executable, "-c", driver], env=os.environ.copy())
+    try:
+        _wait_for(marker)
+        hung = int(marker.read_text())
+        os.kill(hung, signal.SIGKILL)  # a worker dies mid-trial, its nested MLflow run left RUNNING
+        assert proc.wait(timeout=120) == 0  # the other worker drains the rest of the queue
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = run_log(project)
+    assert [e["name"] for e in log if e["event"] == "done"].count("demo-mlp2-s7") == 0
+    monkeypatch.delenv("FAKE_RUN_HANG")
+    outcome = run()  # resume in-process
+    assert outcome.counts()["done"] == 4
+    assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
+    died = [t for t in trials(outcome) if t.state == TrialState.FAIL]
+    assert len(died) == 1 and died[0].user_attrs["cell"] == "mlp2|seed=7"
+    assert str(hung) in died[0].user_attrs[queue.DIED]
+    done = [e["name"] for e in run_log(project) if e["event"] == "done"]
+    assert Counter(done) == Counter({n: 1 for n in NAMES})  # nothing lost, nothing run twice
+    parent = saved_parent(outcome.prepared.folder)
+    statuses = Counter((r.data.tags["ablate.study.cell"], r.info.status) for r in nested_runs(parent))
+    assert statuses[("mlp2|seed=7", "KILLED")] == 1  # the dead worker's run, closed on resume
+    assert all(statuses[(c, "FINISHED")] == 1 for c in CELLS)
+    report = json.loads((outcome.prepared.folder / "report.json").read_text())
+    assert report["runs"] == 4
+
+
+def test_stale_heartbeat_on_rdb_storage_requeues_the_cell(project, tmp_path):
+    """A RUNNING trial on another machine whose heartbeat stopped is failed and its cell queued."""
+    from ablate.study.runner import prepare_study
+    from ablate.study.storage import load_or_create
+
+    prepared = prepare_study("demo", "tiny")
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = open_storage(url, prepared.folder, heartbeat_interval=1, grace_period=1)
+    study, _ = load_or_create(storage, "demo-tiny", "maximize")
+    lock = queue_lock(prepared.folder)
+    states, _ = queue.sync(study, prepared.cells, lock)
+    assert {s.state for s in states.values()} == {"queued"}
+    trial, cell = queue.claim(study, {c.id: c for c in prepared.cells}, lock)
+    storage.set_trial_user_attr(trial._trial_id, "host", "another-machine")
+    storage.record_heartbeat(trial._trial_id)
+    time.sleep(2.5)
+    states, reaped = queue.sync(study, prepared.cells, lock)
+    assert [t.number for t in reaped] == [trial.number]
+    assert states[cell.id].state == "queued" and states[cell.id].attempts == 1
+    assert study.get_trials(deepcopy=False)[trial.number].user_attrs[queue.DIED] == "heartbeat expired"
