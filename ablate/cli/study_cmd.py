@@ -65,5 +65,13 @@ def list_studies() -> None:
         arms = "; ".join(f"{a.name}: {', '.join(a.labels())}" for a in spec.axes)
         sources = sorted({ref.source for ref in spec.paper})
         table.add_row(name, ", ".join(study.scales), escape(arms), escape("; ".join(sources)),
-                      escape(spec.description.strip().splitlines()[0] if spec.description.strip() else ""))
+                      escape(_first_sentence(spec.description)))
     console.print(table)
+
+
+def _first_sentence(text: str) -> str:
+    import re
+
+    text = " ".join(text.split())
+    match = re.search(r"[.?!] ", text)
+    return text if match is None else text[: match.start() + 1]

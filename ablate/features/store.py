@@ -2,7 +2,7 @@
 
 Files in the store's folder:
     rows.bin      row i at byte offset i * row_bytes, read through numpy.memmap
-    index.jsonl   one line per row, {"key": [...], "row": i}, in row order
+    index.jsonl   {"generation": id}, then one line per row, {"key": [...], "row": i}, in row order
     meta.json     row shape and dtype, checked when the store is opened
     lock          fcntl lock held while a process appends
 
@@ -37,7 +37,7 @@ class RowStore:
         self._count = 0  # index lines parsed = rows known
         self._offset = 0  # bytes of index.jsonl parsed
         self._map: np.memmap | None = None
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._generation: str | None = None  # id in the index's first line; a rebuilt cache has a new one
         self._check_meta(meta or {})
 
     # --- reading ---------------------------------------------------------------------------------
@@ -48,12 +48,18 @@ class RowStore:
 
     def refresh(self) -> None:
         """Read index lines other processes appended since the last call."""
-        path = self.directory / INDEX
         try:
-            with path.open("rb") as fh:
+            with (self.directory / INDEX).open("rb") as fh:
+                head = fh.readline()
+                generation = json.loads(head)["generation"] if head.endswith(b"\n") else None
+                if generation != self._generation:  # new, or deleted and rebuilt since we read it
+                    self._forget(generation, offset=len(head) if generation else 0)
+                if generation is None:
+                    return
                 fh.seek(self._offset)
                 tail = fh.read()
         except FileNotFoundError:
+            self._forget(None, offset=0)
             return
         complete = tail[: tail.rfind(b"\n") + 1]
         for line in complete.splitlines():
@@ -61,6 +67,10 @@ class RowStore:
             self._index[_key(entry["key"])] = int(entry["row"])
             self._count += 1
         self._offset += len(complete)
+
+    def _forget(self, generation: str | None, offset: int) -> None:
+        self._index, self._count, self._offset, self._map = {}, 0, offset, None
+        self._generation = generation
 
     def rows(self, keys: Sequence[Hashable]) -> list[int | None]:
         """Row of each key, None where it is not stored (yet)."""
@@ -89,8 +99,11 @@ class RowStore:
     def add(self, items: dict[Hashable, np.ndarray]) -> dict[Hashable, int]:
         """Store each key's array unless another process stored that key first; returns every key's row."""
         with self._locked():
+            self._write_meta()
             self.refresh()
             self._drop_partial_line()
+            if self._generation is None:
+                self._start_index()
             new = [k for k in items if _key(k) not in self._index]
             if new:
                 data = np.stack([np.asarray(items[k], dtype=self.dtype).reshape(self.row_shape) for k in new])
@@ -106,16 +119,32 @@ class RowStore:
                 self.refresh()
         return {k: self._index[_key(k)] for k in items}
 
+    def _start_index(self) -> None:
+        import uuid
+
+        with (self.directory / INDEX).open("wb") as fh:
+            fh.write(json.dumps({"generation": uuid.uuid4().hex}).encode() + b"\n")
+        self.refresh()
+
     def _drop_partial_line(self) -> None:
         """Cut a half-written index line left by a killed writer (we hold the lock: nobody is writing)."""
         path = self.directory / INDEX
         if path.is_file() and path.stat().st_size > self._offset:
             os.truncate(path, self._offset)
 
+    def _write_meta(self) -> bool:
+        """Write meta.json if there is none (call under the lock); True if written."""
+        path = self.directory / META
+        if path.is_file():
+            return False
+        path.write_text(json.dumps(self._meta, indent=2, sort_keys=True))
+        return True
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         import fcntl
 
+        self.directory.mkdir(parents=True, exist_ok=True)  # again: someone may have deleted the cache
         with (self.directory / LOCK).open("a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -124,14 +153,12 @@ class RowStore:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _check_meta(self, extra: dict[str, Any]) -> None:
-        expected = {"format": FORMAT_VERSION, "row_shape": list(self.row_shape), "dtype": self.dtype.name, **extra}
-        path = self.directory / META
+        self._meta = {"format": FORMAT_VERSION, "row_shape": list(self.row_shape), "dtype": self.dtype.name, **extra}
         with self._locked():
-            if not path.is_file():
-                path.write_text(json.dumps(expected, indent=2, sort_keys=True))
+            if self._write_meta():
                 return
-        found = json.loads(path.read_text())
-        differs = {k: (found.get(k), v) for k, v in expected.items() if found.get(k) != v}
+        found = json.loads((self.directory / META).read_text())
+        differs = {k: (found.get(k), v) for k, v in self._meta.items() if found.get(k) != v}
         if differs:
             detail = ", ".join(f"{k}: stored {a!r}, expected {b!r}" for k, (a, b) in differs.items())
             raise AblateError(f"feature cache {self.directory} was written for different features ({detail}); "

@@ -70,13 +70,21 @@ def load_yaml_file(path: str | Path) -> Sourced:
 
 
 def deep_merge(base: Any, over: Any) -> Any:
-    """Mappings merge key by key; anything else in `over` replaces `base`."""
-    if isinstance(base, dict) and isinstance(over, dict):
+    """Mappings merge key by key; anything else in `over` replaces `base`.
+
+    A component block that names a different `type` replaces the base block whole: the old
+    component's options mean nothing to the new one.
+    """
+    if isinstance(base, dict) and isinstance(over, dict) and not _switches_type(base, over):
         out = dict(base)
         for k, v in over.items():
             out[k] = deep_merge(base[k], v) if k in base else copy.deepcopy(v)
         return out
     return copy.deepcopy(over)
+
+
+def _switches_type(base: dict, over: dict) -> bool:
+    return "type" in over and "type" in base and over["type"] != base["type"]
 
 
 def load_with_bases(path: str | Path, _seen: tuple[Path, ...] = ()) -> Sourced:

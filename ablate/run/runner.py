@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 import ablate
+from ablate.features.plan import feature_cache_plan
 from ablate.recipe.loading import recipe_hash
 from ablate.recipe.schema import Recipe
 from ablate.run.stage_store import StageStore, stage_keys
@@ -125,6 +126,10 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
     skipped = 0
     answer_format = recipe.answer_format
     regs = registries()
+    # Frozen-encoder features, encoded once per image and read from $ABLATE_HOME/features after.
+    cache_stages, cache_eval = feature_cache_plan(recipe, base_dir)
+    features = _feature_cache(vlm) if any(cache_stages) or cache_eval else None
+    eval_features = features if cache_eval else None
 
     eval_plan = _eval_plan(recipe, answer_format) if recipe.eval else None
 
@@ -143,12 +148,17 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
             skipped += len(mixture.skipped)
             vlm.max_length = stage.max_length
             apply_trainable(vlm, stage.trainable)
-            collator = VLMCollator(tokenizer=tokenizer, image_processor=image_processor)
+            cache = features if cache_stages[index] else None
+            if cache is not None and stage.dataloader_workers > 0:
+                cache.prefill(dataset["image"])  # DataLoader workers cannot run a GPU encoder
+            collator = VLMCollator(tokenizer=tokenizer, image_processor=image_processor,
+                                   batch_feature_lookup=cache.batch_lookup if cache is not None else None)
             last = index == len(recipe.stages) - 1
             epoch_end = None
             if last and eval_plan is not None and recipe.eval.each_epoch:
                 def epoch_end(epoch: int, _plan=eval_plan) -> None:
-                    res = _evaluate(vlm, tokenizer, image_processor, _plan, progress, out=None, label=f"eval epoch {epoch}")
+                    res = _evaluate(vlm, tokenizer, image_processor, _plan, progress, out=None, label=f"eval epoch {epoch}",
+                                    features=eval_features)
                     epoch_metrics[epoch] = res.metrics
                     tracker.log_metrics({f"epoch_eval/{k}": v for k, v in res.metrics.items()}, step=epoch)
             result = run_stage(
@@ -168,7 +178,8 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
     eval_metrics: dict[str, float] = {}
     predictions = None
     if eval_plan is not None:
-        res = _evaluate(vlm, tokenizer, image_processor, eval_plan, progress, out=run_dir / "predictions.jsonl")
+        res = _evaluate(vlm, tokenizer, image_processor, eval_plan, progress, out=run_dir / "predictions.jsonl",
+                        features=eval_features)
         eval_metrics, predictions = res.metrics, res.predictions_path
         prefix = getattr(eval_plan["evaluator"], "metric_prefix", "eval")
         tracker.log_metrics({f"{prefix}/{k}": v for k, v in eval_metrics.items()})
@@ -176,8 +187,11 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
     counts = vlm.parameter_counts()
     tracker.log_metrics({f"params/{c}/{k}": v for c, d in counts.items() for k, v in d.items()})
     tracker.set_tags({"ablate.checkpoints": str(Path(recipe.output_dir, "stages").resolve())})
+    feature_counts = features.counts() if features is not None else {}
+    if feature_counts:
+        tracker.log_metrics({f"feature_cache/{k}": v for k, v in feature_counts.items()})
     return RunResult(run_dir, None, "", "", outcomes, eval_metrics, epoch_metrics, predictions, 0.0, counts,
-                     int(vlm.connector.num_output_tokens), skipped)
+                     int(vlm.connector.num_output_tokens), skipped, feature_cache=feature_counts)
 
 
 def _dataset(source, template, tokenizer, recipe, stage):
@@ -210,11 +224,12 @@ def _eval_plan(recipe: Recipe, answer_format) -> dict[str, Any]:
     }
 
 
-def _evaluate(vlm, tokenizer, image_processor, plan, progress, out, label="eval"):
+def _evaluate(vlm, tokenizer, image_processor, plan, progress, out, label="eval", features=None):
     from ablate.data.collate import EvalCollator
     from ablate.eval.generation import evaluate
 
-    collator = EvalCollator(tokenizer=tokenizer, image_processor=image_processor)
+    collator = EvalCollator(tokenizer=tokenizer, image_processor=image_processor,
+                            batch_feature_lookup=features.batch_lookup if features is not None else None)
     return evaluate(
         vlm, plan["samples"], template=plan["template"], evaluator=plan["evaluator"], collator=collator,
         tokenizer=tokenizer, batch_size=plan["batch_size"], max_new_tokens=plan["max_new_tokens"],
@@ -235,4 +250,12 @@ def _summary(result: RunResult) -> dict[str, Any]:
         "parameter_counts": result.parameter_counts,
         "visual_tokens": result.visual_tokens,
         "skipped_samples": result.skipped_samples,
+        "feature_cache": result.feature_cache,
     }
+
+
+def _feature_cache(vlm):
+    """The encoder's FeatureCache, or None for an encoder that cannot say what its features depend on."""
+    from ablate.features.cache import FeatureCache
+
+    return FeatureCache(None, vlm.encoder) if getattr(vlm.encoder, "cache_key", None) else None

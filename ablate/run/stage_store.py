@@ -1,6 +1,6 @@
 """Finished stages, stored by a content hash of everything that determines their weights.
 
-Key = hash(model config, answer format, bad-sample policy, stage config minus logging/saving
+Key = hash(model config, answer format (when the stage's data reads it), bad-sample policy, stage config minus logging/saving
 knobs, seed, previous stage's key). Two runs (or study trials) whose first k stages agree share
 those stages: the later one loads the stored weights instead of training again.
 """
@@ -22,13 +22,31 @@ WEIGHTS = "weights.safetensors"
 META = "meta.json"
 
 
+def uses_answer_format(block: Any) -> bool:
+    """Whether a data block holds a source that reads the recipe-level answer format
+    (a data source whose config has an `answer_format` field, like `scienceqa`)."""
+    from ablate.registry import registries
+
+    sources = registries().data_source
+    if isinstance(block, dict):
+        name = block.get("type")
+        if isinstance(name, str) and name in sources and "answer_format" in sources.get(name).config.model_fields:
+            return True
+        return any(uses_answer_format(v) for v in block.values())
+    if isinstance(block, list):
+        return any(uses_answer_format(v) for v in block)
+    return False
+
+
 def stage_keys(recipe) -> list[str]:
     keys: list[str] = []
     prev = None
     for stage in recipe.stages:
+        data = stage.data.model_dump(mode="json")
+        fmt = recipe.answer_format.model_dump(mode="json") if recipe.answer_format and uses_answer_format(data) else None
         payload = {
             "model": recipe.model.model_dump(mode="json"),
-            "answer_format": recipe.answer_format.model_dump(mode="json") if recipe.answer_format else None,
+            "answer_format": fmt,
             "on_bad_sample": recipe.data.on_bad_sample,
             "stage": stage.model_dump(mode="json", exclude=NON_SEMANTIC_STAGE_FIELDS),
             "seed": recipe.stage_seed(stage),

@@ -148,7 +148,7 @@ def _prepare(out: Path, overwrite: bool) -> None:
         raise AblateError(f"{out} is a file, not a folder")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise AblateError(f"{out} is not empty; choose a new folder or pass overwrite=True")
+            raise AblateError(f"{out} is not empty; choose a new folder or overwrite it (ablate data make-scienceqa --overwrite, or overwrite=True)")
         for name in (sqa.PROBLEMS_FILE, sqa.SPLITS_FILE, MARKER_FILE):
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / sqa.IMAGES_DIR, ignore_errors=True)

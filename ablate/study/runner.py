@@ -119,6 +119,8 @@ def run_study(
     console = console or Console()
     if workers < 1:
         raise AblateError(f"--workers must be >= 1, got {workers}")
+    # worker processes import the run function by name; in this process any callable will do
+    fn_ref = run_fn_ref(run_fn) if (workers > 1 or not callable(run_fn)) else f"{getattr(run_fn, '__module__', '?')}:<in-process>"
     prepared = prepare_study(ref, scale, seeds=seeds, check_checkpoints=check_checkpoints)
     uri = resolve_tracking_uri(prepared, tracking_uri)
     folder = prepared.folder
@@ -143,7 +145,7 @@ def run_study(
 
     spec = WorkerSpec(
         study_path=str(prepared.study.path), scale=scale, seeds=prepared.seeds, folder=str(folder.resolve()),
-        storage=storage, tracking_uri=uri, parent_run_id=parent.run_id, run_fn=run_fn_ref(run_fn),
+        storage=storage, tracking_uri=uri, parent_run_id=parent.run_id, run_fn=fn_ref,
         run_kwargs=dict(run_kwargs or {}),
     )
     interrupted = False
@@ -155,10 +157,17 @@ def run_study(
                 _run_processes(spec, workers, prepared, study, console, poll_s)
     except KeyboardInterrupt:
         interrupted = True
+    with lock:  # a worker that died during this run leaves its cell RUNNING: mark it for the next run
+        kill_orphans(parent, [t.number for t in queue.reap_dead(study)])
     states = queue.cell_states(study, [c.id for c in prepared.cells])
     outcome = StudyOutcome(prepared, parent, states, interrupted=interrupted)
     counts = outcome.counts()
-    close_parent(parent, "FINISHED" if counts["done"] == len(states) else ("KILLED" if interrupted else "FAILED"))
+    if counts["done"] == len(states):
+        close_parent(parent, "FINISHED")
+    elif interrupted:
+        close_parent(parent, "KILLED")
+    elif not counts["running"]:  # cells still running elsewhere (other machines) keep it open
+        close_parent(parent, "FAILED")
 
     console.print(status_table(prepared, states))
     print_summary(outcome, console)

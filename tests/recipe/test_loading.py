@@ -114,3 +114,11 @@ def test_invalid_yaml_reports_line(tmp_path):
     with pytest.raises(RecipeError) as info:
         load_recipe(path)
     assert info.value.problems[0].location.startswith(str(path))
+
+
+def test_base_component_with_new_type_is_replaced_not_merged(tmp_path):
+    base = {"name": "base", "model": {**MODEL, "connector": {"type": "mlp", "depth": 3, "activation": "relu"}}}
+    write(tmp_path, "base.yaml", base)
+    child = write(tmp_path, "child.yaml", {"base": "base.yaml", "model": {"connector": {"type": "qformer", "num_queries": 8}}})
+    recipe = load_recipe(child)
+    assert recipe.model.connector.type == "qformer" and recipe.model.connector.num_queries == 8

@@ -115,8 +115,9 @@ def _wait_for(path, timeout=120):
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_two_worker_processes_share_the_journal(project, monkeypatch):
-    monkeypatch.setenv("FAKE_RUN_SLEEP", "2")
+    monkeypatch.setenv("FAKE_RUN_SLEEP", "1.5")
     outcome = run(workers=2, run_fn="study_fakes:fake_run", poll_s=0.2)
     assert outcome.counts()["done"] == 4
     assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
@@ -129,6 +130,7 @@ def test_two_worker_processes_share_the_journal(project, monkeypatch):
     assert len(logs) == 2 and all("queue empty" in p.read_text() for p in logs)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_mid_trial_loses_and_duplicates_nothing(project, monkeypatch):
     marker = project / "hang.pid"
     monkeypatch.setenv("FAKE_RUN_HANG", "mlp2-s7")
@@ -183,3 +185,23 @@ def test_stale_heartbeat_on_rdb_storage_requeues_the_cell(project, tmp_path):
     assert [t.number for t in reaped] == [trial.number]
     assert states[cell.id].state == "queued" and states[cell.id].attempts == 1
     assert study.get_trials(deepcopy=False)[trial.number].user_attrs[queue.DIED] == "heartbeat expired"
+
+
+def test_rdb_storage_with_heartbeats_runs_the_study(project, tmp_path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    outcome = run(storage=url)
+    assert outcome.counts()["done"] == 4
+    study = optuna.load_study(study_name="demo-tiny", storage=url)
+    assert Counter(t.user_attrs["cell"] for t in study.get_trials() if t.state == TrialState.COMPLETE) == \
+        Counter({c: 1 for c in CELLS})
+    assert not (outcome.prepared.folder / "optuna.journal").exists()
+
+
+def test_bad_storage_and_unimportable_run_function(project):
+    from ablate.errors import AblateError
+
+    with pytest.raises(AblateError, match="expected a database URL"):
+        run(storage="redis://localhost")
+    with pytest.raises(AblateError, match="worker processes cannot import it"):
+        run(workers=2, run_fn=lambda recipe, **kw: None)
+    assert not (project / "runs" / "studies" / "demo-tiny" / "mlflow.json").exists()  # refused before starting
