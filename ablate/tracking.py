@@ -43,6 +43,22 @@ def git_commit(path: str | Path = ".") -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Artifacts of a sqlite store go next to its database file (`<db folder>/mlruns/<experiment>`).
+
+    MLflow's default puts them under `./mlruns` of whatever directory the run started in, so a
+    store in another folder would have its artifacts scattered over working directories.
+    """
+    import re
+
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri[len(prefix):] in ("", ":memory:"):
+        return None
+    db = Path(uri[len(prefix):].split("?", 1)[0]).expanduser().resolve()
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment) or "experiment"
+    return (db.parent / "mlruns" / safe).as_uri()
+
+
 def _quiet_mlflow() -> None:
     import logging
 
@@ -65,8 +81,21 @@ class Tracker:
 
             mlflow.set_tracking_uri(self.uri)
             self._client = mlflow.MlflowClient(self.uri)
-            exp = self._client.get_experiment_by_name(experiment)
-            self.experiment_id = exp.experiment_id if exp else self._client.create_experiment(experiment)
+            self.experiment_id = self._experiment_id(experiment)
+
+    def _experiment_id(self, name: str) -> str:
+        from mlflow.exceptions import MlflowException
+
+        exp = self._client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return self._client.create_experiment(name, artifact_location=artifact_location(self.uri, name))
+        except MlflowException:  # another worker created it just now
+            exp = self._client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
 
     @contextlib.contextmanager
     def run(self, run_name: str, run_id: str | None = None, parent_run_id: str | None = None,

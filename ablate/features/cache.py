@@ -12,9 +12,10 @@ has trained the encoder (see `ablate.features.plan`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -109,7 +110,7 @@ class FeatureCache:
         start = len(keys) * rank // max(world_size, 1)
         keys = keys[start:] + keys[:start]
         encoded = 0
-        with _on_device(self.encoder, device):
+        with _encoder_on(self.encoder, device):
             for chunk in _chunks(keys, self.batch_size):
                 missing = [k for k, row in zip(chunk, self.store.rows(chunk)) if row is None]
                 if missing:
@@ -201,24 +202,19 @@ def _chunks(items: list, size: int) -> Iterable[list]:
         yield items[start : start + size]
 
 
-class _on_device:
-    """Temporarily move the encoder to `device` ("auto": this rank's GPU if any; None: stay)."""
-
-    def __init__(self, encoder: torch.nn.Module, device: str | torch.device | None):
-        self.encoder = encoder
-        param = next(encoder.parameters(), None)
-        self.home = param.device if param is not None else None
-        if device == "auto":
-            gpu = torch.cuda.is_available() and (self.home is None or self.home.type == "cpu")
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if gpu else None
-        self.device = torch.device(device) if device is not None else None
-
-    def __enter__(self):
-        if self.device is not None and self.home is not None and self.device != self.home:
-            self.encoder.to(self.device)
-        return self
-
-    def __exit__(self, *exc):
-        if self.device is not None and self.home is not None and self.device != self.home:
-            self.encoder.to(self.home)
-        return False
+@contextlib.contextmanager
+def _encoder_on(encoder: torch.nn.Module, device: str | torch.device | None) -> Iterator[None]:
+    """Run the block with the encoder on `device` ("auto": this rank's GPU if any; None: where it is)."""
+    param = next(encoder.parameters(), None)
+    home = param.device if param is not None else None
+    if device == "auto":
+        gpu = torch.cuda.is_available() and home is not None and home.type == "cpu"
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if gpu else None
+    move = device is not None and home is not None and torch.device(device) != home
+    if move:
+        encoder.to(device)
+    try:
+        yield
+    finally:
+        if move:
+            encoder.to(home)

@@ -30,8 +30,12 @@ def _zero_stage(stage, base_dir: Path | None) -> int | None:
         return None
     config: Any = stage.deepspeed
     if not isinstance(config, dict):
+        from ablate.errors import AblateError
         from ablate.train.stage import deepspeed_config
 
-        config = json.loads(Path(deepspeed_config(stage, base_dir)).read_text())
+        try:
+            config = json.loads(Path(deepspeed_config(stage, base_dir)).read_text())
+        except (AblateError, OSError, ValueError):
+            return None  # training that stage reports the bad config; a reused one never reads it
     stage_id = (config.get("zero_optimization") or {}).get("stage")
     return int(stage_id) if isinstance(stage_id, (int, str)) and str(stage_id).isdigit() else None

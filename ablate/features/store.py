@@ -28,7 +28,9 @@ ROWS, INDEX, META, LOCK = "rows.bin", "index.jsonl", "meta.json", "lock"
 
 
 class RowStore:
-    def __init__(self, directory: str | os.PathLike, row_shape: Sequence[int], dtype: Any, meta: dict[str, Any] | None = None):
+    def __init__(
+        self, directory: str | os.PathLike, row_shape: Sequence[int], dtype: Any, meta: dict[str, Any] | None = None
+    ):
         self.directory = Path(directory)
         self.row_shape = tuple(int(n) for n in row_shape)
         self.dtype = np.dtype(dtype)

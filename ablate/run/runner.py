@@ -7,8 +7,8 @@ Layout under `recipe.output_dir`:
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ import ablate
 from ablate.features.plan import feature_cache_plan
 from ablate.recipe.loading import recipe_hash
 from ablate.recipe.schema import Recipe
+from ablate.run import distributed
 from ablate.run.stage_store import StageStore, stage_keys
 from ablate.tracking import Tracker, flatten, git_commit
 
@@ -51,10 +52,6 @@ class RunResult:
     feature_cache: dict[str, int] = field(default_factory=dict)
 
 
-def _is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def run_dir_for(recipe: Recipe) -> Path:
     return Path(recipe.output_dir) / f"{recipe.name}-{recipe_hash(recipe)}"
 
@@ -74,23 +71,27 @@ def run_recipe(
     t0 = time.perf_counter()
     rhash = recipe_hash(recipe)
     run_dir = run_dir_for(recipe)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # Under torchrun only rank 0 writes the run folder and logs to MLflow.
+    writer = distributed.is_rank_zero()
     state_path = run_dir / "state.json"
     state = json.loads(state_path.read_text()) if (resume and state_path.is_file()) else {}
     base_dir = Path(recipe_path).resolve().parent if recipe_path else None
     resolved_yaml = yaml.safe_dump(recipe.resolved(), sort_keys=False)
-    (run_dir / "recipe.yaml").write_text(resolved_yaml)
+    if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "recipe.yaml").write_text(resolved_yaml)
 
-    tracker = Tracker(tracking_uri or recipe.tracking.tracking_uri, recipe.tracking.experiment, enabled=_is_rank_zero())
+    tracker = Tracker(tracking_uri or recipe.tracking.tracking_uri, recipe.tracking.experiment, enabled=writer)
     run_tags = {
         "ablate.recipe_hash": rhash, "ablate.version": ablate.__version__, "ablate.recipe": recipe.name,
-        **({"ablate.git_commit": c} if (c := git_commit(base_dir or ".")) else {}),
+        **_git_tags(base_dir),
         **recipe.tracking.tags, **(tags or {}),
     }
     with tracker.run(recipe.tracking.run_name or recipe.name, run_id=state.get("mlflow_run_id"),
                      parent_run_id=parent_run_id, tags=run_tags):
-        state["mlflow_run_id"] = tracker.run_id
-        state_path.write_text(json.dumps(state, indent=2))
+        if writer:  # --resume reopens this MLflow run
+            state["mlflow_run_id"] = tracker.run_id
+            state_path.write_text(json.dumps(state, indent=2))
         tracker.log_params(flatten(recipe.resolved()))
         tracker.log_text(resolved_yaml, "recipe.yaml")
         result = _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, reuse_stages)
@@ -98,8 +99,9 @@ def run_recipe(
         result.seconds = time.perf_counter() - t0
         tracker.log_metrics({"run/seconds": result.seconds, "run/stages_reused": sum(s.reused_from is not None for s in result.stages)})
         tracker.set_tags({"ablate.run_dir": str(run_dir.resolve())})
-        (run_dir / "summary.json").write_text(json.dumps(_summary(result), indent=2, default=str))
-        tracker.log_artifact(run_dir / "summary.json")
+        if writer:
+            (run_dir / "summary.json").write_text(json.dumps(_summary(result), indent=2, default=str))
+            tracker.log_artifact(run_dir / "summary.json")
     return result
 
 
@@ -116,6 +118,8 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
     # --resume rely on it).
     from transformers import set_seed
 
+    distributed.init()
+    _build_zoo_checkpoints(recipe.model)  # building one reseeds torch: do it before seeding
     set_seed(recipe.seed)
     vlm = build_vlm(recipe.model)
     tokenizer, image_processor = vlm.tokenizer, vlm.image_processor
@@ -131,20 +135,24 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
     features = _feature_cache(vlm) if any(cache_stages) or cache_eval else None
     eval_features = features if cache_eval else None
 
-    eval_plan = _eval_plan(recipe, answer_format) if recipe.eval else None
+    # Rank 0 alone evaluates (the other ranks hold the same weights under DDP and ZeRO-2).
+    eval_plan = _eval_plan(recipe, answer_format) if recipe.eval and distributed.is_rank_zero() else None
 
     for index, (stage, key) in enumerate(zip(recipe.stages, keys)):
-        with store.lock(key):
-            if reuse_stages and store.is_done(key):
+        # The lock keeps other jobs (study workers) off this stage; within a torchrun job rank 0
+        # holds it and tells the other ranks whether to train or to load the stored stage.
+        with store.lock(key) if distributed.is_rank_zero() else contextlib.nullcontext():
+            if distributed.broadcast(reuse_stages and distributed.is_rank_zero() and store.is_done(key)):
                 store.load_into(key, vlm)
                 meta = store.meta(key)
                 outcomes.append(StageOutcome(stage.name, key, meta.get("run_id") or "?", 0.0, meta.get("steps", 0), meta.get("metrics", {})))
                 tracker.set_tags({f"ablate.stage.{stage.name}.reused_from": meta.get("run_id") or "?", f"ablate.stage.{stage.name}.key": key})
                 continue
             stage_t0 = time.perf_counter()
-            mixture = regs.mixture.get(stage.data.type).build(stage.data, answer_format=answer_format, on_bad_sample=recipe.data.on_bad_sample)
-            template = regs.template.get(stage.template.type).build(stage.template)
-            dataset = _dataset(mixture, template, tokenizer, recipe, stage)
+            with distributed.main_process_first():  # rank 0 fills the data caches, the others read them
+                mixture = regs.mixture.get(stage.data.type).build(stage.data, answer_format=answer_format, on_bad_sample=recipe.data.on_bad_sample)
+                template = regs.template.get(stage.template.type).build(stage.template)
+                dataset = _dataset(mixture, template, tokenizer, recipe, stage)
             skipped += len(mixture.skipped)
             vlm.max_length = stage.max_length
             apply_trainable(vlm, stage.trainable)
@@ -167,9 +175,10 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
                 epoch_end=epoch_end,
             )
             merge_lora(vlm)
-            changed = stage_state_dict(vlm, stage.trainable)
-            store.save(key, changed, {"stage": stage.name, "run_id": tracker.run_id, "steps": result.steps,
-                                       "seconds": result.seconds, "metrics": result.metrics})
+            if distributed.is_rank_zero():
+                changed = stage_state_dict(vlm, stage.trainable)
+                store.save(key, changed, {"stage": stage.name, "run_id": tracker.run_id, "steps": result.steps,
+                                           "seconds": result.seconds, "metrics": result.metrics})
             outcomes.append(StageOutcome(stage.name, key, None, time.perf_counter() - stage_t0, result.steps, result.metrics))
             tracker.set_tags({f"ablate.stage.{stage.name}.key": key})
     if skipped:
@@ -192,6 +201,27 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
         tracker.log_metrics({f"feature_cache/{k}": v for k, v in feature_counts.items()})
     return RunResult(run_dir, None, "", "", outcomes, eval_metrics, epoch_metrics, predictions, 0.0, counts,
                      int(vlm.connector.num_output_tokens), skipped, feature_cache=feature_counts)
+
+
+def _git_tags(recipe_dir: Path | None) -> dict[str, str]:
+    """The commit of ablate's own source (editable installs) and of the recipe's repository."""
+    tags = {}
+    if code := git_commit(Path(ablate.__file__).resolve().parent):
+        tags["ablate.git_commit"] = code
+    if recipe_dir is not None and (recipe := git_commit(recipe_dir)) and recipe != code:
+        tags["ablate.recipe_git_commit"] = recipe
+    return tags
+
+
+def _build_zoo_checkpoints(model_section) -> None:
+    """Build the `zoo:` checkpoints a recipe names (once per ABLATE_HOME), rank 0 first."""
+    from ablate.zoo import ZOO_PREFIX, resolve_checkpoint
+
+    names = [getattr(getattr(model_section, c), "name_or_path", None) for c in ("encoder", "llm")]
+    with distributed.main_process_first():
+        for name in names:
+            if isinstance(name, str) and name.startswith(ZOO_PREFIX):
+                resolve_checkpoint(name)
 
 
 def _dataset(source, template, tokenizer, recipe, stage):

@@ -50,6 +50,8 @@ def stage_keys(recipe) -> list[str]:
             "on_bad_sample": recipe.data.on_bad_sample,
             "stage": stage.model_dump(mode="json", exclude=NON_SEMANTIC_STAGE_FIELDS),
             "seed": recipe.stage_seed(stage),
+            # freshly initialised weights (the connector) are drawn with the recipe's seed
+            "init_seed": recipe.seed if prev is None else None,
             "previous": prev,
         }
         prev = content_hash(payload, length=16)

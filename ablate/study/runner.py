@@ -148,12 +148,13 @@ def run_study(
         storage=storage, tracking_uri=uri, parent_run_id=parent.run_id, run_fn=fn_ref,
         run_kwargs=dict(run_kwargs or {}),
     )
-    interrupted = False
+    interrupted = live = False
     try:
         if any(s.state == "queued" for s in states.values()):
             if workers == 1:
                 _run_in_process(spec, run_fn if callable(run_fn) else None, console, progress_factory)
             else:
+                live = True  # the live view leaves the final table on screen
                 _run_processes(spec, workers, prepared, study, console, poll_s)
     except KeyboardInterrupt:
         interrupted = True
@@ -169,7 +170,10 @@ def run_study(
     elif not counts["running"]:  # cells still running elsewhere (other machines) keep it open
         close_parent(parent, "FAILED")
 
-    console.print(status_table(prepared, states))
+    if live:
+        console.print()
+    else:
+        console.print(status_table(prepared, states))
     print_summary(outcome, console)
     if report and counts["done"]:
         from ablate.study.report import make_report, render_markdown
@@ -184,16 +188,10 @@ def run_study(
 
 
 def _run_in_process(spec: WorkerSpec, run_fn, console, progress_factory) -> None:
-    import contextlib
+    def event(kind: str, cell: Cell, info: dict[str, Any]) -> None:
+        console.print(_event_line(kind, cell, info), highlight=False)
 
-    progress_cm = progress_factory() if progress_factory else contextlib.nullcontext()
-    with progress_cm as progress:
-        out = progress.console if progress is not None else console
-
-        def event(kind: str, cell: Cell, info: dict[str, Any]) -> None:
-            out.print(_event_line(kind, cell, info), highlight=False)
-
-        Worker(spec, run_fn, progress=progress, on_event=event).run()
+    Worker(spec, run_fn, progress_factory=progress_factory, on_event=event).run()
 
 
 def _event_line(kind: str, cell: Cell, info: dict[str, Any]) -> str:
@@ -232,6 +230,7 @@ def _run_processes(spec: WorkerSpec, n: int, prepared: PreparedStudy, study, con
             while any(p.poll() is None for p in procs):
                 time.sleep(poll_s)
                 live.update(status_table(prepared, queue.cell_states(study, ids)))
+            live.update(status_table(prepared, queue.cell_states(study, ids)))
     except KeyboardInterrupt:
         for p in procs:
             if p.poll() is None:

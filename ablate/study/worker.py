@@ -7,6 +7,7 @@ Runs in the `ablate study` process (one worker) or as `python -m ablate.study.wo
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import sys
@@ -69,7 +70,8 @@ def run_fn_ref(fn: Callable[..., Any] | str | None) -> str:
 
 
 class Worker:
-    def __init__(self, spec: WorkerSpec, run_fn: Callable[..., Any] | None = None, *, progress=None,
+    def __init__(self, spec: WorkerSpec, run_fn: Callable[..., Any] | None = None, *,
+                 progress_factory: Callable[[], Any] | None = None,
                  on_event: Callable[[str, Any, dict[str, Any]], None] | None = None):
         from ablate.study.cells import base_source, expand_cells
         from ablate.study.schema import load_study
@@ -86,7 +88,7 @@ class Worker:
                                        self.study_file.spec.direction)
         self.lock = queue_lock(self.folder)
         self.run_fn = run_fn or import_run_fn(spec.run_fn)
-        self.progress = progress
+        self.progress_factory = progress_factory  # a fresh rich Progress per cell, so bars do not pile up
         self.on_event = on_event or (lambda *_: None)
 
     def run(self, max_cells: int | None = None) -> int:
@@ -116,10 +118,11 @@ class Worker:
             rhash = recipe_hash(recipe)
             trial.set_user_attr("recipe_hash", rhash)
             tags = cell_tags(self.study_file.name, self.spec.scale, cell, trial.number, rhash)
-            result = self.run_fn(
-                recipe, recipe_path=self.study_file.base_path(self.spec.scale), tracking_uri=self.spec.tracking_uri,
-                parent_run_id=self.spec.parent_run_id, tags=tags, progress=self.progress, **self.spec.run_kwargs,
-            )
+            with self.progress_factory() if self.progress_factory else contextlib.nullcontext() as progress:
+                result = self.run_fn(
+                    recipe, recipe_path=self.study_file.base_path(self.spec.scale), tracking_uri=self.spec.tracking_uri,
+                    parent_run_id=self.spec.parent_run_id, tags=tags, progress=progress, **self.spec.run_kwargs,
+                )
             value = objective_value(result, self.section)
         except Exception as exc:  # noqa: BLE001 - a failing cell is recorded, the study goes on
             message = f"{type(exc).__name__}: {exc}"

@@ -115,10 +115,12 @@ def run_stage(
         ThroughputMeter,
         stage_losses,
     )
-    from ablate.train.trainer import VLMTrainer
+    from ablate.train.trainer import VLMTrainer, release_deepspeed
 
     ckpt_dir = workdir / "checkpoints"
     last = last_complete_checkpoint(ckpt_dir) if resume else None
+    if last is not None:
+        tracker.set_tags({f"ablate.stage.{stage.name}.resumed_from": last.name})
     if last is not None and _is_final(last):
         return _finish_from_checkpoint(vlm, stage, last, workdir)
 
@@ -136,6 +138,7 @@ def run_stage(
     )
     trainer.remove_callback(PrinterCallback)
     output = trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
+    release_deepspeed(trainer)
     result = StageResult(stage.name, output.global_step, float(output.metrics.get("train_runtime", 0.0)),
                          {**metrics.last, **stage_losses(trainer.state.log_history)})
     _write_state(workdir, output.global_step, output.metrics)
@@ -184,6 +187,10 @@ def _finish_from_checkpoint(vlm, stage: Stage, checkpoint: Path, workdir: Path) 
 
 
 def _write_state(workdir: Path, global_step: int, metrics: dict[str, Any]) -> None:
+    from ablate.run.distributed import is_rank_zero
+
+    if not is_rank_zero():
+        return
     (workdir / "trainer_state.json").write_text(json.dumps({"global_step": global_step, **metrics}, indent=2))
 
 

@@ -76,6 +76,39 @@ def load_checkpoint_weights(model: torch.nn.Module, checkpoint) -> None:
     check_checkpoint_fits([k for k in result.missing_keys if k in trainable], result.unexpected_keys, str(path))
 
 
+def release_deepspeed(trainer) -> None:
+    """After a DeepSpeed stage, make the model a plain module again on every rank.
+
+    ZeRO-3 leaves each rank with a slice of every weight: gather them whole (a collective, so
+    all ranks call this) into fresh Parameters. Then remove the engine's hooks, or the next
+    stage's backward would also run this stage's gradient reduction. Afterwards the stage can
+    be saved and evaluated on rank 0 alone, and the next stage starts a new engine.
+    """
+    engine = getattr(trainer, "deepspeed", None)
+    if not trainer.is_deepspeed_enabled or engine is None:
+        return
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    sharded = [p for p in model.parameters() if hasattr(p, "ds_id")]
+    whole: dict[int, torch.Tensor] = {}
+    if sharded:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(sharded, modifier_rank=None):
+            whole = {id(p): p.data.detach().clone() for p in sharded}
+    engine.destroy()
+    fresh: dict[int, torch.nn.Parameter] = {}
+    for module in model.modules():
+        for name, param in list(module._parameters.items()):
+            if param is not None and id(param) in whole:
+                if id(param) not in fresh:  # tied weights stay tied
+                    fresh[id(param)] = torch.nn.Parameter(whole[id(param)], requires_grad=param.requires_grad)
+                module._parameters[name] = fresh[id(param)]
+    # transformers' global "ZeRO-3 is on" flag would make generate() wait for the other ranks.
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+
+
 def _is_connector(name: str) -> bool:
     return name.startswith("connector.") or ".connector." in name
 

@@ -59,7 +59,9 @@ class TinyClip(nn.Module):
         config = CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
                                   image_size=SIZE, patch_size=PATCH)
         self.model = CLIPVisionModel(config).eval()
-        self.image_processor = CLIPImageProcessor(size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE})
+        self.image_processor = CLIPImageProcessor(
+            size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE}
+        )
         self.num_tokens = (SIZE // PATCH) ** 2
         self.feature_dim = 16
         self.cache_key = f"test-tiny-clip-{seed}"

@@ -27,3 +27,5 @@ def test_switched_off_or_zero3_means_no_cache():
     assert feature_cache_plan(zero3) == ([False, False], False)
     zero2 = load_recipe(TINY, ["stages.1.deepspeed=zero2.json"])  # the shipped config, found by name
     assert feature_cache_plan(zero2) == ([True, True], True)
+    missing = load_recipe(TINY, ["stages.1.deepspeed=missing.json"])  # left for training that stage to report
+    assert feature_cache_plan(missing) == ([True, True], True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,8 @@ def stage(name: str, source: dict[str, Any] | None = None, **fields: Any) -> dic
 
 
 def recipe(root: Path, stages: list[dict[str, Any]] | None = None, *, eval: bool | dict = True, **top: Any) -> dict[str, Any]:
-    """A recipe dict writing to `root/out` and tracking in `root/mlflow.db`."""
+    """A recipe dict writing to `root/out` and tracking in `root/mlflow.db` (made ready now)."""
+    prepare_store(root)
     data: dict[str, Any] = {
         "name": "tiny",
         "seed": 42,
@@ -63,6 +65,26 @@ def recipe(root: Path, stages: list[dict[str, Any]] | None = None, *, eval: bool
         }
     data.update(top)
     return data
+
+
+# An MLflow sqlite store with its tables made (the conftest sets it once per session): a fresh
+# store spends seconds on its schema migrations.
+MLFLOW_TEMPLATE: Path | None = None
+
+
+def prepare_store(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    db = root / "mlflow.db"
+    if MLFLOW_TEMPLATE is not None and not db.exists():
+        shutil.copyfile(MLFLOW_TEMPLATE, db)
+
+
+def make_store_template(folder: Path) -> Path:
+    import mlflow
+
+    path = folder / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
 
 
 def tracking_uri(root: Path) -> str:

@@ -19,7 +19,6 @@ import random
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 ITEMS = 120
@@ -152,24 +151,7 @@ def write_project(root: Path, study: dict | None = None, name: str = "demo", bas
     return path
 
 
-# --- fixtures (imported by the test modules) -------------------------------------------------
-
-HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A temp working directory with the demo study, its own MLflow store, and worker processes
-    able to import this module."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
-    monkeypatch.setenv("FAKE_RUN_LOG", str(tmp_path / "runs.log"))
-    for name in ("FAKE_RUN_HANG", "FAKE_RUN_FAIL", "FAKE_RUN_SLEEP"):
-        monkeypatch.delenv(name, raising=False)
-    write_project(tmp_path)
-    return tmp_path
-
+# --- helpers for the tests (fixtures are in conftest.py) ----------------------------------
 
 def run_log(root: Path) -> list[dict]:
     path = root / "runs.log"

@@ -2,7 +2,7 @@
 
 from ablate.cli import main
 from ablate.study.runner import run_study
-from study_fakes import fake_run, project, quiet_console  # noqa: F401 - fixture
+from study_fakes import fake_run, quiet_console
 
 
 def test_study_list_shows_the_project_studies(project, capsys):

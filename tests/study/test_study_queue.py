@@ -16,7 +16,7 @@ from ablate.study import queue
 from ablate.study.parent import nested_runs, saved_parent
 from ablate.study.runner import run_study
 from ablate.study.storage import open_storage, queue_lock
-from study_fakes import fake_run, project, quiet_console, run_log  # noqa: F401 - fixture
+from study_fakes import fake_run, quiet_console, run_log
 
 CELLS = {f"{arm}|seed={seed}" for arm in ("linear", "mlp2") for seed in (7, 8)}
 NAMES = {f"demo-{arm}-s{seed}" for arm in ("linear", "mlp2") for seed in (7, 8)}

@@ -14,7 +14,7 @@ from ablate.study.report import REPORT_JSON, build_report, render_markdown
 from ablate.study.runner import report_study, run_study
 from ablate.study.schema import load_study
 from ablate.study.stats import Interval, agreement, bootstrap_difference, bootstrap_mean, item_scores, plateau_epoch
-from study_fakes import STUDY, fake_run, project, quiet_console, write_project  # noqa: F401 - fixture
+from study_fakes import STUDY, fake_run, quiet_console, write_project
 
 
 def run(**kwargs):

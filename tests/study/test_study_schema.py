@@ -8,7 +8,7 @@ import yaml
 from ablate.errors import AblateError
 from ablate.study.cells import Cell, cell_recipe, expand_cells, missing_checkpoints, seeds_for, validate_cells
 from ablate.study.schema import StudyError, load_study
-from study_fakes import STUDY, project, write_project  # noqa: F401 - fixture
+from study_fakes import STUDY, write_project
 
 REPO = Path(__file__).resolve().parents[2]
 STUDIES = sorted((REPO / "studies").glob("*.yaml"))
