@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     _default_showwarning = warnings.showwarning
     warnings.showwarning = show_warning
     try:
-        app(args=argv, standalone_mode=False)
+        # Standalone mode lets typer print usage errors itself; ablate's own errors are ours.
+        app(args=argv, standalone_mode=True, prog_name="ablate")
     except AblateError as exc:
         _print_error(exc)
         return 2
@@ -48,16 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("[yellow]interrupted[/]")
         return 130
     except SystemExit as exc:
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
 
 

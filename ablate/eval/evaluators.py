@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ablate.errors import AblateError
 from ablate.registry import ComponentConfig
@@ -36,6 +36,21 @@ def normalize_answer(text: str) -> str:
 
 class ExactMatchConfig(ComponentConfig):
     normalize: bool = Field(True, description="compare VQA-normalised text; false: compare stripped text")
+    answer_pattern: str | None = Field(
+        None, description="regex whose last match (group 1) is the answer inside a longer prediction, "
+        "e.g. 'answer is (.+?)\\.?$' for reasoning-then-answer outputs; no match: the whole prediction",
+    )
+
+    @field_validator("answer_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                if re.compile(value).groups < 1:
+                    raise ValueError("needs one capturing group for the answer")
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
 
 class ExactMatchEvaluator:
@@ -50,8 +65,14 @@ class ExactMatchEvaluator:
         answers = record.get("answer")
         answers = answers if isinstance(answers, (list, tuple)) else [answers]
         accepted = {self._norm(a) for a in answers if a is not None}
-        prediction = self._norm(record.get("prediction") or "")
+        prediction = self._norm(self._extract(record.get("prediction") or ""))
         return {**record, "normalized": prediction, "correct": prediction in accepted}
+
+    def _extract(self, prediction: str) -> str:
+        if not self.config.answer_pattern:
+            return prediction
+        matches = list(re.finditer(self.config.answer_pattern, prediction, flags=re.IGNORECASE | re.MULTILINE))
+        return matches[-1].group(1) if matches else prediction
 
     def score(self, records: Iterable[dict[str, Any]]) -> dict[str, float]:
         judged = [r if "correct" in r else self.judge(r) for r in records]

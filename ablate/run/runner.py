@@ -225,10 +225,20 @@ def _build_zoo_checkpoints(model_section) -> None:
 
 
 def _dataset(source, template, tokenizer, recipe, stage):
-    from ablate.data.pipeline import build_dataset
+    from datasets.exceptions import DatasetGenerationError
 
-    return build_dataset(source, template, tokenizer, cache_dir=recipe.data.cache_dir, num_proc=recipe.data.num_proc,
-                         max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample)
+    from ablate.data.pipeline import build_dataset
+    from ablate.errors import AblateError
+
+    try:
+        return build_dataset(source, template, tokenizer, cache_dir=recipe.data.cache_dir, num_proc=recipe.data.num_proc,
+                             max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample)
+    except DatasetGenerationError as exc:
+        # A bad sample (on_bad_sample: error) raised inside datasets' generator: show our message.
+        cause = exc.__cause__
+        if isinstance(cause, AblateError):
+            raise cause from None
+        raise
 
 
 def _eval_plan(recipe: Recipe, answer_format) -> dict[str, Any]:

@@ -41,3 +41,23 @@ def test_score_gives_fractions_overall_and_per_category():
     assert evaluator.score([{"prediction": "x", "answer": "x", "meta": {}}]) == {"accuracy": 1.0}
     with pytest.raises(AblateError):
         evaluator.score([])
+
+
+def test_answer_pattern_takes_the_last_stated_answer():
+    from ablate.eval.evaluators import ExactMatchConfig, ExactMatchEvaluator
+
+    ev = ExactMatchEvaluator(ExactMatchConfig(type="exact_match", answer_pattern=r"answer is (.+?)\.?$"))
+    said = "The image shows a blue circle. A circle has no corners. So the answer is no."
+    assert ev.judge({"prediction": said, "answer": "no"})["correct"] is True
+    assert ev.judge({"prediction": said, "answer": "yes"})["correct"] is False
+    assert ev.judge({"prediction": "no", "answer": "no"})["correct"] is True  # no match: whole text
+
+
+def test_answer_pattern_must_have_a_group():
+    import pytest
+    from pydantic import ValidationError
+
+    from ablate.eval.evaluators import ExactMatchConfig
+
+    with pytest.raises(ValidationError, match="capturing group"):
+        ExactMatchConfig(type="exact_match", answer_pattern="answer is .+")

@@ -16,9 +16,12 @@ INSTRUCT_STEPS = 8
 
 
 def _recipe(root: Path) -> dict:
+    # instruct: 8 samples in batches of 2 are 4 steps an epoch, so the resumed part crosses into
+    # the second epoch (its own shuffle); logging every 3 steps is out of step with saving every 2.
+    instruct_data = {"type": "inline", "sources": [{"source": tiny_run.easy_vqa("qa", images=4), "count": 8}]}
     return tiny_run.recipe(root, [
         tiny_run.stage("align", max_steps=2),
-        tiny_run.stage("instruct", tiny_run.easy_vqa("qa", images=8), template="vicuna_v1",
+        tiny_run.stage("instruct", data=instruct_data, template="vicuna_v1",
                        trainable={"encoder": "frozen", "connector": "full", "llm": "full"},
                        max_steps=INSTRUCT_STEPS, save_steps=2, logging_steps=3),
     ])
@@ -100,6 +103,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
         for metric in ("final_loss", "mean_loss", "grad_norm", "lr"):
             assert mine["metrics"][metric] == pytest.approx(ref["metrics"][metric], rel=1e-6, abs=1e-9), metric
     assert got["stages"][1]["steps"] == INSTRUCT_STEPS
+    final = stages / instruct_key / "checkpoints" / f"checkpoint-{INSTRUCT_STEPS}" / "trainer_state.json"
+    assert json.loads(final.read_text())["epoch"] == 2.0, "the resumed part should cross an epoch boundary"
     assert got["eval"] == want["eval"]
     assert (_run_dir(root) / "predictions.jsonl").read_text() == (_run_dir(ref_root) / "predictions.jsonl").read_text()
     for key in (align_key, instruct_key):

@@ -1,5 +1,6 @@
-"""DeepSpeed ZeRO-2 on two CPU processes (torchrun, gloo): the run finishes, rank 0 alone
-records it, and the stage trains."""
+"""DeepSpeed ZeRO on two CPU processes (torchrun, gloo): the run finishes, rank 0 alone records
+it, and the stage trains. The first test builds DeepSpeed's shared-memory comm op once
+(cached in TORCH_EXTENSIONS_DIR), which takes a minute or two on a fresh machine."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,10 +24,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_zero2_on_two_cpu_processes(tmp_path):
+def _torchrun(root: Path, data: dict):
+    """`torchrun --nproc_per_node=2 -m ablate.cli run RECIPE`; returns (MLflow client, the one run)."""
     from mlflow import MlflowClient
 
+    path = tiny_run.write_recipe(root, data)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           "-m", "ablate.cli", "run", str(path)]
+    proc = subprocess.run(cmd, cwd=tiny_run.REPO, env=tiny_run.cli_env(DS_BUILD_OPS="0"), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    client = MlflowClient(tiny_run.tracking_uri(root))
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) == 1, "only rank 0 logs"
+    assert runs[0].info.status == "FINISHED"
+    return client, runs[0]
+
+
+def _losses(client, run, stage: str) -> list[float]:
+    return [m.value for m in sorted(client.get_metric_history(run.info.run_id, f"{stage}/loss"), key=lambda m: m.step)]
+
+
+@pytest.mark.slow
+def test_zero2_on_two_cpu_processes(tmp_path):
     from ablate.run.stage_store import stage_keys
 
     data = tiny_run.recipe(tmp_path, [
@@ -33,19 +54,8 @@ def test_zero2_on_two_cpu_processes(tmp_path):
         # "optimizer" block), so DeepSpeed builds no fused Adam op.
         tiny_run.stage("align", max_steps=4, deepspeed="zero2.json", optimizer="adamw_torch", save_steps=2),
     ])
-    path = tiny_run.write_recipe(tmp_path, data)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "ablate.cli", "run", str(path)]
-    proc = subprocess.run(cmd, cwd=tiny_run.REPO, env=tiny_run.cli_env(DS_BUILD_OPS="0"), capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-
-    client = MlflowClient(tiny_run.tracking_uri(tmp_path))
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    assert len(runs) == 1, "only rank 0 logs"
-    run = runs[0]
-    assert run.info.status == "FINISHED"
-    losses = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "align/loss"), key=lambda m: m.step)]
+    client, run = _torchrun(tmp_path, data)
+    losses = _losses(client, run, "align")
     assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0]
     assert "eval/accuracy" in run.data.metrics
@@ -60,3 +70,27 @@ def test_zero2_on_two_cpu_processes(tmp_path):
     assert json.loads((stage_dir / "meta.json").read_text())["run_id"] == run.info.run_id
     summaries = list((tmp_path / "out").glob("tiny-*/summary.json"))
     assert len(summaries) == 1 and json.loads(summaries[0].read_text())["run_id"] == run.info.run_id
+
+
+@pytest.mark.slow
+def test_zero3_stages_are_gathered_whole_for_the_next_stage_the_store_and_eval(tmp_path):
+    """ZeRO-3 leaves each rank a slice of every weight; after a stage they are gathered back,
+    so a LoRA stage can follow, the store gets whole weights and rank 0 can evaluate alone."""
+    from ablate.model.build import build_vlm
+    from ablate.run.stage_store import stage_keys
+
+    data = tiny_run.recipe(tmp_path, [
+        tiny_run.stage("align", max_steps=2, deepspeed="zero3.json"),
+        tiny_run.stage("instruct", tiny_run.easy_vqa("qa", images=2), template="vicuna_v1", max_steps=2,
+                       deepspeed="zero3.json",
+                       trainable={"encoder": "frozen", "connector": "full", "llm": {"lora": {"r": 4}}}),
+    ])
+    client, run = _torchrun(tmp_path, data)
+    assert all(math.isfinite(v) for s in ("align", "instruct") for v in _losses(client, run, s))
+    assert "eval/accuracy" in run.data.metrics
+    whole = build_vlm(tiny_run.load(data).model).state_dict()
+    assert run.data.metrics["params/llm/total"] == sum(v.numel() for k, v in whole.items() if k.startswith("llm."))
+    for key, prefixes in zip(stage_keys(tiny_run.load(data)), [("connector.",), ("connector.", "llm.")]):
+        weights = tiny_run.stage_weights(tmp_path / "out", key)
+        assert set(weights) == {k for k in whole if k.startswith(prefixes)}
+        assert all(weights[k].shape == whole[k].shape for k in weights)
