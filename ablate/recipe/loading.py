@@ -33,7 +33,7 @@ def validate_sourced(src: Sourced) -> Recipe:
     try:
         return Recipe.model_validate(src.data)
     except ValidationError as exc:
-        raise RecipeError(src.source, [_problem(err, src) for err in exc.errors()]) from None
+        raise RecipeError(src.source, [pydantic_problem(err, src) for err in exc.errors()]) from None
 
 
 def recipe_hash(recipe: Recipe) -> str:
@@ -50,12 +50,14 @@ def content_hash(payload: Any, length: int = 12) -> str:
 # --- error rendering -------------------------------------------------------------------------
 
 
-def _problem(err: dict[str, Any], src: Sourced) -> Problem:
+def pydantic_problem(err: dict[str, Any], src: Sourced, root: type[BaseModel] = Recipe) -> Problem:
+    """One pydantic error as a Problem: real YAML path, file:line, and a suggestion for typos.
+    `root` is the model validated (a Recipe, a study file...)."""
     loc = tuple(k for k in err["loc"] if not (isinstance(k, str) and k.startswith(("function-", "json-or-python"))))
     loc = _strip_union_tags(loc, src.data)
     message = err["msg"]
     if err["type"] == "extra_forbidden":
-        allowed = _fields_at(loc[:-1], src.data)
+        allowed = _fields_at(loc[:-1], src.data, root)
         hint = closest(str(loc[-1]), allowed) if allowed else None
         message = f"unknown key {loc[-1]!r}." + (f" Did you mean {hint!r}?" if hint else "")
         if allowed:
@@ -79,7 +81,7 @@ def _strip_union_tags(loc: tuple, data: Any) -> tuple:
         elif isinstance(node, list) and isinstance(key, int) and key < len(node):
             out.append(key)
             node = node[key]
-        elif isinstance(node, (dict, list)) and isinstance(key, str) and (key[:1].isupper() or "[" in key or key in {"str", "dict[str,any]", "none"}):
+        elif isinstance(node, (dict, list)) and isinstance(key, str) and (key[:1].isupper() or "[" in key or key in {"str", "int", "dict[str,any]", "none"}):
             continue  # a union branch label
         else:
             out.append(key)
@@ -87,9 +89,9 @@ def _strip_union_tags(loc: tuple, data: Any) -> tuple:
     return tuple(out)
 
 
-def _fields_at(loc: tuple, data: Any) -> list[str] | None:
+def _fields_at(loc: tuple, data: Any, root: Any = Recipe) -> list[str] | None:
     """Field names allowed at `loc`, walking the schema (component blocks via the registry)."""
-    model: Any = Recipe
+    model: Any = root
     node = data
     for key in loc:
         node = node[key] if isinstance(node, (dict, list)) and _has(node, key) else None
@@ -110,6 +112,8 @@ def _allowed(model: Any, node: Any) -> list[str] | None:
 
 
 def _child_type(model: Any, key: Any, node: Any) -> Any:
+    if typing.get_origin(model) is dict:
+        return _concrete(typing.get_args(model)[1], node)
     if isinstance(key, int):
         args = [a for a in typing.get_args(model) if a is not type(None)]
         return _concrete(args[0], node) if args else None

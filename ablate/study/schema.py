@@ -35,7 +35,6 @@ An arm with neither `value` nor `per_scale` keeps the base recipe's value at the
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -43,6 +42,7 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ablate.errors import AblateError, Problem, closest
+from ablate.recipe.loading import pydantic_problem
 
 Scale = Literal["paper", "tiny"]
 SCALES: tuple[str, ...] = ("paper", "tiny")
@@ -277,7 +277,7 @@ def load_study(path: str | Path) -> StudyFile:
     try:
         spec = Study.model_validate(src.data)
     except ValidationError as exc:
-        raise StudyError(str(path), [_problem(err, src) for err in _relevant(exc.errors())]) from None
+        raise StudyError(str(path), [pydantic_problem(err, src, Study) for err in _relevant(exc.errors())]) from None
     study = StudyFile(path.stem, path.resolve(), spec, src.origins)
     problems = cross_check(study)
     if problems:
@@ -357,69 +357,3 @@ def _relevant(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         out.append(err)
     return out
-
-
-def _problem(err: dict[str, Any], src) -> Problem:
-    loc = _real_keys(tuple(err["loc"]), src.data)
-    message = err["msg"]
-    if err["type"] == "extra_forbidden":
-        allowed = _fields_at(loc[:-1])
-        hint = closest(str(loc[-1]), allowed) if allowed else None
-        message = f"unknown key {loc[-1]!r}." + (f" Did you mean {hint!r}?" if hint else "")
-        if allowed:
-            message += f" Allowed: {', '.join(sorted(allowed))}"
-    elif err["type"] == "missing":
-        message = "required field is missing"
-    elif "input" in err and not isinstance(err["input"], (dict, list)):
-        message += f" (got {err['input']!r})"
-    return Problem(".".join(str(k) for k in loc), message, src.where(loc))
-
-
-def _real_keys(loc: tuple, data: Any) -> tuple:
-    """Drop pydantic's union-branch labels (e.g. 'MetricSpec', 'str') that are not keys in the file."""
-    out, node = [], data
-    for key in loc:
-        if isinstance(node, dict) and key in node:
-            out.append(key)
-            node = node[key]
-        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
-            out.append(key)
-            node = node[key]
-        elif isinstance(node, (dict, list)) and isinstance(key, str) and (key[:1].isupper() or "[" in key or key in {"str", "int"}):
-            continue
-        else:
-            out.append(key)
-            node = None
-    return tuple(out)
-
-
-def _fields_at(loc: tuple) -> list[str] | None:
-    model: Any = Study
-    for key in loc:
-        model = _child(model, key)
-        if model is None:
-            return None
-    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _child(model: Any, key: Any) -> Any:
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        if key not in model.model_fields:
-            return None
-        return _model_in(model.model_fields[key].annotation)
-    origin = typing.get_origin(model)
-    if origin is list and isinstance(key, int):
-        return _model_in(typing.get_args(model)[0])
-    if origin is dict:
-        return _model_in(typing.get_args(model)[1])
-    return None
-
-
-def _model_in(annotation: Any) -> Any:
-    """The pydantic model (or container type) inside Optional/Union annotations."""
-    if typing.get_origin(annotation) is Union:
-        for arg in typing.get_args(annotation):
-            if isinstance(arg, type) and issubclass(arg, BaseModel) or typing.get_origin(arg) in (list, dict):
-                return arg
-        return None
-    return annotation
