@@ -31,10 +31,14 @@ def run(
     """Train and evaluate a recipe; everything is recorded in MLflow."""
     from ablate.recipe import load_recipe, recipe_hash
 
-    resolved = load_recipe(recipe, overrides)
-    console.print(f"[bold]ablate run[/] {recipe} · recipe hash {recipe_hash(resolved)}", highlight=False)
+    from ablate.run.distributed import is_rank_zero
     from ablate.run.runner import run_recipe
 
+    resolved = load_recipe(recipe, overrides)
+    if not is_rank_zero():  # under torchrun/deepspeed, rank 0 alone reports
+        run_recipe(resolved, recipe_path=recipe, resume=resume, reuse_stages=not no_reuse, tracking_uri=tracking_uri)
+        return
+    console.print(f"[bold]ablate run[/] {recipe} · recipe hash {recipe_hash(resolved)}", highlight=False)
     with make_progress() as progress:
         result = run_recipe(resolved, recipe_path=recipe, resume=resume, reuse_stages=not no_reuse,
                             tracking_uri=tracking_uri, progress=progress)
