@@ -5,7 +5,7 @@ import pytest
 from ablate.data.images import load_image
 from ablate.errors import DataError
 
-from conftest import write_png
+from data_helpers import write_png
 
 
 def test_load_image_returns_rgb(tmp_path: Path):

@@ -5,7 +5,7 @@ import pytest
 
 from ablate.errors import DataError
 
-from conftest import record, write_json
+from data_helpers import record, write_json
 
 
 def build(registries, path, image_root=None, on_bad_sample="error", **cfg):
@@ -37,7 +37,7 @@ def test_happy_path(registries, tmp_path, image_root):
 
 
 def test_limit_data_type_field_and_default_root(registries, tmp_path):
-    from conftest import write_png
+    from data_helpers import write_png
 
     write_png(tmp_path / "a.png")
     path = write_json(tmp_path / "d.json", [
@@ -112,7 +112,7 @@ BAD = {
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_sample_raises_naming_file_and_id(registries, tmp_path, image_root, case):
-    from conftest import write_png
+    from data_helpers import write_png
 
     write_png(tmp_path / "outside.png")  # exists, but outside the root
     bad, sample_id, reason = BAD[case]

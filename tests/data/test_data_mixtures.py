@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from ablate.errors import DataError
 
-from conftest import record, write_json
+from data_helpers import record, write_json
 
 
 @pytest.fixture

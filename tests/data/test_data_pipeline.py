@@ -8,7 +8,7 @@ from ablate.data.pipeline import COLUMNS, build_dataset, default_cache_dir
 from ablate.errors import DataError
 from ablate.templates.plain import PlainTemplate
 
-from conftest import record, write_json
+from data_helpers import record, write_json
 
 ENCODED: list[str] = []  # sample ids CountingPlain has encoded (module-level: not part of its hash)
 
