@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 class AblateError(Exception):
@@ -62,13 +63,18 @@ class Problem:
 
 
 @dataclass
-class RecipeError(AblateError):
-    """Every problem found in a recipe, reported together."""
+class ProblemsError(AblateError):
+    """Every problem found in one file (a recipe, a study), reported together."""
 
     source: str
     problems: list[Problem] = field(default_factory=list)
+    what: ClassVar[str] = "file"
 
     def __str__(self) -> str:
         n = len(self.problems)
-        head = f"{self.source}: {n} problem{'s' if n != 1 else ''} in recipe"
+        head = f"{self.source}: {n} problem{'s' if n != 1 else ''} in {self.what}"
         return "\n".join([head, *(p.render() for p in self.problems)])
+
+
+class RecipeError(ProblemsError):
+    what = "recipe"

@@ -41,7 +41,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ablate.errors import AblateError, Problem, closest
+from ablate.errors import AblateError, Problem, ProblemsError, closest
 from ablate.recipe.loading import pydantic_problem
 
 Scale = Literal["paper", "tiny"]
@@ -253,17 +253,10 @@ def arm_name(labels: tuple[tuple[str, str], ...]) -> str:
     return ARM_JOIN.join(label for _, label in labels)
 
 
-@dataclass
-class StudyError(AblateError):
+class StudyError(ProblemsError):
     """Every problem found in a study file, reported together."""
 
-    source: str
-    problems: list[Problem] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        n = len(self.problems)
-        head = f"{self.source}: {n} problem{'s' if n != 1 else ''} in study"
-        return "\n".join([head, *(p.render() for p in self.problems)])
+    what = "study"
 
 
 def load_study(path: str | Path) -> StudyFile:

@@ -36,14 +36,8 @@ TINY_CLIP = dict(
     num_attention_heads=4,
     projection_dim=128,
 )
-TINY_SIGLIP = dict(
-    image_size=64,
-    patch_size=8,
-    hidden_size=128,
-    intermediate_size=512,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-)
+# SigLIP has no projection head in its vision config; otherwise the same tower.
+TINY_SIGLIP = {k: v for k, v in TINY_CLIP.items() if k != "projection_dim"}
 # vocab_size is filled from the zoo tokenizer at build time.
 TINY_LLAMA = dict(
     hidden_size=256,
