@@ -2,7 +2,7 @@
 
 4,000 train and 1,000 test images of one coloured shape, with about 48k questions. Styles:
   qa            one single-turn sample per package question (data_type "vqa");
-                meta: answer, question_type (shape / color / yes/no), question, image_id
+                meta: answer, question_type and category (shape / color / yes/no), question, image_id
   conversation  one multi-turn conversation per image with all its questions, seeded order
   caption       a short caption per image ("A blue circle."), for stage-1 alignment
   detail        "Describe the image in detail." -> shape, colour, background, size, position
@@ -97,8 +97,10 @@ def _samples_for(config: EasyVQAConfig, image_id: int, qas: list[tuple[int, str,
     if style == "qa":
         for index, question, answer in qas:
             prompt = f"{question}\n{config.instruction}" if config.instruction else question
+            kind = question_type(answer)
+            # `category` makes evaluators report accuracy per question type (shape / color / yes/no)
             yield sample(f"q{index}", [(prompt, answer)], answer=answer,
-                         question_type=question_type(answer), question=question)
+                         question_type=kind, category=kind, question=question)
         return
     if style == "conversation":
         order = list(qas)
