@@ -121,6 +121,9 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
     distributed.init()
     _build_zoo_checkpoints(recipe.model)  # building one reseeds torch: do it before seeding
     set_seed(recipe.seed)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # ablate shows its own progress; per-file loading bars are noise
     vlm = build_vlm(recipe.model)
     tokenizer, image_processor = vlm.tokenizer, vlm.image_processor
     store = StageStore(Path(recipe.output_dir) / "stages")
