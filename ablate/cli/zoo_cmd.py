@@ -18,6 +18,7 @@ def build(
 ) -> None:
     """Build zoo checkpoints into $ABLATE_HOME/zoo (default ~/.cache/ablate/zoo)."""
     from ablate import zoo
+    from ablate.cli.run_cmd import make_progress
 
     wanted = None if not names or names == ["tiny"] else names
     for name in wanted or list(zoo.ZOO):
@@ -25,7 +26,8 @@ def build(
             from ablate.errors import AblateError, did_you_mean
 
             raise AblateError(f"unknown zoo entry {name!r}.{did_you_mean(name, zoo.ZOO)} Known: {', '.join(zoo.ZOO)}")
-        path = zoo.build(name, force=force)
+        with make_progress() as progress:
+            path = zoo.build(name, force=force, progress=progress)
         console.print(f"[green]built[/] zoo:{name} -> {path}", highlight=False)
 
 

@@ -18,7 +18,7 @@ import yaml
 
 import ablate
 from ablate.features.plan import feature_cache_plan
-from ablate.recipe.loading import recipe_hash
+from ablate.recipe.loading import content_hash, recipe_hash
 from ablate.recipe.schema import Recipe
 from ablate.run import distributed
 from ablate.run.stage_store import StageStore, stage_keys
@@ -119,7 +119,7 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
     from transformers import set_seed
 
     distributed.init()
-    _build_zoo_checkpoints(recipe.model)  # building one reseeds torch: do it before seeding
+    _build_zoo_checkpoints(recipe.model, progress)  # building one reseeds torch: do it before seeding
     set_seed(recipe.seed)
     from transformers.utils import logging as hf_logging
 
@@ -141,15 +141,26 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
     # Rank 0 alone evaluates (the other ranks hold the same weights under DDP and ZeRO-2).
     eval_plan = _eval_plan(recipe, answer_format) if recipe.eval and distributed.is_rank_zero() else None
 
+    # Per-epoch scores of the last stage are stored with it under this key, so a run that reuses
+    # the stage replays its accuracy-vs-epoch curve instead of losing it.
+    curve_key = _epoch_curve_key(recipe) if recipe.eval is not None and recipe.eval.each_epoch else None
     for index, (stage, key) in enumerate(zip(recipe.stages, keys)):
+        last = index == len(recipe.stages) - 1
+        wants_curve = last and curve_key is not None and eval_plan is not None
         # The lock keeps other jobs (study workers) off this stage; within a torchrun job rank 0
         # holds it and tells the other ranks whether to train or to load the stored stage.
         with store.lock(key) if distributed.is_rank_zero() else contextlib.nullcontext():
-            if distributed.broadcast(reuse_stages and distributed.is_rank_zero() and store.is_done(key)):
+            stored = distributed.is_rank_zero() and store.is_done(key)
+            curve = store.meta(key).get("epoch_eval", {}).get(curve_key) if stored and wants_curve else None
+            # A stored stage without the curve this run asks for is trained again (only rank 0 evaluates).
+            if distributed.broadcast(reuse_stages and stored and (curve is not None or not wants_curve)):
                 store.load_into(key, vlm)
                 meta = store.meta(key)
                 outcomes.append(StageOutcome(stage.name, key, meta.get("run_id") or "?", 0.0, meta.get("steps", 0), meta.get("metrics", {})))
                 tracker.set_tags({f"ablate.stage.{stage.name}.reused_from": meta.get("run_id") or "?", f"ablate.stage.{stage.name}.key": key})
+                for epoch, metrics in sorted((int(e), m) for e, m in (curve or {}).items()):
+                    epoch_metrics[epoch] = metrics
+                    tracker.log_metrics({f"epoch_eval/{k}": v for k, v in metrics.items()}, step=epoch)
                 continue
             stage_t0 = time.perf_counter()
             with distributed.main_process_first():  # rank 0 fills the data caches, the others read them
@@ -164,9 +175,8 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
                 cache.prefill(dataset["image"])  # DataLoader workers cannot run a GPU encoder
             collator = VLMCollator(tokenizer=tokenizer, image_processor=image_processor,
                                    batch_feature_lookup=cache.batch_lookup if cache is not None else None)
-            last = index == len(recipe.stages) - 1
             epoch_end = None
-            if last and eval_plan is not None and recipe.eval.each_epoch:
+            if wants_curve:
                 def epoch_end(epoch: int, _plan=eval_plan) -> None:
                     res = _evaluate(vlm, tokenizer, image_processor, _plan, progress, out=None, label=f"eval epoch {epoch}",
                                     features=eval_features)
@@ -180,8 +190,11 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
             merge_lora(vlm)
             if distributed.is_rank_zero():
                 changed = stage_state_dict(vlm, stage.trainable)
-                store.save(key, changed, {"stage": stage.name, "run_id": tracker.run_id, "steps": result.steps,
-                                           "seconds": result.seconds, "metrics": result.metrics})
+                meta = {"stage": stage.name, "run_id": tracker.run_id, "steps": result.steps,
+                        "seconds": result.seconds, "metrics": result.metrics}
+                if wants_curve:
+                    meta["epoch_eval"] = {curve_key: epoch_metrics}
+                store.save(key, changed, meta)
             outcomes.append(StageOutcome(stage.name, key, None, time.perf_counter() - stage_t0, result.steps, result.metrics))
             tracker.set_tags({f"ablate.stage.{stage.name}.key": key})
     if skipped:
@@ -216,7 +229,7 @@ def _git_tags(recipe_dir: Path | None) -> dict[str, str]:
     return tags
 
 
-def _build_zoo_checkpoints(model_section) -> None:
+def _build_zoo_checkpoints(model_section, progress=None) -> None:
     """Build the `zoo:` checkpoints a recipe names (once per ABLATE_HOME), rank 0 first."""
     from ablate.zoo import ZOO_PREFIX, resolve_checkpoint
 
@@ -224,7 +237,7 @@ def _build_zoo_checkpoints(model_section) -> None:
     with distributed.main_process_first():
         for name in names:
             if isinstance(name, str) and name.startswith(ZOO_PREFIX):
-                resolve_checkpoint(name)
+                resolve_checkpoint(name, progress=progress if distributed.is_rank_zero() else None)
 
 
 def _dataset(source, template, tokenizer, recipe, stage):
@@ -265,6 +278,12 @@ def _eval_plan(recipe: Recipe, answer_format) -> dict[str, Any]:
         "batch_size": ev.batch_size,
         "max_new_tokens": ev.max_new_tokens,
     }
+
+
+def _epoch_curve_key(recipe) -> str:
+    """What per-epoch scores depend on besides the stage itself: the eval section and answer format."""
+    return content_hash({"eval": recipe.eval.model_dump(mode="json"),
+                         "answer_format": recipe.answer_format.model_dump(mode="json") if recipe.answer_format else None})
 
 
 def _evaluate(vlm, tokenizer, image_processor, plan, progress, out, label="eval", features=None):

@@ -1,8 +1,9 @@
-"""Offline tiny-model zoo: small checkpoints with seeded random weights.
+"""Offline tiny-model zoo: small checkpoints with seeded random or pretrained weights.
 
-Each entry is built from a small config, saved with `save_pretrained` (safetensors) into
-`$ABLATE_HOME/zoo/<name>`, and loaded afterwards by the same `from_pretrained` code as real
-checkpoints. Recipes name them as `name_or_path: zoo:tiny-llama`; `resolve_checkpoint` turns
+Each entry is built from a small config (and, for `tiny-clip-easyvqa`, a minute of contrastive
+pretraining on easy-VQA train captions: `ablate.zoo.pretrain`), saved with `save_pretrained`
+(safetensors) into `$ABLATE_HOME/zoo/<name>`, and loaded afterwards by the same `from_pretrained`
+code as real checkpoints. Recipes name them as `name_or_path: zoo:tiny-llama`; `resolve_checkpoint` turns
 that into a local folder, building it on first use.
 
 The sizes below are plain dicts so they are easy to tune; changing one makes the next
@@ -36,6 +37,10 @@ TINY_CLIP = dict(
     num_attention_heads=4,
     projection_dim=128,
 )
+# Contrastive pretraining (ablate.zoo.pretrain): 1000 steps of 24 distinct captions, about 1.5
+# minutes on 2 cores. Linear probes on the frozen layer -2 features of easy-VQA test images
+# (benchmarks/clip_probe.py): shape 0.63 untrained -> 0.81, colour 0.93 -> 0.99.
+CLIP_PRETRAIN = dict(steps=1000, lr=2e-3, batch_size=24)
 # SigLIP has no projection head in its vision config; otherwise the same tower.
 TINY_SIGLIP = {k: v for k, v in TINY_CLIP.items() if k != "projection_dim"}
 # vocab_size is filled from the zoo tokenizer at build time.
@@ -67,16 +72,21 @@ class ZooSpec:
     config: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     description: str = ""
+    # Settings for `ablate.zoo.pretrain` (CLIP only); None = seeded random weights.
+    pretrain: dict[str, Any] | None = None
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"name": self.name, "family": self.family, "config": self.config, "seed": self.seed,
-                "format": FORMAT_VERSION}
+        fp = {"name": self.name, "family": self.family, "config": self.config, "seed": self.seed,
+              "format": FORMAT_VERSION}
+        return fp if self.pretrain is None else {**fp, "pretrain": self.pretrain}
 
 
 ZOO: dict[str, ZooSpec] = {
     spec.name: spec
     for spec in (
         ZooSpec("tiny-clip", "clip", TINY_CLIP, seed=1, description="CLIP ViT, 64px, patch 8, 4x128"),
+        ZooSpec("tiny-clip-easyvqa", "clip", TINY_CLIP, seed=1, pretrain=CLIP_PRETRAIN,
+                description="tiny-clip contrastively pretrained on easy-VQA train captions (~1.5 min to build)"),
         ZooSpec("tiny-siglip", "siglip", TINY_SIGLIP, seed=2, description="SigLIP ViT, 64px, patch 8, 4x128"),
         ZooSpec("tiny-llama", "llama", TINY_LLAMA, seed=3, description="Llama, 4 layers x 256, zoo tokenizer"),
         ZooSpec("tiny-llama-large", "llama", TINY_LLAMA_LARGE, seed=4,
@@ -112,8 +122,10 @@ def is_built(name: str, dest: str | Path | None = None) -> bool:
         return False
 
 
-def build(name: str, dest: str | Path | None = None, force: bool = False) -> Path:
+def build(name: str, dest: str | Path | None = None, force: bool = False, progress=None) -> Path:
     """Build zoo entry `name` into `dest` (default `$ABLATE_HOME/zoo/<name>`); return the folder.
+
+    `progress` (a rich Progress) gets a bar for entries that take a while to build (pretraining).
 
     Safe to call from several processes: a file lock serialises builders and the folder
     appears in one rename, complete or not at all.
@@ -131,7 +143,7 @@ def build(name: str, dest: str | Path | None = None, force: bool = False) -> Pat
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
             with _quiet_progress():
-                _BUILDERS[spec.family](spec, tmp)
+                _BUILDERS[spec.family](spec, tmp, progress)
             (tmp / SPEC_FILE).write_text(json.dumps(spec.fingerprint(), indent=2, sort_keys=True))
             if dest.exists():
                 shutil.rmtree(dest)
@@ -146,11 +158,11 @@ def build_all(names: list[str] | None = None, force: bool = False) -> dict[str, 
     return {name: build(name, force=force) for name in (names or sorted(ZOO))}
 
 
-def resolve_checkpoint(name_or_path: str) -> str:
+def resolve_checkpoint(name_or_path: str, progress=None) -> str:
     """`zoo:<name>` -> its local folder (built on first use); anything else is returned as is,
     with `~` expanded when that names an existing local path."""
     if name_or_path.startswith(ZOO_PREFIX):
-        return str(build(name_or_path[len(ZOO_PREFIX):]))
+        return str(build(name_or_path[len(ZOO_PREFIX):], progress=progress))
     expanded = os.path.expanduser(name_or_path)
     return expanded if expanded != name_or_path and os.path.exists(expanded) else name_or_path
 
@@ -178,19 +190,25 @@ def _seeded(seed: int):
     torch.manual_seed(seed)
 
 
-def _build_clip(spec: ZooSpec, out: Path) -> None:
+def _build_clip(spec: ZooSpec, out: Path, progress=None) -> None:
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    _seeded(spec.seed)
-    config = CLIPVisionConfig(**spec.config)
-    CLIPVisionModel(config).save_pretrained(out, safe_serialization=True)
     size = spec.config["image_size"]
-    _image_processor_class("CLIPImageProcessor")(
+    image_processor = _image_processor_class("CLIPImageProcessor")(
         size={"shortest_edge": size}, crop_size={"height": size, "width": size}
-    ).save_pretrained(out)
+    )
+    image_processor.save_pretrained(out)
+    if spec.pretrain is not None:
+        from ablate.zoo.pretrain import PretrainSettings, pretrain_clip
+
+        pretrain_clip(spec.config, PretrainSettings.from_spec(spec.pretrain), spec.seed, out, image_processor,
+                      progress=progress, label=f"zoo {spec.name}")
+        return
+    _seeded(spec.seed)
+    CLIPVisionModel(CLIPVisionConfig(**spec.config)).save_pretrained(out, safe_serialization=True)
 
 
-def _build_siglip(spec: ZooSpec, out: Path) -> None:
+def _build_siglip(spec: ZooSpec, out: Path, progress=None) -> None:
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
     _seeded(spec.seed)
@@ -200,7 +218,7 @@ def _build_siglip(spec: ZooSpec, out: Path) -> None:
     _image_processor_class("SiglipImageProcessor")(size={"height": size, "width": size}).save_pretrained(out)
 
 
-def _build_llama(spec: ZooSpec, out: Path) -> None:
+def _build_llama(spec: ZooSpec, out: Path, progress=None) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from ablate.zoo.tokenizer import build_tokenizer
