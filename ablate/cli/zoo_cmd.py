@@ -26,7 +26,10 @@ def build(
             from ablate.errors import AblateError, did_you_mean
 
             raise AblateError(f"unknown zoo entry {name!r}.{did_you_mean(name, zoo.ZOO)} Known: {', '.join(zoo.ZOO)}")
-        with make_progress() as progress:
+        if zoo.is_built(name) and not force:
+            console.print(f"[green]present[/] zoo:{name} -> {zoo.zoo_dir() / name}", highlight=False)
+            continue
+        with make_progress() as progress:  # a bar for entries that pretrain
             path = zoo.build(name, force=force, progress=progress)
         console.print(f"[green]built[/] zoo:{name} -> {path}", highlight=False)
 
@@ -36,5 +39,6 @@ def list_zoo() -> None:
     """List zoo entries and whether they are built."""
     from ablate import zoo
 
-    for name in zoo.ZOO:
-        console.print(f"zoo:{name}", highlight=False)
+    for name, spec in zoo.ZOO.items():
+        state = "[green]built[/]" if zoo.is_built(name) else "[dim]not built[/]"
+        console.print(f"zoo:{name:<20} {state:<20} {spec.description}", highlight=False)

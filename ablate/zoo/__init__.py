@@ -86,7 +86,7 @@ ZOO: dict[str, ZooSpec] = {
     for spec in (
         ZooSpec("tiny-clip", "clip", TINY_CLIP, seed=1, description="CLIP ViT, 64px, patch 8, 4x128"),
         ZooSpec("tiny-clip-easyvqa", "clip", TINY_CLIP, seed=1, pretrain=CLIP_PRETRAIN,
-                description="tiny-clip contrastively pretrained on easy-VQA train captions (~1.5 min to build)"),
+                description="tiny-clip, CLIP-pretrained on easy-VQA captions (1.5 min)"),
         ZooSpec("tiny-siglip", "siglip", TINY_SIGLIP, seed=2, description="SigLIP ViT, 64px, patch 8, 4x128"),
         ZooSpec("tiny-llama", "llama", TINY_LLAMA, seed=3, description="Llama, 4 layers x 256, zoo tokenizer"),
         ZooSpec("tiny-llama-large", "llama", TINY_LLAMA_LARGE, seed=4,
