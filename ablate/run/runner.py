@@ -150,12 +150,12 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
         # The lock keeps other jobs (study workers) off this stage; within a torchrun job rank 0
         # holds it and tells the other ranks whether to train or to load the stored stage.
         with store.lock(key) if distributed.is_rank_zero() else contextlib.nullcontext():
-            stored = distributed.is_rank_zero() and store.is_done(key)
-            curve = store.meta(key).get("epoch_eval", {}).get(curve_key) if stored and wants_curve else None
+            meta = store.meta(key) if distributed.is_rank_zero() and store.is_done(key) else None
+            curve = meta.get("epoch_eval", {}).get(curve_key) if meta is not None and wants_curve else None
             # A stored stage without the curve this run asks for is trained again (only rank 0 evaluates).
-            if distributed.broadcast(reuse_stages and stored and (curve is not None or not wants_curve)):
+            if distributed.broadcast(reuse_stages and meta is not None and (curve is not None or not wants_curve)):
                 store.load_into(key, vlm)
-                meta = store.meta(key)
+                meta = meta if meta is not None else store.meta(key)  # other ranks read it now
                 outcomes.append(StageOutcome(stage.name, key, meta.get("run_id") or "?", 0.0, meta.get("steps", 0), meta.get("metrics", {})))
                 tracker.set_tags({f"ablate.stage.{stage.name}.reused_from": meta.get("run_id") or "?", f"ablate.stage.{stage.name}.key": key})
                 for epoch, metrics in sorted((int(e), m) for e, m in (curve or {}).items()):

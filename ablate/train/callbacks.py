@@ -101,16 +101,18 @@ class LogAtSaveCallback(TrainerCallback):
 
 
 class RichProgressCallback(TrainerCallback):
-    """One progress bar per stage showing loss and throughput."""
+    """One progress bar per training run (a stage, a zoo pretraining), with loss and throughput
+    when a MetricsCallback feeds it."""
 
-    def __init__(self, stage: str, progress, metrics: MetricsCallback):
-        self.stage, self.progress, self.metrics = stage, progress, metrics
+    def __init__(self, description: str, progress, metrics: MetricsCallback | None = None):
+        self.description, self.progress, self.metrics = description, progress, metrics
         self.task = None
-        metrics.on_update = self._refresh
+        if metrics is not None:
+            metrics.on_update = self._refresh
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            self.task = self.progress.add_task(f"stage {self.stage}", total=state.max_steps, completed=state.global_step, info="")
+            self.task = self.progress.add_task(self.description, total=state.max_steps, completed=state.global_step, info="")
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.task is not None:

@@ -129,7 +129,7 @@ def run_stage(
     metrics = MetricsCallback(stage.name, tracker, ThroughputMeter(vlm, global_batch))
     callbacks = [LogAtSaveCallback(), metrics]
     if progress is not None:
-        callbacks.append(RichProgressCallback(stage.name, progress, metrics))
+        callbacks.append(RichProgressCallback(f"stage {stage.name}", progress, metrics))
     if epoch_end is not None:
         callbacks.append(EpochEndCallback(epoch_end))
     trainer = VLMTrainer(

@@ -1,6 +1,6 @@
 """Offline tiny-model zoo: small checkpoints with seeded random or pretrained weights.
 
-Each entry is built from a small config (and, for `tiny-clip-easyvqa`, a minute of contrastive
+Each entry is built from a small config (and, for `tiny-clip-easyvqa`, 1.5 minutes of contrastive
 pretraining on easy-VQA train captions: `ablate.zoo.pretrain`), saved with `save_pretrained`
 (safetensors) into `$ABLATE_HOME/zoo/<name>`, and loaded afterwards by the same `from_pretrained`
 code as real checkpoints. Recipes name them as `name_or_path: zoo:tiny-llama`; `resolve_checkpoint` turns
@@ -201,7 +201,7 @@ def _build_clip(spec: ZooSpec, out: Path, progress=None) -> None:
     if spec.pretrain is not None:
         from ablate.zoo.pretrain import PretrainSettings, pretrain_clip
 
-        pretrain_clip(spec.config, PretrainSettings.from_spec(spec.pretrain), spec.seed, out, image_processor,
+        pretrain_clip(spec.config, PretrainSettings(**spec.pretrain), spec.seed, out, image_processor,
                       progress=progress, label=f"zoo {spec.name}")
         return
     _seeded(spec.seed)

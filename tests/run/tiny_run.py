@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -77,6 +77,18 @@ def prepare_store(root: Path) -> None:
     db = root / "mlflow.db"
     if MLFLOW_TEMPLATE is not None and not db.exists():
         shutil.copyfile(MLFLOW_TEMPLATE, db)
+
+
+def session_setup(tmp_path_factory) -> Iterator[None]:
+    """Body of the run/train conftests' session fixture: one torch thread (the machine is
+    shared; more threads only contend) and the MLflow store template."""
+    import torch
+
+    torch.set_num_threads(1)
+    global MLFLOW_TEMPLATE
+    MLFLOW_TEMPLATE = make_store_template(tmp_path_factory.mktemp("mlflow-template"))
+    yield
+    MLFLOW_TEMPLATE = None
 
 
 def make_store_template(folder: Path) -> Path:

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "run"))
 
@@ -15,7 +14,4 @@ import tiny_run  # noqa: E402
 
 @pytest.fixture(scope="session", autouse=True)
 def _tiny_run_setup(tmp_path_factory):
-    torch.set_num_threads(1)
-    tiny_run.MLFLOW_TEMPLATE = tiny_run.make_store_template(tmp_path_factory.mktemp("mlflow-template"))
-    yield
-    tiny_run.MLFLOW_TEMPLATE = None
+    yield from tiny_run.session_setup(tmp_path_factory)
