@@ -3,7 +3,10 @@
 Both models are the same function: a tiny CLIP vision tower (frozen, layer -2, CLS dropped),
 a depth-2 gelu MLP connector and a tiny Llama, with ablate's weights copied into the LLaVA
 model; the script checks that their losses agree on the batch before timing anything. One
-step = forward + backward + AdamW step, with the connector and the LLM trainable. Steps of
+step = forward + backward + AdamW step, with the connector and the LLM trainable. `--preset
+llava-7b|llava-13b` takes LLaVA-1.5's shapes instead (CLIP ViT-L/14-336, a Vicuna-shaped Llama),
+`--stage 1` freezes the LLM, and `--share-weights` (default for the presets) lets LLaVA hold
+ablate's weights rather than a copy, so that a 7B pair fits on one GPU. Steps of
 the two models are interleaved (A, B, B, A, ...) so load from other processes hits both
 alike; medians are reported. On CPU it runs one intra-op thread unless told otherwise: on a
 machine shared with other work that gives far steadier figures than oversubscribed threads
@@ -12,6 +15,8 @@ machine shared with other work that gives far steadier figures than oversubscrib
     python benchmarks/train_step.py                      # CPU, fp32, 1 thread, defaults below
     python benchmarks/train_step.py --threads 0          # CPU with torch's default thread count
     python benchmarks/train_step.py --device cuda --dtype bf16 --batch 32
+    python benchmarks/train_step.py --device cuda --dtype bf16 --preset llava-7b --stage 1 \
+        --frozen-dtype bf16 --batch 8 --seq 449     # paper shapes, random weights (see README)
 
 FLOPs per step come from torch.utils.flop_counter.FlopCounterMode over one forward+backward;
 the peak is the best of a few large matmuls timed in the same process, in the same dtype.
@@ -26,13 +31,14 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 MODELS = ("ablate", "llava")
 FAIRNESS_TOLERANCE = 1e-4  # fp32 loss difference allowed between the two models
+BF16_TOLERANCE = 1e-2  # the same, when bf16 weights make the check run under bf16 autocast
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,16 @@ class Sizes:
         return (self.image_size // self.patch_size) ** 2
 
 
+# CLIP ViT-L/14 at 336 px (LLaVA-1.5's tower) with a Llama of Vicuna-7B or -13B shape.
+_CLIP_L_336 = dict(image_size=336, patch_size=14, vision_hidden=1024, vision_intermediate=4096,
+                   vision_layers=24, vision_heads=16, vocab=32000)
+PRESETS = {
+    "tiny": Sizes(),
+    "llava-7b": Sizes(**_CLIP_L_336, llm_hidden=4096, llm_intermediate=11008, llm_layers=32, llm_heads=32),
+    "llava-13b": Sizes(**_CLIP_L_336, llm_hidden=5120, llm_intermediate=13824, llm_layers=40, llm_heads=40),
+}
+
+
 @dataclass
 class Result:
     device: str
@@ -69,12 +85,22 @@ class Result:
     step_seconds: dict[str, list[float]] = field(default_factory=dict)
     flops_per_step: dict[str, int] = field(default_factory=dict)
     peak_gflops: float = 0.0
+    stage: int = 2  # 1: connector trained, LLM frozen; 2: connector and LLM trained
+    frozen_dtype: str = "fp32"
+    grad_ckpt: bool = False
+    share_weights: bool = False
+    sizes: dict = field(default_factory=dict)
+    peak_memory_gib: float = 0.0  # CUDA: max allocated over the whole run, both models resident
 
     def median(self, name: str) -> float:
         return statistics.median(self.step_seconds[name])
 
     def samples_per_s(self, name: str) -> float:
         return self.batch / self.median(name)
+
+    def tokens_per_s(self, name: str) -> float:
+        """LLM positions (text + visual) per second."""
+        return self.samples_per_s(name) * self.llm_tokens
 
     @property
     def ratio(self) -> float:
@@ -99,8 +125,12 @@ class Result:
 # ---- models --------------------------------------------------------------------------------
 
 
-def _save_checkpoints(sizes: Sizes, folder: Path) -> tuple[Path, Path]:
-    """A CLIP vision tower and a Llama with its tokenizer, saved like any local checkpoint."""
+def _save_checkpoints(
+    sizes: Sizes, folder: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[Path, Path]:
+    """A CLIP vision tower and a Llama with its tokenizer, saved like any local checkpoint.
+
+    Weights are drawn on `device` (a GPU draws 7B of them in seconds), in `dtype`, and saved."""
     import transformers
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import (
@@ -114,12 +144,14 @@ def _save_checkpoints(sizes: Sizes, folder: Path) -> tuple[Path, Path]:
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars for tiny models
     clip_dir, llama_dir = folder / "clip", folder / "llama"
     torch.manual_seed(0)
-    clip = CLIPVisionModel(CLIPVisionConfig(
-        image_size=sizes.image_size, patch_size=sizes.patch_size, hidden_size=sizes.vision_hidden,
-        intermediate_size=sizes.vision_intermediate, num_hidden_layers=sizes.vision_layers,
-        num_attention_heads=sizes.vision_heads,
-    ))
+    with torch.device(device):
+        clip = CLIPVisionModel._from_config(CLIPVisionConfig(
+            image_size=sizes.image_size, patch_size=sizes.patch_size, hidden_size=sizes.vision_hidden,
+            intermediate_size=sizes.vision_intermediate, num_hidden_layers=sizes.vision_layers,
+            num_attention_heads=sizes.vision_heads,
+        ), dtype=dtype)
     clip.save_pretrained(clip_dir)
+    del clip
     # transformers 5's PIL-backed processor needs no torchvision.
     processor_class = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
     processor_class(
@@ -133,36 +165,62 @@ def _save_checkpoints(sizes: Sizes, folder: Path) -> tuple[Path, Path]:
         tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<unk>"
     )
     torch.manual_seed(1)
-    llama = LlamaForCausalLM(LlamaConfig(
-        vocab_size=sizes.vocab, hidden_size=sizes.llm_hidden, intermediate_size=sizes.llm_intermediate,
-        num_hidden_layers=sizes.llm_layers, num_attention_heads=sizes.llm_heads,
-        num_key_value_heads=sizes.llm_heads, max_position_embeddings=2048, tie_word_embeddings=False,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0,
-    ))
+    with torch.device(device):
+        llama = LlamaForCausalLM._from_config(LlamaConfig(
+            vocab_size=sizes.vocab, hidden_size=sizes.llm_hidden, intermediate_size=sizes.llm_intermediate,
+            num_hidden_layers=sizes.llm_layers, num_attention_heads=sizes.llm_heads,
+            num_key_value_heads=sizes.llm_heads, max_position_embeddings=2048, tie_word_embeddings=False,
+            bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        ), dtype=dtype)
     llama.save_pretrained(llama_dir)
+    del llama
     tokenizer.save_pretrained(llama_dir)
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
     return clip_dir, llama_dir
 
 
-def build_ablate(clip_dir: Path, llama_dir: Path):
-    """ablate's model through its registries, encoder frozen, connector and LLM trainable."""
+def build_ablate(clip_dir: Path, llama_dir: Path, stage: int = 2, frozen_dtype: str = "fp32"):
+    """ablate's model through its registries: encoder frozen, connector trainable, LLM trainable
+    in stage 2 and frozen in stage 1. With frozen_dtype "bf16" the frozen components are loaded in
+    bfloat16 (the recipe's `dtype: bfloat16`); trainable ones stay float32 (master weights)."""
     from ablate.model.build import build_vlm
     from ablate.model.trainable import apply_trainable
     from ablate.recipe.schema import ModelSection
 
+    frozen = "bfloat16" if frozen_dtype == "bf16" else "float32"
     section = ModelSection(
-        encoder={"type": "hf_clip", "name_or_path": str(clip_dir), "feature_layer": -2, "select": "patch"},
+        encoder={"type": "hf_clip", "name_or_path": str(clip_dir), "feature_layer": -2, "select": "patch",
+                 "dtype": frozen},
         connector={"type": "mlp", "depth": 2, "activation": "gelu"},
-        llm={"type": "hf_causal_lm", "name_or_path": str(llama_dir), "attn_implementation": "sdpa"},
+        llm={"type": "hf_causal_lm", "name_or_path": str(llama_dir), "attn_implementation": "sdpa",
+             "dtype": frozen if stage == 1 else "float32"},
     )
     torch.manual_seed(2)  # connector init
     vlm = build_vlm(section)
-    apply_trainable(vlm, {"encoder": "frozen", "connector": "full", "llm": "full"})
+    apply_trainable(vlm, {"encoder": "frozen", "connector": "full", "llm": "frozen" if stage == 1 else "full"})
     return vlm.train()
 
 
-def build_llava_like(vlm, image_token_id: int):
-    """LlavaForConditionalGeneration with the same configs, holding a copy of `vlm`'s weights."""
+_PROJECTOR = {"0": "linear_1", "2": "linear_2"}  # ablate's mlp depth 2 -> LLaVA's projector
+
+
+def _llava_key(ours: str) -> str:
+    """The LlavaForConditionalGeneration state-dict key of one of ablate's."""
+    component, rest = ours.split(".", 1)
+    if component == "encoder":
+        return "model.vision_tower." + rest.removeprefix("model.")
+    if component == "connector":
+        index, part = rest.split(".", 1)
+        return f"model.multi_modal_projector.{_PROJECTOR[index]}.{part}"
+    return rest.replace("model.", "model.language_model.", 1) if rest.startswith("model.") else rest
+
+
+def build_llava_like(vlm, image_token_id: int, share_weights: bool = False):
+    """LlavaForConditionalGeneration with the same configs, holding a copy of `vlm`'s weights (same
+    dtypes, same trainable set). With `share_weights` it holds vlm's Parameter objects themselves:
+    one copy of a 7B model in memory instead of two."""
+    from accelerate import init_empty_weights
     from transformers import LlavaConfig, LlavaForConditionalGeneration
 
     vision, text = vlm.encoder.model.config, vlm.llm.config
@@ -172,19 +230,22 @@ def build_llava_like(vlm, image_token_id: int):
         projector_hidden_act="gelu", vision_feature_layer=-2, vision_feature_select_strategy="default",
         tie_word_embeddings=False,
     )
-    llava = LlavaForConditionalGeneration._from_config(config, attn_implementation="sdpa")
+    # Parameters on the meta device (nothing drawn), buffers real; load_state_dict(assign=True)
+    # then puts ablate's tensors (copies, or the Parameters themselves) in place.
+    with init_empty_weights():
+        llava = LlavaForConditionalGeneration._from_config(config, attn_implementation="sdpa")
+    tensors = dict(vlm.named_parameters(remove_duplicate=False))
+    # Read before loading: assign=True gives an assigned Parameter the requires_grad of the one it replaces.
+    trainable = {_llava_key(k): p.requires_grad for k, p in tensors.items()}
     state = {}
-    for key, value in vlm.encoder.model.state_dict().items():
-        state[f"model.vision_tower.{key}"] = value
-    for ours, theirs in (("0", "linear_1"), ("2", "linear_2")):
-        for part in ("weight", "bias"):
-            state[f"model.multi_modal_projector.{theirs}.{part}"] = vlm.connector.state_dict()[f"{ours}.{part}"]
-    for key, value in vlm.llm.state_dict().items():
-        state[key.replace("model.", "model.language_model.", 1) if key.startswith("model.") else key] = value
-    llava.load_state_dict({k: v.clone() for k, v in state.items()}, strict=True)
-    llava.model.vision_tower.requires_grad_(False)
+    for key, value in vlm.state_dict().items():
+        value = tensors.get(key, value)
+        state[_llava_key(key)] = value if share_weights else value.detach().clone()
+    llava.load_state_dict(state, strict=True, assign=True)
     llava.train()
     llava.model.vision_tower.eval()
+    for key, param in llava.named_parameters():
+        param.requires_grad_(trainable[key])
     return llava
 
 
@@ -261,8 +322,15 @@ def _flop_counter():
 
 def check_same_loss(models: dict, batches: dict, tolerance: float = FAIRNESS_TOLERANCE) -> dict[str, float]:
     """fp32 losses of both models on their batches; AssertionError if they differ by more than
-    `tolerance` (then the two would not be computing the same function)."""
-    with torch.no_grad():
+    `tolerance` (then the two would not be computing the same function).
+
+    Models holding bf16 weights (frozen_dtype "bf16") cannot run in fp32: they are compared under
+    bf16 autocast, with tolerance BF16_TOLERANCE."""
+    mixed = any(p.dtype != torch.float32 for p in models["ablate"].parameters() if p.is_floating_point())
+    device = next(models["ablate"].parameters()).device
+    if mixed:
+        tolerance = max(tolerance, BF16_TOLERANCE)
+    with torch.no_grad(), _autocast(device, "bf16" if mixed else "fp32"):
         losses = {name: float(models[name](**batches[name]).loss) for name in MODELS}
     diff = abs(losses["ablate"] - losses["llava"])
     assert diff <= tolerance, f"losses differ by {diff:.3g}: {losses}; the two models are not the same function"
@@ -297,13 +365,16 @@ def matmul_peak_gflops(device: torch.device, dtype: str, n: int | None = None, r
     return 2 * n**3 / best / 1e9
 
 
-def build_pair(sizes: Sizes, batch: int, text_tokens: int, device: torch.device, workdir=None):
+def build_pair(sizes: Sizes, batch: int, text_tokens: int, device: torch.device, workdir=None, *,
+               stage: int = 2, frozen_dtype: str = "fp32", share_weights: bool = False,
+               checkpoint_dtype: torch.dtype = torch.float32):
     """({"ablate": model, "llava": model}, {"ablate": batch, "llava": batch}) on `device`."""
     image_token_id = sizes.vocab - 1  # never drawn as a text token
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        clip_dir, llama_dir = _save_checkpoints(sizes, Path(tmp))
-        ablate_model = build_ablate(clip_dir, llama_dir)
-        llava_model = build_llava_like(ablate_model, image_token_id)
+        clip_dir, llama_dir = _save_checkpoints(sizes, Path(tmp), device, checkpoint_dtype)
+        ablate_model = build_ablate(clip_dir, llama_dir, stage, frozen_dtype)
+        llava_model = build_llava_like(ablate_model, image_token_id, share_weights)
+    # Module.to keeps Parameter objects (it swaps their .data), so shared weights stay shared.
     models = {"ablate": ablate_model.to(device), "llava": llava_model.to(device)}
     ablate_batch, llava_batch = make_batches(sizes, batch, text_tokens, image_token_id)
     batches = {"ablate": _to(ablate_batch, device), "llava": _to(llava_batch, device)}
@@ -312,6 +383,31 @@ def build_pair(sizes: Sizes, batch: int, text_tokens: int, device: torch.device,
 
 def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
+
+
+def make_optimizers(models: dict, device: torch.device, share_weights: bool = False) -> dict:
+    """AdamW (lr 1e-4; fused on CUDA) per model, or one for both when they share their weights."""
+    def adamw(model):
+        return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
+                                 **({"fused": True} if device.type == "cuda" else {}))
+
+    if share_weights:
+        shared = adamw(models["ablate"])
+        return {name: shared for name in MODELS}
+    return {name: adamw(models[name]) for name in MODELS}
+
+
+def enable_grad_ckpt(models: dict) -> None:
+    """Activation checkpointing of each LLM's decoder layers (non-reentrant), nothing else."""
+    kwargs = {"use_reentrant": False}
+    models["ablate"].activation_checkpointing_enable(kwargs)  # the LLM's layers (the encoder is frozen)
+    llm = models["llava"].model.language_model
+    # transformers 5 renamed gradient_checkpointing_enable (still an alias until v6).
+    (getattr(llm, "activation_checkpointing_enable", None) or llm.gradient_checkpointing_enable)(kwargs)
+
+
+def _first(batch: dict, n: int) -> dict:
+    return {k: v[:n] for k, v in batch.items()}
 
 
 def run_benchmark(
@@ -327,32 +423,55 @@ def run_benchmark(
     count_flops: bool = True,
     measure_peak: bool = True,
     workdir: str | Path | None = None,
+    stage: int = 2,
+    frozen_dtype: str = "fp32",
+    grad_ckpt: bool = False,
+    share_weights: bool = False,
 ) -> Result:
     """Build both models, check they compute the same loss, then time interleaved steps.
 
-    Raises AssertionError when the fp32 losses on the first batch differ by more than
-    FAIRNESS_TOLERANCE (then the comparison would not be of the same computation).
+    stage 1 trains the connector with the LLM frozen (LLaVA's pretraining), stage 2 the connector
+    and the LLM. frozen_dtype "bf16" stores frozen components in bf16; share_weights makes LLaVA
+    hold ablate's Parameters and gives both one AdamW (the same work per step, half the memory);
+    grad_ckpt checkpoints each LLM's layers (FLOPs are then counted on one sample without it,
+    times the batch: model FLOPs, recomputation not included).
+
+    Raises AssertionError when the losses on the first batch differ by more than the tolerance
+    (then the comparison would not be of the same computation).
     """
+    if stage not in (1, 2):
+        raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+    if frozen_dtype == "bf16" and dtype != "bf16":
+        raise ValueError("frozen_dtype 'bf16' needs dtype 'bf16' (autocast)")
     if threads:
         torch.set_num_threads(threads)
     dev = torch.device(device)
-    models, batches = build_pair(sizes, batch, text_tokens, dev, workdir)
+    models, batches = build_pair(
+        sizes, batch, text_tokens, dev, workdir, stage=stage, frozen_dtype=frozen_dtype,
+        share_weights=share_weights, checkpoint_dtype=torch.bfloat16 if dtype == "bf16" else torch.float32,
+    )
 
     losses = check_same_loss(models, batches)
 
     result = Result(
         device=str(dev), dtype=dtype, threads=torch.get_num_threads(), batch=batch, text_tokens=text_tokens,
         llm_tokens=text_tokens + sizes.visual_tokens - 1, steps=steps, losses_first_batch=losses,
+        stage=stage, frozen_dtype=frozen_dtype, grad_ckpt=grad_ckpt, share_weights=share_weights,
+        sizes=asdict(sizes),
     )
     if count_flops:
-        result.flops_per_step = {name: count_step_flops(models[name], batches[name], dev, dtype) for name in MODELS}
+        if grad_ckpt:  # one sample fits without checkpointing; FLOPs are linear in the batch
+            result.flops_per_step = {
+                name: batch * count_step_flops(models[name], _first(batches[name], 1), dev, dtype) for name in MODELS
+            }
+        else:
+            result.flops_per_step = {name: count_step_flops(models[name], batches[name], dev, dtype) for name in MODELS}
     if measure_peak:
         result.peak_gflops = matmul_peak_gflops(dev, dtype)
+    if grad_ckpt:
+        enable_grad_ckpt(models)
 
-    optimizers = {
-        name: torch.optim.AdamW([p for p in models[name].parameters() if p.requires_grad], lr=1e-4)
-        for name in MODELS
-    }
+    optimizers = make_optimizers(models, dev, share_weights)
     result.step_seconds = {name: [] for name in MODELS}
     for i in range(warmup + steps):
         # Alternate which goes first, so neither always runs right after the other's cleanup.
@@ -364,6 +483,8 @@ def run_benchmark(
             _sync(dev)
             if i >= warmup:
                 result.step_seconds[name].append(time.perf_counter() - start)
+    if dev.type == "cuda":
+        result.peak_memory_gib = torch.cuda.max_memory_allocated(dev) / 2**30
     return result
 
 
@@ -382,22 +503,46 @@ def profile_steps(models: dict, batches: dict, optimizers: dict, device: torch.d
     return "\n".join(tables)
 
 
+def describe_setup(r: Result) -> str:
+    """Model shapes, what trains, weight dtypes and memory savers, in one line."""
+    z = r.sizes
+    trained = "connector (LLM frozen)" if r.stage == 1 else "connector + LLM"
+    parts = [
+        f"vision {z['vision_layers']}x{z['vision_hidden']} @ {z['image_size']}px/{z['patch_size']}, "
+        f"LLM {z['llm_layers']}x{z['llm_hidden']} (ffn {z['llm_intermediate']}, vocab {z['vocab']})",
+        f"stage {r.stage}: {trained} trained",
+        f"frozen weights {r.frozen_dtype}, trainable fp32",
+    ]
+    if r.grad_ckpt:
+        parts.append("LLM activation checkpointing")
+    if r.share_weights:
+        parts.append("LLaVA shares ablate's weights and AdamW")
+    return "; ".join(parts)
+
+
 def format_result(r: Result) -> str:
+    # GFLOP/s on a CPU, TFLOP/s on a GPU.
+    unit, scale = ("TFLOP", 1e3) if r.peak_gflops > 1e4 or r.device.startswith("cuda") else ("GFLOP", 1.0)
     lines = [
         f"device {r.device}, {r.dtype}, {r.threads} thread(s); torch {torch.__version__}, "
         f"transformers {_transformers_version()}",
+        describe_setup(r),
         f"batch {r.batch} x ({r.text_tokens} text + visual = {r.llm_tokens} LLM tokens), {r.steps} timed steps each",
         "first-batch loss: " + ", ".join(f"{n} {r.losses_first_batch[n]:.6f}" for n in MODELS)
         + f" (diff {abs(r.losses_first_batch['ablate'] - r.losses_first_batch['llava']):.2e})",
     ]
     if r.peak_gflops:
-        lines.append(f"matmul peak: {r.peak_gflops:.1f} GFLOP/s")
+        lines.append(f"matmul peak: {r.peak_gflops / scale:.1f} {unit}/s")
+    if r.peak_memory_gib:
+        lines.append(f"peak GPU memory allocated: {r.peak_memory_gib:.1f} GiB (both models resident)")
     for name in MODELS:
         times = r.step_seconds[name]
         line = (f"{name:>7}: median step {r.median(name) * 1e3:8.1f} ms "
-                f"(min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f}), {r.samples_per_s(name):7.2f} samples/s")
+                f"(min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f}), {r.samples_per_s(name):7.2f} samples/s, "
+                f"{r.tokens_per_s(name):.0f} tokens/s")
         if r.flops_per_step:
-            line += f", {r.flops_per_step[name] / 1e9:.2f} GFLOP/step, {r.gflops(name):.1f} GFLOP/s"
+            line += (f", {r.flops_per_step[name] / 1e9 / scale:.2f} {unit}/step, "
+                     f"{r.gflops(name) / scale:.1f} {unit}/s")
             if r.peak_gflops:
                 line += f" ({100 * r.gflops(name) / r.peak_gflops:.0f}% of peak)"
         lines.append(line)
@@ -424,32 +569,69 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="bf16 = bf16 autocast")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="tiny",
+                        help="model shapes: tiny (default), or CLIP ViT-L/14-336 + a Vicuna-7B/13B-shaped Llama")
+    parser.add_argument("--llm-layers", type=int, default=None, help="override the preset's LLM layer count")
+    parser.add_argument("--stage", type=int, choices=(1, 2), default=2,
+                        help="1: connector trained, LLM frozen (LLaVA pretraining); 2: connector + LLM (default)")
+    parser.add_argument("--frozen-dtype", choices=("fp32", "bf16"), default="fp32",
+                        help="storage of frozen components (encoder; the LLM in stage 1); bf16 needs --dtype bf16")
+    parser.add_argument("--grad-ckpt", action="store_true", help="activation checkpointing of both LLMs' layers")
+    parser.add_argument("--share-weights", action=argparse.BooleanOptionalAction, default=None,
+                        help="LLaVA holds ablate's parameters and both use one AdamW (default: on for llava-* presets)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where the random checkpoints are written and read (default: the temp folder)")
     parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table per model")
     parser.add_argument("--json", type=Path, default=None, help="write the raw figures to this file")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
+    if args.frozen_dtype == "bf16" and args.dtype != "bf16":
+        parser.error("--frozen-dtype bf16 needs --dtype bf16")
+    if args.llm_layers is not None and args.llm_layers < 1:
+        parser.error("--llm-layers must be at least 1")
 
     threads = args.threads if args.threads is not None else (1 if args.device == "cpu" else 0)
     result = run_benchmark(
         steps=args.steps, warmup=args.warmup, batch=args.batch, text_tokens=args.seq,
-        device=args.device, dtype=args.dtype, threads=threads or None,
+        device=args.device, dtype=args.dtype, threads=threads or None, **_shape_options(args),
     )
     print(format_result(result))
     if args.json:
         figures = {**asdict(result), "ratio": result.ratio, "paired_ratio": result.paired_ratio,
-                   "best_ratio": result.best_ratio}
+                   "best_ratio": result.best_ratio,
+                   "samples_per_s": {n: result.samples_per_s(n) for n in MODELS},
+                   "tokens_per_s": {n: result.tokens_per_s(n) for n in MODELS}}
+        if result.flops_per_step:
+            figures["gflops_per_s"] = {n: result.gflops(n) for n in MODELS}
         args.json.write_text(json.dumps(figures, indent=2))
     if args.profile:
         _profile(args)
     return 0
 
 
+def _shape_options(args) -> dict:
+    """run_benchmark's model options from the command line."""
+    sizes = PRESETS[args.preset]
+    if args.llm_layers is not None:
+        sizes = replace(sizes, llm_layers=args.llm_layers)
+    share = args.share_weights if args.share_weights is not None else args.preset != "tiny"
+    return dict(sizes=sizes, stage=args.stage, frozen_dtype=args.frozen_dtype, grad_ckpt=args.grad_ckpt,
+                share_weights=share, workdir=args.workdir)
+
+
 def _profile(args) -> None:
     """Rebuild both models and profile one step of each (after two warm-up steps)."""
     dev = torch.device(args.device)
-    models, batches = build_pair(Sizes(), args.batch, args.seq, dev)
-    optimizers = {n: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad]) for n, m in models.items()}
+    options = _shape_options(args)
+    models, batches = build_pair(
+        options["sizes"], args.batch, args.seq, dev, options["workdir"], stage=args.stage,
+        frozen_dtype=args.frozen_dtype, share_weights=options["share_weights"],
+        checkpoint_dtype=torch.bfloat16 if args.dtype == "bf16" else torch.float32,
+    )
+    if args.grad_ckpt:
+        enable_grad_ckpt(models)
+    optimizers = make_optimizers(models, dev, options["share_weights"])
     for _ in range(2):
         for name in MODELS:
             train_step(models[name], optimizers[name], batches[name], dev, args.dtype)

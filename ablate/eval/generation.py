@@ -59,6 +59,7 @@ def evaluate(
                 chunk = samples[start : start + batch_size]
                 batch = collator(rows[start : start + batch_size])
                 batch.pop("ids", None)
+                batch = _on_device(batch, vlm)
                 new_tokens = vlm.generate(**batch, max_new_tokens=max_new_tokens)
                 texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
                 for sample, text in zip(chunk, texts):
@@ -82,3 +83,11 @@ def evaluate(
             for r in records:
                 fh.write(json.dumps(r, default=str) + "\n")
     return EvalResult(metrics, records, out_path)
+
+
+def _on_device(batch: dict[str, Any], model) -> dict[str, Any]:
+    """The collator's CPU tensors, moved to where the model's weights are (a GPU after training)."""
+    import torch
+
+    device = next(model.parameters()).device
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
