@@ -32,7 +32,8 @@ def instruct_only(tmp_path: Path, *overrides: str):
         f"output_dir={tmp_path / 'out'}", f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
         f"stages.1.data.sources.0.source.images_limit={IMAGES}", "stages.1.epochs=2", "stages.1.batch_size=4",
         "stages.1.trainable.llm=frozen",
-        "eval.data.images_limit=2", "eval.batch_size=32", "model.encoder.name_or_path=zoo:tiny-clip", *overrides,
+        "eval.data.images_limit=2", "eval.batch_size=32", "model.encoder.name_or_path=zoo:tiny-clip",
+        "model.llm.name_or_path=zoo:tiny-llama", *overrides,
     ])
     return recipe.model_copy(update={"stages": recipe.stages[1:]})
 
