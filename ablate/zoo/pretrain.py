@@ -62,9 +62,8 @@ class DistinctCaptionBatches(IterableDataset):
 def pretrain_clip(vision_config: dict[str, Any], settings: PretrainSettings, seed: int, out: Path,
                   image_processor, progress=None, label: str = "pretrain") -> None:
     """Train a CLIPModel with `vision_config` as its vision tower; save it with tokenizer into `out`."""
-    from transformers import CLIPConfig, CLIPModel, PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import CLIPConfig, CLIPModel, set_seed
 
-    from ablate.train.callbacks import RichProgressCallback
     from ablate.zoo.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer()
@@ -92,14 +91,29 @@ def pretrain_clip(vision_config: dict[str, Any], settings: PretrainSettings, see
         return {"pixel_values": torch.stack([item["pixel_values"] for item in items]),
                 "input_ids": input_ids[ids], "attention_mask": attention_mask[ids], "return_loss": True}
 
+    dataset = DistinctCaptionBatches(pixel_values, caption_ids, len(set(captions)), settings.batch_size, seed)
+    train_and_save(model, tokenizer, dataset, settings, seed, out, progress, label, data_collator=collate,
+                   remove_unused_columns=False)
+
+
+def train_and_save(model, tokenizer, dataset, settings, seed: int, out: Path, progress=None, label: str = "pretrain",
+                   **trainer_args: Any) -> None:
+    """Pretrain `model` for `settings.steps` steps on transformers' Trainer (AdamW, cosine with warm-up),
+    then save it and `tokenizer` into `out`. Extra keyword arguments go to TrainingArguments, except
+    `data_collator`, which goes to the Trainer."""
+    from transformers import PrinterCallback, Trainer, TrainingArguments
+
+    from ablate.train.callbacks import RichProgressCallback
+
+    collator = trainer_args.pop("data_collator", None)
     args = TrainingArguments(
         output_dir=str(out / ".trainer"), max_steps=settings.steps, per_device_train_batch_size=settings.batch_size,
-        learning_rate=settings.lr, weight_decay=settings.weight_decay, warmup_steps=int(settings.warmup_ratio * settings.steps),
-        lr_scheduler_type="cosine", seed=seed, data_seed=seed, save_strategy="no", report_to=[],
-        logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
+        learning_rate=settings.lr, weight_decay=settings.weight_decay,
+        warmup_steps=int(settings.warmup_ratio * settings.steps), lr_scheduler_type="cosine", seed=seed,
+        data_seed=seed, save_strategy="no", report_to=[], logging_strategy="no", disable_tqdm=True,
+        dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(), **trainer_args,
     )
-    dataset = DistinctCaptionBatches(pixel_values, caption_ids, len(set(captions)), settings.batch_size, seed)
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate)
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
     trainer.remove_callback(PrinterCallback)  # no metrics dict on stdout while a zoo entry builds
     if progress is not None:
         trainer.add_callback(RichProgressCallback(f"{label} pretraining", progress))

@@ -18,7 +18,6 @@ Training runs on transformers' Trainer.
 from __future__ import annotations
 
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,14 +25,15 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import IterableDataset
 
+from ablate.zoo.pretrain import PretrainSettings, train_and_save
+
 DESCRIPTIONS = ("{A} {color} {shape}.", "The picture shows {a} {color} {shape}.", "There is {a} {color} {shape}.",
                 "This is {a} {color} {shape}.")
 LETTERS = "ABCDE"
 
 
 @dataclass(frozen=True)
-class TextPretrainSettings:
-    steps: int = 600
+class TextPretrainSettings(PretrainSettings):
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
@@ -102,9 +102,8 @@ class PackedText(IterableDataset):
 def pretrain_llama(model_config: dict[str, Any], settings: TextPretrainSettings, seed: int, out: Path,
                    progress=None, label: str = "pretrain") -> None:
     """Train a LlamaForCausalLM of `model_config` on `documents`; save it with the zoo tokenizer into `out`."""
-    from transformers import LlamaConfig, LlamaForCausalLM, PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import LlamaConfig, LlamaForCausalLM, set_seed
 
-    from ablate.train.callbacks import RichProgressCallback
     from ablate.zoo.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer()
@@ -112,19 +111,5 @@ def pretrain_llama(model_config: dict[str, Any], settings: TextPretrainSettings,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     set_seed(seed)
     model = LlamaForCausalLM(config)
-    args = TrainingArguments(
-        output_dir=str(out / ".trainer"), max_steps=settings.steps, per_device_train_batch_size=settings.batch_size,
-        learning_rate=settings.lr, weight_decay=settings.weight_decay,
-        warmup_steps=int(settings.warmup_ratio * settings.steps), lr_scheduler_type="cosine", seed=seed,
-        data_seed=seed, save_strategy="no", report_to=[], logging_strategy="no", disable_tqdm=True,
-        dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
-    )
     dataset = PackedText(documents(image_facts("train"), seed), tokenizer, settings.block_size)
-    trainer = Trainer(model=model, args=args, train_dataset=dataset)
-    trainer.remove_callback(PrinterCallback)  # no metrics dict on stdout while a zoo entry builds
-    if progress is not None:
-        trainer.add_callback(RichProgressCallback(f"{label} pretraining", progress))
-    trainer.train()
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    shutil.rmtree(out / ".trainer", ignore_errors=True)
+    train_and_save(model, tokenizer, dataset, settings, seed, out, progress, label)
