@@ -96,11 +96,11 @@ ZOO: dict[str, ZooSpec] = {
         ZooSpec("tiny-siglip", "siglip", TINY_SIGLIP, seed=2, description="SigLIP ViT, 64px, patch 8, 4x128"),
         ZooSpec("tiny-llama", "llama", TINY_LLAMA, seed=3, description="Llama, 4 layers x 256, zoo tokenizer"),
         ZooSpec("tiny-llama-easyvqa", "llama", TINY_LLAMA, seed=3, pretrain=LLAMA_PRETRAIN,
-                description="tiny-llama, language-pretrained on text about easy-VQA train images"),
+                description="tiny-llama, language-pretrained on text about easy-VQA train images (5.5 min)"),
         ZooSpec("tiny-llama-large", "llama", TINY_LLAMA_LARGE, seed=4,
                 description="Llama, 5 layers x 384 (~2.6x tiny-llama), zoo tokenizer"),
         ZooSpec("tiny-llama-large-easyvqa", "llama", TINY_LLAMA_LARGE, seed=4, pretrain=LLAMA_PRETRAIN,
-                description="tiny-llama-large, language-pretrained like tiny-llama-easyvqa"),
+                description="tiny-llama-large, language-pretrained like tiny-llama-easyvqa (~2.6x longer)"),
     )
 }
 
