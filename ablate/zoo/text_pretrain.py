@@ -44,16 +44,13 @@ class TextPretrainSettings(PretrainSettings):
 def image_facts(split: str = "train") -> list[tuple[str, str, list[tuple[str, str]]]]:
     """(shape, colour, [(question, answer)]) per easy-VQA image of `split` whose facts are known."""
     from ablate.data.sources.easyvqa import load_split
-    from ablate.data.sources.easyvqa_facts import facts_from_questions, look
+    from ablate.data.sources.easyvqa_facts import shape_and_color
 
     by_image, paths = load_split(split)
     facts = []
     for image_id in sorted(by_image):
         qas = [(q, a) for _, q, a in by_image[image_id]]
-        shape, color = facts_from_questions(qas)
-        if shape is None or color is None:
-            seen = look(paths[image_id])
-            shape, color = shape or seen.shape, color or seen.color
+        shape, color = shape_and_color(qas, paths[image_id])
         if shape is not None and color is not None:
             facts.append((shape, color, qas))
     return facts

@@ -79,7 +79,7 @@ def _produce(config: EasyVQAConfig) -> Iterator[Any]:
 
 def _samples_for(config: EasyVQAConfig, image_id: int, qas: list[tuple[int, str, str]], path: str) -> Iterator[Any]:
     from ablate.data.sources import easyvqa_text as text
-    from ablate.data.sources.easyvqa_facts import facts_from_questions, look, question_type
+    from ablate.data.sources.easyvqa_facts import look, question_type, shape_and_color
 
     split, style = config.split, config.style
     base = f"easy_vqa/{split}/{image_id}"
@@ -109,13 +109,10 @@ def _samples_for(config: EasyVQAConfig, image_id: int, qas: list[tuple[int, str,
         return
 
     try:
-        shape, color = facts_from_questions([(q, a) for _, q, a in qas])
+        shape, color = shape_and_color([(q, a) for _, q, a in qas], path)
     except ValueError as exc:
         yield BadSample(base, str(exc))
         return
-    if shape is None or color is None:
-        seen = look(path)
-        shape, color = shape or seen.shape, color or seen.color
     if style == "caption":
         answer = text.caption(shape, color)
         yield sample("caption", [(rng.choice(text.CAPTION_PROMPTS), answer)], answer=answer, shape=shape, color=color)

@@ -72,6 +72,17 @@ def facts_from_questions(qas: Sequence[tuple[str, str]]) -> tuple[str | None, st
     return _single(shapes, SHAPES), _single(colors, COLORS)
 
 
+def shape_and_color(qas: Sequence[tuple[str, str]], path: str) -> tuple[str | None, str | None]:
+    """(shape, colour) of one image: what its questions state, the rest read off its pixels.
+
+    None where neither tells; raises ValueError when the answers contradict each other."""
+    shape, color = facts_from_questions(qas)
+    if shape is None or color is None:
+        seen = look(path)
+        shape, color = shape or seen.shape, color or seen.color
+    return shape, color
+
+
 def _single(seen: dict[str, set[str]], values: Sequence[str]) -> str | None:
     present, absent = seen["yes"], seen["no"]
     if len(present) > 1 or present & absent:
