@@ -233,12 +233,6 @@ def _build_llama(spec: ZooSpec, out: Path, progress=None) -> None:
 
     from ablate.zoo.tokenizer import build_tokenizer
 
-    if spec.pretrain is not None:
-        from ablate.zoo.text_pretrain import TextPretrainSettings, pretrain_llama
-
-        pretrain_llama(spec.config, TextPretrainSettings(**spec.pretrain), spec.seed, out, progress=progress,
-                       label=f"zoo {spec.name}")
-        return
     tokenizer = build_tokenizer()
     config = LlamaConfig(
         **spec.config,
@@ -248,7 +242,14 @@ def _build_llama(spec: ZooSpec, out: Path, progress=None) -> None:
         pad_token_id=tokenizer.pad_token_id,
     )
     _seeded(spec.seed)
-    LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
+    model = LlamaForCausalLM(config)
+    if spec.pretrain is not None:  # the seeded weights are where language pretraining starts
+        from ablate.zoo.text_pretrain import TextPretrainSettings, pretrain_llama
+
+        pretrain_llama(model, tokenizer, TextPretrainSettings(**spec.pretrain), spec.seed, out, progress=progress,
+                       label=f"zoo {spec.name}")
+        return
+    model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 from torch.utils.data import IterableDataset
@@ -96,17 +96,8 @@ class PackedText(IterableDataset):
                 yield {"input_ids": row, "labels": row}
 
 
-def pretrain_llama(model_config: dict[str, Any], settings: TextPretrainSettings, seed: int, out: Path,
-                   progress=None, label: str = "pretrain") -> None:
-    """Train a LlamaForCausalLM of `model_config` on `documents`; save it with the zoo tokenizer into `out`."""
-    from transformers import LlamaConfig, LlamaForCausalLM, set_seed
-
-    from ablate.zoo.tokenizer import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    config = LlamaConfig(**model_config, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    set_seed(seed)
-    model = LlamaForCausalLM(config)
+def pretrain_llama(model, tokenizer, settings: TextPretrainSettings, seed: int, out: Path, progress=None,
+                   label: str = "pretrain") -> None:
+    """Train `model` (a LlamaForCausalLM using `tokenizer`) on `documents`; save both into `out`."""
     dataset = PackedText(documents(image_facts("train"), seed), tokenizer, settings.block_size)
     train_and_save(model, tokenizer, dataset, settings, seed, out, progress, label)
