@@ -25,7 +25,8 @@ class MissingCheckpointError(AblateError):
             f"  This machine may have no access to the Hugging Face Hub. Download the checkpoint\n"
             f"  elsewhere and point the recipe at the local folder, e.g.\n"
             f"    -s '{_override_hint(component)}=/path/to/{name.rsplit('/', 1)[-1]}'\n"
-            f"  or build the offline tiny models with `ablate zoo build tiny`."
+            f"  Without the checkpoints, the embedded CPU recipes (recipes/tiny_easyvqa.yaml) and\n"
+            f"  `--scale tiny` studies run on offline tiny models (`ablate zoo list`)."
         )
 
 
