@@ -7,6 +7,11 @@ digits; the articles a/an/the go; whitespace collapses). The reference (`record[
 may be a string or a list of accepted strings. `score` gives `accuracy` as a fraction (0-1)
 and `accuracy/<category>` per category, the category being the record meta's `category`
 (e.g. the easy-VQA question type) or else its `data_type`.
+
+With `sentence_credit`, a reference of several sentences (a detailed description) scores the
+fraction of its sentences that the prediction states, each compared in normal form, so `correct`
+is then a number in [0, 1]: all-or-nothing matching of a paragraph would score a description
+with one wrong detail the same as no description at all.
 """
 
 from __future__ import annotations
@@ -52,6 +57,16 @@ class ExactMatchConfig(ComponentConfig):
                 raise ValueError(f"not a valid regular expression: {exc}") from None
         return value
 
+    sentence_credit: bool = Field(
+        False, description="a reference of several sentences scores the fraction of its sentences the "
+        "prediction states (normalised); one-sentence references still need an exact match",
+    )
+
+
+def sentences(text: str) -> list[str]:
+    """Split after ., ! or ? followed by whitespace: "A b. C d." -> ["A b.", "C d."]."""
+    return [part for part in re.split(r"(?<=[.!?])\s+", str(text).strip()) if part]
+
 
 class ExactMatchEvaluator:
     def __init__(self, config: ExactMatchConfig | None = None):
@@ -66,7 +81,15 @@ class ExactMatchEvaluator:
         answers = answers if isinstance(answers, (list, tuple)) else [answers]
         accepted = {self._norm(a) for a in answers if a is not None}
         prediction = self._norm(self._extract(record.get("prediction") or ""))
-        return {**record, "normalized": prediction, "correct": prediction in accepted}
+        correct: float | bool = prediction in accepted
+        if self.config.sentence_credit and any(len(sentences(a)) > 1 for a in answers if a is not None):
+            correct = max(self._sentence_recall(record.get("prediction") or "", a) for a in answers if a is not None)
+        return {**record, "normalized": prediction, "correct": correct}
+
+    def _sentence_recall(self, prediction: str, reference: str) -> float:
+        stated = {self._norm(p) for p in sentences(prediction)}
+        wanted = [self._norm(r) for r in sentences(reference)]
+        return sum(w in stated for w in wanted) / len(wanted)
 
     def _extract(self, prediction: str) -> str:
         if not self.config.answer_pattern:
@@ -78,12 +101,12 @@ class ExactMatchEvaluator:
         judged = [r if "correct" in r else self.judge(r) for r in records]
         if not judged:
             raise AblateError("exact_match evaluator: no records to score")
-        groups: dict[str, list[bool]] = {}
+        groups: dict[str, list[float]] = {}
         for record in judged:
-            groups.setdefault("accuracy", []).append(bool(record["correct"]))
+            groups.setdefault("accuracy", []).append(float(record["correct"]))
             category = record_category(record)
             if category is not None:
-                groups.setdefault(f"accuracy/{category}", []).append(bool(record["correct"]))
+                groups.setdefault(f"accuracy/{category}", []).append(float(record["correct"]))
         head = {"accuracy": sum(groups.pop("accuracy")) / len(judged)}
         return head | {k: sum(v) / len(v) for k, v in sorted(groups.items())}
 

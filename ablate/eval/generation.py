@@ -70,7 +70,7 @@ def evaluate(
                         "answer": reference_answer(sample),
                         "meta": sample.get("meta") or {},
                     })
-                    correct += bool(record["correct"])
+                    correct += float(record["correct"])
                     records.append(record)
                 if task is not None:
                     progress.update(task, advance=len(chunk), info=f"acc {correct / len(records):.3f}")

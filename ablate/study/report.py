@@ -175,7 +175,7 @@ def build_report(study: StudyFile, scale: str, parent: ParentRun, runs: list[Cel
 def _seed_items(run: CellRun, category: str | None) -> dict[str, float]:
     from ablate.eval.evaluators import record_category
 
-    return {str(r["id"]): float(bool(r.get("correct"))) for r in run.items or []
+    return {str(r["id"]): float(r.get("correct")) for r in run.items or []
             if "correct" in r and (category is None or record_category(r) == category)}
 
 

@@ -1,6 +1,7 @@
 """Statistics for study reports: seeded bootstrap CIs over eval items, and agreement with the paper.
 
-Items are eval records (one per question) scored 0/1 in their `correct` field. An arm run
+Items are eval records (one per question) scored in their `correct` field: 0/1, or a fraction in
+[0, 1] where the evaluator gives partial credit (`exact_match` with `sentence_credit`). An arm run
 with several seeds scores each item by its mean over the seeds, so the CI describes how much
 the arm's seed-averaged accuracy depends on which items the eval set happens to hold. A
 difference between two arms is bootstrapped over the items both were evaluated on (paired),

@@ -61,3 +61,29 @@ def test_answer_pattern_must_have_a_group():
 
     with pytest.raises(ValidationError, match="capturing group"):
         ExactMatchConfig(type="exact_match", answer_pattern="answer is .+")
+
+
+def test_sentence_credit_scores_the_share_of_reference_sentences_stated():
+    reference = "The image shows a red triangle. It is small. A triangle has three sides. Nothing else is there."
+    judge = ExactMatchEvaluator(ExactMatchConfig(type="exact_match", sentence_credit=True)).judge
+    one_wrong = "The image shows a red triangle. It is small. A triangle has four sides. Nothing else is there."
+    assert judge({"prediction": one_wrong, "answer": reference})["correct"] == 0.75
+    assert judge({"prediction": reference.upper(), "answer": reference})["correct"] == 1.0  # normalised
+    assert judge({"prediction": "triangle", "answer": reference})["correct"] == 0.0
+    # one-sentence references are still all or nothing, after the answer pattern
+    short = ExactMatchEvaluator(ExactMatchConfig(type="exact_match", sentence_credit=True,
+                                                 answer_pattern=r"answer is (.+?)\.?$")).judge
+    assert short({"prediction": "It is red. So the answer is no.", "answer": "no"})["correct"] is True
+    # without the option a description with one wrong detail scores nothing
+    plain = ExactMatchEvaluator(ExactMatchConfig(type="exact_match")).judge
+    assert plain({"prediction": one_wrong, "answer": reference})["correct"] is False
+
+
+def test_partial_credit_averages_into_accuracy_and_categories():
+    evaluator = ExactMatchEvaluator(ExactMatchConfig(type="exact_match", sentence_credit=True))
+    records = [
+        {"prediction": "A b. C x.", "answer": "A b. C d.", "meta": {"category": "detail"}},
+        {"prediction": "yes", "answer": "yes", "meta": {"category": "qa"}},
+        {"prediction": "no", "answer": "yes", "meta": {"category": "qa"}},
+    ]
+    assert evaluator.score(records) == {"accuracy": 0.5, "accuracy/detail": 0.5, "accuracy/qa": 0.5}
