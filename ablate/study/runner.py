@@ -61,6 +61,7 @@ class StudyOutcome:
     report: Any = None
     report_paths: list[Path] = field(default_factory=list)
     interrupted: bool = False
+    stale: list[str] = field(default_factory=list)  # done cells that ran an older recipe
 
     def counts(self) -> dict[str, int]:
         return {s: sum(st.state == s for st in self.states.values()) for s in queue.STATES}
@@ -142,6 +143,7 @@ def run_study(
     if reaped:
         console.print(f"[yellow]{len(reaped)} cell(s) whose worker died are queued again[/]")
     console.print(status_table(prepared, states))
+    stale = warn_stale(prepared, states, console)
 
     spec = WorkerSpec(
         study_path=str(prepared.study.path), scale=scale, seeds=prepared.seeds, folder=str(folder.resolve()),
@@ -161,7 +163,7 @@ def run_study(
     with lock:  # a worker that died during this run leaves its cell RUNNING: mark it for the next run
         kill_orphans(parent, [t.number for t in queue.reap_dead(study)])
     states = queue.cell_states(study, [c.id for c in prepared.cells])
-    outcome = StudyOutcome(prepared, parent, states, interrupted=interrupted)
+    outcome = StudyOutcome(prepared, parent, states, interrupted=interrupted, stale=stale)
     counts = outcome.counts()
     if counts["done"] == len(states):
         close_parent(parent, "FINISHED")
@@ -185,6 +187,23 @@ def run_study(
         console.print("[yellow]interrupted[/]: re-run the same command to resume")
         raise KeyboardInterrupt
     return outcome
+
+
+def warn_stale(prepared: PreparedStudy, states: dict[str, queue.CellState], console) -> list[str]:
+    """Say which finished cells ran another recipe than the study file now gives; they are not
+    rerun silently (their results are recorded work) nor reported as if they were current."""
+    from ablate.recipe.loading import recipe_hash
+
+    stale = queue.stale_cells(states, {cell: recipe_hash(r) for cell, r in prepared.recipes.items()})
+    if stale:
+        console.print(
+            f"[yellow]{len(stale)} finished cell(s) ran another recipe than the study file gives now[/] (it, or a "
+            f"recipe it builds on, changed since): {', '.join(stale)}. Their results and the report are the old "
+            f"recipe's. To run the study as it is now, move the study folder {prepared.folder} aside "
+            f"(or use another --storage) and run again; stages whose inputs did not change are reused.",
+            highlight=False,
+        )
+    return stale
 
 
 def _run_in_process(spec: WorkerSpec, run_fn, console, progress_factory) -> None:

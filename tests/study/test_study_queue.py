@@ -70,6 +70,26 @@ def test_every_cell_runs_exactly_once_and_rerun_redoes_nothing(project):
     assert sorted(e["name"] for e in run_log(project)[len(log):] if e["event"] == "done") == ["demo-linear-s9", "demo-mlp2-s9"]
 
 
+def test_cells_that_ran_an_older_recipe_are_named_not_silently_current(project):
+    import io
+
+    from rich.console import Console
+
+    from study_fakes import BASE_RECIPE, write_project
+
+    first = run()
+    assert first.stale == []
+    changed = json.loads(json.dumps(BASE_RECIPE))
+    changed["stages"][1]["lr"] = 5e-4  # the base recipe changes after the study ran
+    write_project(project, base=changed)
+    out = io.StringIO()
+    again = run_study("demo", scale="tiny", run_fn=fake_run, console=Console(file=out, width=400))
+    assert sorted(again.stale) == sorted(CELLS)
+    assert "4 finished cell(s) ran another recipe than the study file gives now" in out.getvalue()
+    assert str(again.prepared.folder) in out.getvalue()
+    assert len([e for e in run_log(project) if e["event"] == "done"]) == 4  # nothing reran on its own
+
+
 def test_failed_cell_is_reported_and_retried_only_when_asked(project, monkeypatch):
     monkeypatch.setenv("FAKE_RUN_FAIL", "mlp2-s8")
     outcome = run()
