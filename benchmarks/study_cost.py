@@ -53,12 +53,10 @@ def write_study(folder: Path, recipe: Path, output_dir: Path, args, shared: bool
 def prebuild_zoo(recipe: Path) -> Path:
     """Build the recipe's zoo checkpoints now, so neither timed variant pays for it."""
     from ablate.recipe import load_recipe
-    from ablate.zoo import ZOO_PREFIX, resolve_checkpoint, zoo_dir
+    from ablate.zoo import build, zoo_dir, zoo_names
 
-    loaded = load_recipe(recipe)
-    for component in (loaded.model.encoder, loaded.model.llm):
-        if component.name_or_path.startswith(ZOO_PREFIX):
-            resolve_checkpoint(component.name_or_path)
+    for name in zoo_names(load_recipe(recipe).model):
+        build(name)
     return zoo_dir()
 
 

@@ -20,22 +20,16 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 30 * 60
 
 
 def zoo_names(studies: list[str]) -> list[str]:
     """Every zoo checkpoint a tiny arm of these studies loads."""
+    from ablate import zoo
     from ablate.study.runner import prepare_study
-    from ablate.zoo import ZOO_PREFIX
 
-    names = set()
-    for name in studies:
-        for recipe in prepare_study(name, "tiny", seeds=1).recipes.values():
-            for component in (recipe.model.encoder, recipe.model.llm):
-                if component.name_or_path.startswith(ZOO_PREFIX):
-                    names.add(component.name_or_path[len(ZOO_PREFIX):])
-    return sorted(names)
+    return sorted({name for study in studies for recipe in prepare_study(study, "tiny", seeds=1).recipes.values()
+                   for name in zoo.zoo_names(recipe.model)})
 
 
 def main() -> None:
@@ -47,7 +41,8 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="output folder (default: a new temporary folder)")
     args = parser.parse_args()
 
-    studies = args.studies or sorted(available())
+    found = available()
+    studies = args.studies or sorted(found)
     out = Path(args.out or tempfile.mkdtemp(prefix="ablate-tiny-suite-"))
     out.mkdir(parents=True, exist_ok=True)
     for name in zoo_names(studies):
@@ -56,7 +51,7 @@ def main() -> None:
 
     times: dict[str, float] = {}
     for name in studies:
-        cmd = [sys.executable, "-m", "ablate.cli", "study", str(REPO / "studies" / f"{name}.yaml"), "--scale", "tiny",
+        cmd = [sys.executable, "-m", "ablate.cli", "study", str(found.get(name, name)), "--scale", "tiny",
                "--seeds", "1", "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}"]
         start = time.perf_counter()
         done = subprocess.run(cmd, cwd=out)  # the recipes' relative output_dir "runs" lands in `out`

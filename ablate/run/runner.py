@@ -231,13 +231,11 @@ def _git_tags(recipe_dir: Path | None) -> dict[str, str]:
 
 def _build_zoo_checkpoints(model_section, progress=None) -> None:
     """Build the `zoo:` checkpoints a recipe names (once per ABLATE_HOME), rank 0 first."""
-    from ablate.zoo import ZOO_PREFIX, resolve_checkpoint
+    from ablate.zoo import build, zoo_names
 
-    names = [getattr(getattr(model_section, c), "name_or_path", None) for c in ("encoder", "llm")]
     with distributed.main_process_first():
-        for name in names:
-            if isinstance(name, str) and name.startswith(ZOO_PREFIX):
-                resolve_checkpoint(name, progress=progress if distributed.is_rank_zero() else None)
+        for name in zoo_names(model_section):
+            build(name, progress=progress if distributed.is_rank_zero() else None)
 
 
 def _dataset(source, template, tokenizer, recipe, stage):

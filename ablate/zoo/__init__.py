@@ -168,6 +168,12 @@ def build_all(names: list[str] | None = None, force: bool = False) -> dict[str, 
     return {name: build(name, force=force) for name in (names or sorted(ZOO))}
 
 
+def zoo_names(model_section) -> list[str]:
+    """The zoo entries a recipe's `model:` section loads (its encoder and LLM `zoo:` names)."""
+    names = [getattr(getattr(model_section, c), "name_or_path", None) for c in ("encoder", "llm")]
+    return [n[len(ZOO_PREFIX):] for n in names if isinstance(n, str) and n.startswith(ZOO_PREFIX)]
+
+
 def resolve_checkpoint(name_or_path: str, progress=None) -> str:
     """`zoo:<name>` -> its local folder (built on first use); anything else is returned as is,
     with `~` expanded when that names an existing local path."""
@@ -263,4 +269,4 @@ def _image_processor_class(name: str):
 
 _BUILDERS = {"clip": _build_clip, "siglip": _build_siglip, "llama": _build_llama}
 
-__all__ = ["ZOO", "ZooSpec", "build", "build_all", "resolve_checkpoint", "is_built", "zoo_dir", "ablate_home"]
+__all__ = ["ZOO", "ZooSpec", "build", "build_all", "resolve_checkpoint", "zoo_names", "is_built", "zoo_dir", "ablate_home"]
