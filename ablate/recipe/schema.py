@@ -137,6 +137,19 @@ class Recipe(Strict):
             raise ValueError(f"stage names must be unique; repeated: {', '.join(dupes)}")
         return self
 
+    @model_validator(mode="after")
+    def _text_answers_need_choice_matching(self) -> "Recipe":
+        # LLaVA's extraction only reads letters: option-text answers would all score FAILED.
+        if self.eval is None or getattr(self.eval.evaluator, "type", None) != "scienceqa":
+            return self
+        fmt = getattr(self.eval.data, "answer_format", None) or self.answer_format
+        if getattr(fmt, "type", None) == "llava15_short" and not self.eval.evaluator.match_choice_text:
+            raise ValueError(
+                "eval.evaluator: answer format llava15_short answers with the option's text, which "
+                "LLaVA's letter extraction scores as FAILED; use {type: scienceqa, match_choice_text: true}"
+            )
+        return self
+
     def stage_seed(self, stage: Stage) -> int:
         return self.seed if stage.seed is None else stage.seed
 

@@ -122,3 +122,22 @@ def test_base_component_with_new_type_is_replaced_not_merged(tmp_path):
     child = write(tmp_path, "child.yaml", {"base": "base.yaml", "model": {"connector": {"type": "qformer", "num_queries": 8}}})
     recipe = load_recipe(child)
     assert recipe.model.connector.type == "qformer" and recipe.model.connector.num_queries == 8
+
+
+@pytest.mark.parametrize("where", ["recipe", "source"])
+def test_option_text_answers_need_choice_matching_in_the_scienceqa_evaluator(tmp_path, where):
+    data_source = {"type": "scienceqa", "split": "test"}
+    recipe = {"name": "r", "model": MODEL, "eval": {"data": data_source, "evaluator": "scienceqa"}}
+    if where == "recipe":
+        recipe["answer_format"] = "llava15_short"
+    else:
+        data_source["answer_format"] = "llava15_short"
+    with pytest.raises(RecipeError) as info:
+        load_recipe(write(tmp_path, "r.yaml", recipe))
+    assert "match_choice_text: true" in str(info.value)
+    recipe["eval"]["evaluator"] = {"type": "scienceqa", "match_choice_text": True}
+    assert load_recipe(write(tmp_path, "r.yaml", recipe)).eval.evaluator.match_choice_text
+    recipe["eval"]["evaluator"] = "scienceqa"
+    recipe.pop("answer_format", None)
+    data_source["answer_format"] = "QCM-LEA"  # letter answers: LLaVA's rules alone are right
+    assert load_recipe(write(tmp_path, "r.yaml", recipe)).eval.evaluator.match_choice_text is False
