@@ -206,8 +206,12 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
         res = _evaluate(vlm, tokenizer, image_processor, eval_plan, progress, out=run_dir / "predictions.jsonl",
                         features=eval_features)
         eval_metrics, predictions = res.metrics, res.predictions_path
-        prefix = getattr(eval_plan["evaluator"], "metric_prefix", "eval")
-        tracker.log_metrics({f"{prefix}/{k}": v for k, v in eval_metrics.items()})
+        evaluator = eval_plan["evaluator"]
+        logged = {f"{getattr(evaluator, 'metric_prefix', 'eval')}/{k}": v for k, v in eval_metrics.items()}
+        # A benchmark's own names too (scienceqa/NAT, ...); eval/* stays what studies compare.
+        if benchmark := getattr(evaluator, "benchmark_prefix", None):
+            logged.update({f"{benchmark}/{k}": v for k, v in eval_metrics.items()})
+        tracker.log_metrics(logged)
         tracker.log_artifact(predictions)
     counts = vlm.parameter_counts()
     tracker.log_metrics({f"params/{c}/{k}": v for c, d in counts.items() for k, v in d.items()})

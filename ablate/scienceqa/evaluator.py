@@ -74,6 +74,8 @@ class ScienceQAEvaluatorConfig(ComponentConfig):
 
 
 class ScienceQAEvaluator:
+    benchmark_prefix = "scienceqa"  # the run logs scienceqa/NAT, ... beside eval/NAT, ...
+
     def __init__(self, config: ScienceQAEvaluatorConfig | None = None):
         self.config = config or ScienceQAEvaluatorConfig(type="scienceqa")
 

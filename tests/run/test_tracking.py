@@ -3,6 +3,7 @@ and a run that fails is marked FAILED with the error."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,23 @@ def test_a_run_records_recipe_metrics_and_artifacts(tmp_path):
     assert Path(run.info.artifact_uri.removeprefix("file://")).is_relative_to(tmp_path)
     local = Path(client.download_artifacts(run.info.run_id, "predictions.jsonl", str(tmp_path / "dl")))
     assert local.read_text() == result.predictions_path.read_text() and local.read_text().count("\n") == 4
+
+
+def test_a_scienceqa_eval_logs_the_official_breakdown_under_scienceqa(tmp_path):
+    from ablate.scienceqa.generator import make_scienceqa
+
+    root = make_scienceqa(tmp_path / "sqa", n_train=0, n_val=0, n_test=14)
+    evaluation = {"data": {"type": "scienceqa", "root": str(root), "split": "test"},
+                  "template": "vicuna_v1", "evaluator": "scienceqa", "max_new_tokens": 4, "batch_size": 14}
+    data = tiny_run.recipe(tmp_path, [tiny_run.stage("align", max_steps=1)], eval=evaluation, answer_format="QCM-A")
+    result = tiny_run.run_in_process(data)
+    _, run = _only_run(tmp_path)
+    # 14 problems: one per question family, so every column of the paper's table has records
+    assert set(result.eval_metrics) == {"NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "accuracy"}
+    for column, value in result.eval_metrics.items():
+        assert run.data.metrics[f"scienceqa/{column}"] == run.data.metrics[f"eval/{column}"] == value
+    predictions = [json.loads(line) for line in result.predictions_path.read_text().splitlines()]
+    assert len(predictions) == 14 and all(p["extracted"] in {"A", "B", "C", "D", "E", "FAILED"} for p in predictions)
 
 
 def test_a_run_that_fails_is_marked_failed_with_the_error(tmp_path):
