@@ -175,17 +175,15 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
                 cache.prefill(dataset["image"])  # DataLoader workers cannot run a GPU encoder
             collator = VLMCollator(tokenizer=tokenizer, image_processor=image_processor,
                                    batch_feature_lookup=cache.batch_lookup if cache is not None else None)
-            epoch_end = None
-            if wants_curve:
-                def epoch_end(epoch: int, _plan=eval_plan) -> None:
-                    res = _evaluate(vlm, tokenizer, image_processor, _plan, progress, out=None, label=f"eval epoch {epoch}",
-                                    features=eval_features)
-                    epoch_metrics[epoch] = res.metrics
-                    tracker.log_metrics({f"epoch_eval/{k}": v for k, v in res.metrics.items()}, step=epoch)
+            def evaluate_epoch(epoch: int, _plan=eval_plan) -> None:
+                res = _evaluate(vlm, tokenizer, image_processor, _plan, progress, out=None, label=f"eval epoch {epoch}",
+                                features=eval_features)
+                epoch_metrics[epoch] = res.metrics
+                tracker.log_metrics({f"epoch_eval/{k}": v for k, v in res.metrics.items()}, step=epoch)
             result = run_stage(
                 vlm=vlm, stage=stage, seed=recipe.stage_seed(stage), dataset=dataset, collator=collator,
                 workdir=store.dir(key), tracker=tracker, progress=progress, resume=resume, base_dir=base_dir,
-                epoch_end=epoch_end,
+                epoch_end=evaluate_epoch if wants_curve else None,
             )
             merge_lora(vlm)
             if distributed.is_rank_zero():
