@@ -142,10 +142,15 @@ class Recipe(Strict):
         # LLaVA's extraction only reads letters: option-text answers would all score FAILED.
         if self.eval is None or getattr(self.eval.evaluator, "type", None) != "scienceqa":
             return self
-        fmt = getattr(self.eval.data, "answer_format", None) or self.answer_format
-        if getattr(fmt, "type", None) == "llava15_short" and not self.eval.evaluator.match_choice_text:
+        configured = getattr(self.eval.data, "answer_format", None) or self.answer_format
+        if configured is None or self.eval.evaluator.match_choice_text:
+            return self
+        from ablate.scienceqa.formats import resolve_answer_format
+
+        fmt = resolve_answer_format(configured)
+        if getattr(fmt, "target", "letter") == "text":
             raise ValueError(
-                "eval.evaluator: answer format llava15_short answers with the option's text, which "
+                f"eval.evaluator: answer format {fmt.key} answers with the option's text, which "
                 "LLaVA's letter extraction scores as FAILED; use {type: scienceqa, match_choice_text: true}"
             )
         return self
