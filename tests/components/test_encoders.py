@@ -205,7 +205,7 @@ def test_unknown_zoo_name():
 
 def test_config_modules_import_without_torch():
     code = (
-        "import sys, ablate.components.encoders, ablate.components.llms, ablate.zoo, ablate.zoo.loading;"
+        "import sys, ablate.components.encoders, ablate.components.llms, ablate.zoo, ablate.components.checkpoints;"
         "print(json.dumps(sorted(m for m in ('torch', 'transformers') if m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", "import json;" + code], capture_output=True, text=True, check=True)
@@ -230,6 +230,6 @@ def test_hub_id_loads_from_local_cache(clip_dir, tmp_path, monkeypatch, pixels):
     with torch.no_grad():
         torch.testing.assert_close(encoder(pixels), build("hf_clip", name_or_path=clip_dir)(pixels), rtol=0, atol=0)
     assert encoder.cache_key != build("hf_clip", name_or_path=clip_dir).cache_key  # different source folder
-    from ablate.zoo.loading import checkpoint_dir
+    from ablate.components.checkpoints import checkpoint_dir
 
     assert checkpoint_dir("ablate-test/tiny-clip") == repo / "snapshots" / commit  # its weights are hashed

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ablate.errors import AblateError, MissingCheckpointError
-from ablate.zoo.loading import checkpoint_fingerprint, open_checkpoint
+from ablate.components.checkpoints import checkpoint_fingerprint, open_checkpoint
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # config.json model types each tower can be read from (a full CLIP/SigLIP or a vision-only one).

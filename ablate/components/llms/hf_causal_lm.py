@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ablate.components.contracts import LoadedLLM
 from ablate.errors import AblateError, MissingCheckpointError
-from ablate.zoo.loading import open_checkpoint
+from ablate.components.checkpoints import open_checkpoint
 
 
 def load_causal_lm(config) -> LoadedLLM:
