@@ -31,11 +31,12 @@ def run(
     """Train and evaluate a recipe; everything is recorded in MLflow."""
     from ablate.recipe import load_recipe, recipe_hash
 
-    from ablate.run.distributed import is_rank_zero
+    from accelerate import PartialState
+
     from ablate.run.runner import run_recipe
 
     resolved = load_recipe(recipe, overrides)
-    if not is_rank_zero():  # under torchrun/deepspeed, rank 0 alone reports
+    if not PartialState().is_main_process:  # under torchrun/deepspeed, rank 0 alone reports
         run_recipe(resolved, recipe_path=recipe, resume=resume, reuse_stages=not no_reuse, tracking_uri=tracking_uri)
         return
     console.print(f"[bold]ablate run[/] {recipe} · recipe hash {recipe_hash(resolved)}", highlight=False)
@@ -49,10 +50,11 @@ def print_summary(result) -> None:
     stages = Table(title="stages", title_justify="left")
     for col in ("stage", "steps", "time", "final loss", "trained by"):
         stages.add_column(col)
+    stages.add_column("why", overflow="fold")
     for s in result.stages:
         loss = s.metrics.get("final_loss") or s.metrics.get("loss")
         stages.add_row(s.name, str(s.steps), f"{s.seconds:.1f}s", f"{loss:.4f}" if loss is not None else "-",
-                       "this run" if s.reused_from is None else f"reused ({s.reused_from[:8]})")
+                       "this run" if s.reused_from is None else f"reused ({s.reused_from[:8]})", s.why)
     console.print(stages)
     if result.eval_metrics:
         table = Table(title="evaluation", title_justify="left")

@@ -8,8 +8,6 @@ Hub answers at all (a quick socket probe), so a machine without network gets an 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
@@ -29,7 +27,6 @@ T = TypeVar("T")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _TRUE = {"1", "on", "yes", "true"}
 HUB_PROBE_TIMEOUT_S = 3.0
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 def open_checkpoint(component: str, name_or_path: str, load: Callable[..., T], what: str = "") -> T:
@@ -99,25 +96,44 @@ def checkpoint_dir(source: str) -> Path | None:
     return Path(config).parent if config else None
 
 
-def checkpoint_fingerprint(component_config: Any, name_or_path: str) -> str:
-    """Hash of a component config + where its weights are + their sizes and mtimes.
+# Files that make up a tokenizer: fingerprinted on their own, so a run can say "tokenizer changed".
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+    "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt", "spiece.model", "chat_template.jinja",
+    "chat_template.json",
+)
 
-    Changes whenever the config or the weight files change (a rebuilt zoo entry, a new snapshot).
-    """
-    source = resolve_checkpoint(name_or_path)
+
+def checkpoint_files(name_or_path: str, *, tokenizer: bool = False) -> dict[str, str]:
+    """{file: fingerprint} of a checkpoint's folder (`ablate.fingerprint`'s rule): its tokenizer
+    files with `tokenizer`, every other file without. A checkpoint that is not on this machine
+    is named by where it would come from (training it fails with MissingCheckpointError)."""
+    from ablate.fingerprint import folder_fingerprint
+
+    from ablate.zoo import ZOO_PREFIX, is_built, zoo_dir
+
+    if name_or_path.startswith(ZOO_PREFIX):  # never built here: runs build their zoo entries first
+        name = name_or_path[len(ZOO_PREFIX):]
+        if not is_built(name):
+            return {"unbuilt": name_or_path}
+        source = str(zoo_dir() / name)
+    else:
+        source = resolve_checkpoint(name_or_path)
     folder = checkpoint_dir(source)
-    weights = []
-    if folder is not None:
-        for path in sorted(folder.iterdir()):
-            if path.name.endswith(WEIGHT_SUFFIXES):
-                stat = path.stat()  # follows the Hub cache's symlinks to the blobs
-                weights.append([path.name, stat.st_size, stat.st_mtime_ns])
-    payload = {
-        "config": component_config.model_dump(mode="json"),
-        "source": str(folder) if folder is not None else source,
-        "weights": weights,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+    if folder is None:
+        return {"unresolved": source}
+    if tokenizer:
+        return folder_fingerprint(folder, only=TOKENIZER_FILES)
+    return folder_fingerprint(folder, skip=TOKENIZER_FILES)
+
+
+def checkpoint_fingerprint(component_config: Any, name_or_path: str) -> str:
+    """Hash of a component config and its checkpoint's files: changes whenever either does
+    (a rebuilt zoo entry, a new snapshot, an edited preprocessor_config.json)."""
+    from ablate.fingerprint import content_hash
+
+    payload = {"config": component_config.model_dump(mode="json"), "files": checkpoint_files(name_or_path)}
+    return content_hash(payload, length=20)
 
 
 def hub_offline() -> bool:

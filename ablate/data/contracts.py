@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator
 class DataSource:
     """A reproducible stream of samples.
 
-    `fingerprint` changes whenever the samples would (config, files' sizes and mtimes), so the
+    `fingerprint` changes whenever the samples would (config, the files' fingerprints), so the
     tokenized HF dataset built from it can be cached by fingerprint.
     """
 
@@ -49,6 +49,9 @@ class DataSource:
     fingerprint: str
     iter_samples: Callable[[], Iterator[dict[str, Any]]]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (sample id, reason)
+    # The data files it reads -> their fingerprints (ablate.fingerprint), so a run that retrains
+    # because the data changed can name the file. Sources without files leave it empty.
+    files: dict[str, str] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self.iter_samples()

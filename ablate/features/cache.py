@@ -1,10 +1,11 @@
 """FeatureCache: a frozen encoder's features per image, computed once and read from disk after.
 
 Stored under `<root>/<encoder.cache_key>/<variant>/` (root defaults to `$ABLATE_HOME/features`).
-`cache_key` hashes the encoder config (feature layers, token selection, dtype) and its weight
-files, so any change there gets a new folder; `variant` names the stored dtype and whether images
-were padded to squares. Images are keyed by real path, size and mtime: an edited file is encoded
-again. Several processes (study workers, DDP ranks, DataLoader workers) may share one cache.
+`cache_key` hashes the encoder config (feature layers, token selection, dtype) and its
+checkpoint's files (`ablate.fingerprint`'s rule, as for stage keys), so any change there gets a
+new folder; `variant` names the stored dtype and whether images were padded to squares. Images
+are keyed by `ablate.fingerprint.image_stamp` (real path, size, mtime): an edited file is
+encoded again. Several processes (study workers, DDP ranks, DataLoader workers) may share one cache.
 
 Only valid while the encoder keeps its checkpoint weights: callers must not use it after a stage
 has trained the encoder (see `ablate.features.plan`).
@@ -22,6 +23,7 @@ import torch
 
 from ablate.errors import AblateError, DataError
 from ablate.features.store import RowStore
+from ablate.fingerprint import image_stamp
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 _SLOTS = 65  # counter rows: 0 for the main process, 1 + id for DataLoader workers
@@ -153,10 +155,9 @@ class FeatureCache:
         if not path:
             return None
         try:
-            stat = os.stat(path)
+            return image_stamp(path)  # the rule every reuse of image data follows
         except OSError as err:
             raise DataError(f"sample {sample_id!r}: cannot read image {str(path)!r}: {err.strerror}") from None
-        return (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
 
     def _encode(self, images: Sequence[Any], ids: Sequence[str]) -> torch.Tensor:
         """Encoder output for `images`, on the CPU in the stored dtype: [K, num_tokens, feature_dim]."""

@@ -4,7 +4,7 @@ Files in the store's folder:
     rows.bin      row i at byte offset i * row_bytes, read through numpy.memmap
     index.jsonl   {"generation": id}, then one line per row, {"key": [...], "row": i}, in row order
     meta.json     row shape and dtype, checked when the store is opened
-    lock          fcntl lock held while a process appends
+    lock          filelock held while a process appends
 
 Writers take the lock, write their rows' bytes, then append their index lines. Readers need no
 lock: an index line is only written after its row's bytes, and a line without its final newline
@@ -144,15 +144,11 @@ class RowStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        import fcntl
+        from ablate.fingerprint import lock
 
         self.directory.mkdir(parents=True, exist_ok=True)  # again: someone may have deleted the cache
-        with (self.directory / LOCK).open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with lock(self.directory / LOCK):
+            yield
 
     def _check_meta(self, extra: dict[str, Any]) -> None:
         self._meta = {"format": FORMAT_VERSION, "row_shape": list(self.row_shape), "dtype": self.dtype.name, **extra}

@@ -7,10 +7,9 @@ Layout under `recipe.output_dir`:
 
 from __future__ import annotations
 
-import contextlib
-import json
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +17,15 @@ import yaml
 
 import ablate
 from ablate.features.plan import feature_cache_plan
-from ablate.recipe.loading import content_hash, recipe_hash
+from ablate.recipe.loading import recipe_hash
 from ablate.recipe.schema import Recipe
-from ablate.run import distributed
-from ablate.run.stage_store import StageStore, stage_keys
+from ablate.run.evaluation import eval_plan, evaluate, logged_metrics
+from ablate.run.execute import RunContext, StageOutcome, carry_out
+from ablate.run.plan import plan_stages
+from ablate.run.stage_store import StageStore, read_json, write_json
 from ablate.tracking import Tracker, flatten, git_commit
 
-
-@dataclass
-class StageOutcome:
-    name: str
-    key: str
-    reused_from: str | None  # MLflow run id that trained it, when reused
-    seconds: float
-    steps: int
-    metrics: dict[str, float] = field(default_factory=dict)
+__all__ = ["RunResult", "StageOutcome", "run_dir_for", "run_recipe"]
 
 
 @dataclass
@@ -50,6 +43,7 @@ class RunResult:
     visual_tokens: int
     skipped_samples: int = 0
     feature_cache: dict[str, int] = field(default_factory=dict)
+    plan: list[str] = field(default_factory=list)  # the stage plan, one line per stage
 
 
 def run_dir_for(recipe: Recipe) -> Path:
@@ -68,157 +62,136 @@ def run_recipe(
     progress=None,
 ) -> RunResult:
     """Train and evaluate `recipe`. Pass a rich Progress to show bars."""
+    from accelerate import PartialState
+
     t0 = time.perf_counter()
-    rhash = recipe_hash(recipe)
-    run_dir = run_dir_for(recipe)
-    # Under torchrun only rank 0 writes the run folder and logs to MLflow.
-    writer = distributed.is_rank_zero()
+    rhash, run_dir = recipe_hash(recipe), run_dir_for(recipe)
+    writer = PartialState().is_main_process  # under torchrun only rank 0 writes files and logs
     state_path = run_dir / "state.json"
-    state = json.loads(state_path.read_text()) if (resume and state_path.is_file()) else {}
+    state = _resume_state(state_path) if resume else {}
     base_dir = Path(recipe_path).resolve().parent if recipe_path else None
     resolved_yaml = yaml.safe_dump(recipe.resolved(), sort_keys=False)
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "recipe.yaml").write_text(resolved_yaml)
-
     tracker = Tracker(tracking_uri or recipe.tracking.tracking_uri, recipe.tracking.experiment, enabled=writer)
-    run_tags = {
-        "ablate.recipe_hash": rhash, "ablate.version": ablate.__version__, "ablate.recipe": recipe.name,
-        **_git_tags(base_dir),
-        **recipe.tracking.tags, **(tags or {}),
-    }
     with tracker.run(recipe.tracking.run_name or recipe.name, run_id=state.get("mlflow_run_id"),
-                     parent_run_id=parent_run_id, tags=run_tags):
+                     parent_run_id=parent_run_id, tags=_run_tags(recipe, rhash, base_dir, tags)):
         if writer:  # --resume reopens this MLflow run
-            state["mlflow_run_id"] = tracker.run_id
-            state_path.write_text(json.dumps(state, indent=2))
+            write_json(state_path, {**state, "mlflow_run_id": tracker.run_id})
         tracker.log_params(flatten(recipe.resolved()))
         tracker.log_text(resolved_yaml, "recipe.yaml")
         result = _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, reuse_stages)
         result.run_id, result.tracking_uri, result.recipe_hash = tracker.run_id, tracker.uri, rhash
         result.seconds = time.perf_counter() - t0
-        tracker.log_metrics({"run/seconds": result.seconds, "run/stages_reused": sum(s.reused_from is not None for s in result.stages)})
+        tracker.log_metrics({"run/seconds": result.seconds,
+                             "run/stages_reused": sum(s.reused_from is not None for s in result.stages)})
         tracker.set_tags({"ablate.run_dir": str(run_dir.resolve())})
         if writer:
-            (run_dir / "summary.json").write_text(json.dumps(_summary(result), indent=2, default=str))
+            write_json(run_dir / "summary.json", _summary(result))
             tracker.log_artifact(run_dir / "summary.json")
     return result
 
 
-def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, reuse_stages) -> RunResult:
-    from ablate.data.collate import VLMCollator
-    from ablate.model.build import build_vlm
-    from ablate.model.trainable import apply_trainable, merge_lora
-    from ablate.registry import registries
-    from ablate.train.stage import run_stage
-    from ablate.train.trainer import stage_state_dict
+def _resume_state(path: Path) -> dict[str, Any]:
+    """What an interrupted run left for --resume (its MLflow run id); {} when it left nothing."""
+    from ablate.run.stage_store import StoredStateError
 
+    if not path.is_file():
+        return {}
+    state = read_json(path, what="--resume state file")
+    if not isinstance(state.get("mlflow_run_id", ""), str):
+        raise StoredStateError(f"--resume state file {path} has no valid mlflow_run_id; delete it to start a new run")
+    return state
+
+
+def _run_tags(recipe: Recipe, rhash: str, base_dir: Path | None, extra: dict[str, str] | None) -> dict[str, str]:
+    from accelerate import PartialState
+
+    return {
+        "ablate.recipe_hash": rhash, "ablate.version": ablate.__version__, "ablate.recipe": recipe.name,
+        "ablate.world_size": str(PartialState().num_processes),
+        **_git_tags(base_dir), **recipe.tracking.tags, **(extra or {}),
+    }
+
+
+def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, reuse_stages) -> RunResult:
+    """The run as a plan and a loop: plan every stage, carry the plan out, evaluate, record."""
+    from accelerate import PartialState
+
+    vlm = _prepared_model(recipe, progress)
+    store = StageStore(Path(recipe.output_dir) / "stages")
+    with PartialState().main_process_first():  # rank 0 generates embedded data first
+        plan = plan_stages(recipe, store=store, world_size=PartialState().num_processes,
+                           resume=resume, reuse=reuse_stages)
+    _announce(plan, tracker, progress)
+    features, cache_stages, eval_features = _feature_caches(recipe, vlm, base_dir)
+    # Rank 0 alone evaluates (the other ranks hold the same weights under DDP and ZeRO-2).
+    evaluation = eval_plan(recipe) if recipe.eval and PartialState().is_main_process else None
+    ctx = RunContext(recipe, vlm, store, tracker, progress, base_dir, reuse_stages, features, cache_stages, None)
+    if evaluation is not None and plan.curve_key is not None:
+        ctx.evaluate_epoch = partial(_evaluate_epoch, ctx, evaluation, eval_features)
+    outcomes = carry_out(plan, ctx)
+    if ctx.skipped:
+        tracker.log_metrics({"data/skipped_samples": ctx.skipped})
+    eval_metrics, predictions = {}, None
+    if evaluation is not None:
+        res = evaluate(vlm, evaluation, progress=progress, out=run_dir / "predictions.jsonl", features=eval_features)
+        eval_metrics, predictions = res.metrics, res.predictions_path
+        tracker.log_metrics(logged_metrics(evaluation.evaluator, eval_metrics))
+        tracker.log_artifact(predictions)
+    counts, feature_counts = _record_model(recipe, vlm, features, tracker)
+    return RunResult(run_dir, None, "", "", outcomes, eval_metrics, ctx.epoch_metrics, predictions, 0.0, counts,
+                     int(vlm.connector.num_output_tokens), ctx.skipped, feature_cache=feature_counts, plan=plan.lines())
+
+
+def _prepared_model(recipe, progress):
+    """The recipe's model, built from seeded weights after its zoo checkpoints exist."""
     # The connector (and any other freshly initialised weight) is drawn from torch's global RNG:
     # seed it so the same recipe starts from the same weights in every process (stage reuse and
     # --resume rely on it).
     from transformers import set_seed
-
-    distributed.init()
-    _build_zoo_checkpoints(recipe.model, progress)  # building one reseeds torch: do it before seeding
-    set_seed(recipe.seed)
     from transformers.utils import logging as hf_logging
 
+    from ablate.model.build import build_vlm
+
+    _build_zoo_checkpoints(recipe.model, progress)  # building one reseeds torch: do it before seeding
+    set_seed(recipe.seed)
     hf_logging.disable_progress_bar()  # ablate shows its own progress; per-file loading bars are noise
-    vlm = build_vlm(recipe.model)
-    tokenizer, image_processor = vlm.tokenizer, vlm.image_processor
-    store = StageStore(Path(recipe.output_dir) / "stages")
-    keys = stage_keys(recipe)
-    outcomes: list[StageOutcome] = []
-    epoch_metrics: dict[int, dict[str, float]] = {}
-    skipped = 0
-    answer_format = recipe.answer_format
-    regs = registries()
-    # Frozen-encoder features, encoded once per image and read from $ABLATE_HOME/features after.
+    return build_vlm(recipe.model)
+
+
+def _announce(plan, tracker, progress) -> None:
+    """Show the plan before anything trains, and keep it with the run."""
+    tracker.log_text("\n".join(plan.lines()) + "\n", "plan.txt")
+    if progress is not None:
+        for line in ["plan:", *(f"  {line}" for line in plan.lines())]:
+            progress.console.print(line, highlight=False, markup=False)
+
+
+def _feature_caches(recipe, vlm, base_dir):
+    """(the frozen encoder's feature cache or None, per stage: may it use it?, the eval's cache or None)."""
     cache_stages, cache_eval = feature_cache_plan(recipe, base_dir)
     features = _feature_cache(vlm) if any(cache_stages) or cache_eval else None
-    eval_features = features if cache_eval else None
+    return features, cache_stages, features if cache_eval else None
 
-    # Rank 0 alone evaluates (the other ranks hold the same weights under DDP and ZeRO-2).
-    eval_plan = _eval_plan(recipe, answer_format) if recipe.eval and distributed.is_rank_zero() else None
 
-    # Per-epoch scores of the last stage are stored with it under this key, so a run that reuses
-    # the stage replays its accuracy-vs-epoch curve instead of losing it.
-    curve_key = _epoch_curve_key(recipe) if recipe.eval is not None and recipe.eval.each_epoch else None
-    for index, (stage, key) in enumerate(zip(recipe.stages, keys)):
-        last = index == len(recipe.stages) - 1
-        wants_curve = last and curve_key is not None and eval_plan is not None
-        # The lock keeps other jobs (study workers) off this stage; within a torchrun job rank 0
-        # holds it and tells the other ranks whether to train or to load the stored stage.
-        with store.lock(key) if distributed.is_rank_zero() else contextlib.nullcontext():
-            meta = store.meta(key) if distributed.is_rank_zero() and store.is_done(key) else None
-            curve = meta.get("epoch_eval", {}).get(curve_key) if meta is not None and wants_curve else None
-            # A stored stage without the curve this run asks for is trained again (only rank 0 evaluates).
-            if distributed.broadcast(reuse_stages and meta is not None and (curve is not None or not wants_curve)):
-                store.load_into(key, vlm)
-                meta = meta if meta is not None else store.meta(key)  # other ranks read it now
-                outcomes.append(StageOutcome(stage.name, key, meta.get("run_id") or "?", 0.0, meta.get("steps", 0), meta.get("metrics", {})))
-                tracker.set_tags({f"ablate.stage.{stage.name}.reused_from": meta.get("run_id") or "?", f"ablate.stage.{stage.name}.key": key})
-                for epoch, metrics in sorted((int(e), m) for e, m in (curve or {}).items()):
-                    epoch_metrics[epoch] = metrics
-                    tracker.log_metrics({f"epoch_eval/{k}": v for k, v in metrics.items()}, step=epoch)
-                continue
-            stage_t0 = time.perf_counter()
-            with distributed.main_process_first():  # rank 0 fills the data caches, the others read them
-                mixture = regs.mixture.get(stage.data.type).build(stage.data, answer_format=answer_format, on_bad_sample=recipe.data.on_bad_sample)
-                template = regs.template.get(stage.template.type).build(stage.template)
-                dataset = _dataset(mixture, template, tokenizer, recipe, stage)
-            skipped += len(mixture.skipped)
-            vlm.max_length = stage.max_length
-            apply_trainable(vlm, stage.trainable)
-            cache = features if cache_stages[index] else None
-            if cache is not None and stage.dataloader_workers > 0:
-                cache.prefill(dataset["image"])  # DataLoader workers cannot run a GPU encoder
-            collator = VLMCollator(tokenizer=tokenizer, image_processor=image_processor,
-                                   batch_feature_lookup=cache.batch_lookup if cache is not None else None)
-            def evaluate_epoch(epoch: int, _plan=eval_plan) -> None:
-                res = _evaluate(vlm, tokenizer, image_processor, _plan, progress, out=None, label=f"eval epoch {epoch}",
-                                features=eval_features)
-                epoch_metrics[epoch] = res.metrics
-                tracker.log_metrics({f"epoch_eval/{k}": v for k, v in res.metrics.items()}, step=epoch)
-            result = run_stage(
-                vlm=vlm, stage=stage, seed=recipe.stage_seed(stage), dataset=dataset, collator=collator,
-                workdir=store.dir(key), tracker=tracker, progress=progress, resume=resume, base_dir=base_dir,
-                epoch_end=evaluate_epoch if wants_curve else None,
-            )
-            merge_lora(vlm)
-            if distributed.is_rank_zero():
-                changed = stage_state_dict(vlm, stage.trainable)
-                meta = {"stage": stage.name, "run_id": tracker.run_id, "steps": result.steps,
-                        "seconds": result.seconds, "metrics": result.metrics}
-                if wants_curve:
-                    meta["epoch_eval"] = {curve_key: epoch_metrics}
-                store.save(key, changed, meta)
-            outcomes.append(StageOutcome(stage.name, key, None, time.perf_counter() - stage_t0, result.steps, result.metrics))
-            tracker.set_tags({f"ablate.stage.{stage.name}.key": key})
-    if skipped:
-        tracker.log_metrics({"data/skipped_samples": skipped})
+def _evaluate_epoch(ctx, evaluation, features, epoch: int) -> None:
+    res = evaluate(ctx.vlm, evaluation, progress=ctx.progress, out=None, label=f"eval epoch {epoch}", features=features)
+    ctx.epoch_metrics[epoch] = res.metrics
+    ctx.tracker.log_metrics({f"epoch_eval/{k}": v for k, v in res.metrics.items()}, step=epoch)
 
-    eval_metrics: dict[str, float] = {}
-    predictions = None
-    if eval_plan is not None:
-        res = _evaluate(vlm, tokenizer, image_processor, eval_plan, progress, out=run_dir / "predictions.jsonl",
-                        features=eval_features)
-        eval_metrics, predictions = res.metrics, res.predictions_path
-        evaluator = eval_plan["evaluator"]
-        logged = {f"{getattr(evaluator, 'metric_prefix', 'eval')}/{k}": v for k, v in eval_metrics.items()}
-        # A benchmark's own names too (scienceqa/NAT, ...); eval/* stays what studies compare.
-        if benchmark := getattr(evaluator, "benchmark_prefix", None):
-            logged.update({f"{benchmark}/{k}": v for k, v in eval_metrics.items()})
-        tracker.log_metrics(logged)
-        tracker.log_artifact(predictions)
+
+def _record_model(recipe, vlm, features, tracker):
+    """Log what the model is (parameters, visual tokens) and what the feature cache did."""
     counts = vlm.parameter_counts()
     tracker.log_metrics({f"params/{c}/{k}": v for c, d in counts.items() for k, v in d.items()})
+    tracker.log_metrics({"model/visual_tokens": int(vlm.connector.num_output_tokens)})
     tracker.set_tags({"ablate.checkpoints": str(Path(recipe.output_dir, "stages").resolve())})
     feature_counts = features.counts() if features is not None else {}
     if feature_counts:
         tracker.log_metrics({f"feature_cache/{k}": v for k, v in feature_counts.items()})
-    return RunResult(run_dir, None, "", "", outcomes, eval_metrics, epoch_metrics, predictions, 0.0, counts,
-                     int(vlm.connector.num_output_tokens), skipped, feature_cache=feature_counts)
+    return counts, feature_counts
 
 
 def _git_tags(recipe_dir: Path | None) -> dict[str, str]:
@@ -233,70 +206,14 @@ def _git_tags(recipe_dir: Path | None) -> dict[str, str]:
 
 def _build_zoo_checkpoints(model_section, progress=None) -> None:
     """Build the `zoo:` checkpoints a recipe names (once per ABLATE_HOME), rank 0 first."""
+    from accelerate import PartialState
+
     from ablate.zoo import build, zoo_names
 
-    with distributed.main_process_first():
+    state = PartialState()
+    with state.main_process_first():
         for name in zoo_names(model_section):
-            build(name, progress=progress if distributed.is_rank_zero() else None)
-
-
-def _dataset(source, template, tokenizer, recipe, stage):
-    from datasets.exceptions import DatasetGenerationError
-
-    from ablate.data.pipeline import build_dataset
-    from ablate.errors import AblateError
-
-    try:
-        return build_dataset(source, template, tokenizer, cache_dir=recipe.data.cache_dir, num_proc=recipe.data.num_proc,
-                             max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample)
-    except DatasetGenerationError as exc:
-        # A bad sample (on_bad_sample: error) raised inside datasets' generator: show our message.
-        cause = exc.__cause__
-        if isinstance(cause, AblateError):
-            raise cause from None
-        raise
-
-
-def _eval_plan(recipe: Recipe, answer_format) -> dict[str, Any]:
-    from ablate.registry import registries
-
-    regs = registries()
-    ev = recipe.eval
-    template_cfg = ev.template or (recipe.stages[-1].template if recipe.stages else None)
-    if template_cfg is None:
-        from ablate.errors import AblateError
-
-        raise AblateError("eval.template is required when the recipe has no stages")
-    source = regs.data_source.get(ev.data.type).build(ev.data, answer_format=answer_format, on_bad_sample=recipe.data.on_bad_sample)
-    samples = source.samples()
-    if ev.limit:
-        samples = samples[: ev.limit]
-    return {
-        "samples": samples,
-        "template": regs.template.get(template_cfg.type).build(template_cfg),
-        "evaluator": regs.evaluator.get(ev.evaluator.type).build(ev.evaluator),
-        "batch_size": ev.batch_size,
-        "max_new_tokens": ev.max_new_tokens,
-    }
-
-
-def _epoch_curve_key(recipe) -> str:
-    """What per-epoch scores depend on besides the stage itself: the eval section and answer format."""
-    return content_hash({"eval": recipe.eval.model_dump(mode="json"),
-                         "answer_format": recipe.answer_format.model_dump(mode="json") if recipe.answer_format else None})
-
-
-def _evaluate(vlm, tokenizer, image_processor, plan, progress, out, label="eval", features=None):
-    from ablate.data.collate import EvalCollator
-    from ablate.eval.generation import evaluate
-
-    collator = EvalCollator(tokenizer=tokenizer, image_processor=image_processor,
-                            batch_feature_lookup=features.batch_lookup if features is not None else None)
-    return evaluate(
-        vlm, plan["samples"], template=plan["template"], evaluator=plan["evaluator"], collator=collator,
-        tokenizer=tokenizer, batch_size=plan["batch_size"], max_new_tokens=plan["max_new_tokens"],
-        out_path=out, progress=progress, label=label,
-    )
+            build(name, progress=progress if state.is_main_process else None)
 
 
 def _summary(result: RunResult) -> dict[str, Any]:
@@ -305,6 +222,7 @@ def _summary(result: RunResult) -> dict[str, Any]:
         "tracking_uri": result.tracking_uri,
         "recipe_hash": result.recipe_hash,
         "seconds": result.seconds,
+        "plan": result.plan,
         "stages": [s.__dict__ for s in result.stages],
         "eval": result.eval_metrics,
         "epoch_eval": result.epoch_metrics,

@@ -1,62 +1,33 @@
-"""Finished stages, stored by a content hash of everything that determines their weights.
+"""Finished stages, stored under the content key of everything that decides their weights.
 
-Key = hash(model config, answer format (when the stage's data reads it), bad-sample policy, stage config minus logging/saving
-knobs, seed, previous stage's key). Two runs (or study trials) whose first k stages agree share
-those stages: the later one loads the stored weights instead of training again.
+`<root>/<key>/weights.safetensors` holds the stage's trainable weights, `meta.json` what trained
+them, what they were trained from (`inputs`, see `ablate.run.stage_inputs`) and the weights'
+fingerprint, checked before every load: a truncated or corrupted copy is named, never loaded.
+
+The store owns the three things that keep several processes honest:
+- the per-stage lock (`filelock`), so two study workers never train the same stage at once;
+- the rank broadcast, so within a torchrun job rank 0 alone decides and every rank follows;
+- the search for the stored stage a new key replaced, so a run can say why it retrains.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from ablate.recipe.loading import content_hash
+from ablate.errors import AblateError
+from ablate.fingerprint import file_fingerprint, lock
 
-# Stage fields that change how a stage is logged or saved, not the weights it produces.
-NON_SEMANTIC_STAGE_FIELDS = {"name", "logging_steps", "save_steps", "save_total_limit", "dataloader_workers"}
 WEIGHTS = "weights.safetensors"
 META = "meta.json"
+LOCK = ".lock"
 
 
-def uses_answer_format(block: Any) -> bool:
-    """Whether a data block holds a source that reads the recipe-level answer format
-    (a data source whose config has an `answer_format` field, like `scienceqa`)."""
-    from ablate.registry import registries
-
-    sources = registries().data_source
-    if isinstance(block, dict):
-        name = block.get("type")
-        if isinstance(name, str) and name in sources and "answer_format" in sources.get(name).config.model_fields:
-            return True
-        return any(uses_answer_format(v) for v in block.values())
-    if isinstance(block, list):
-        return any(uses_answer_format(v) for v in block)
-    return False
-
-
-def stage_keys(recipe) -> list[str]:
-    keys: list[str] = []
-    prev = None
-    for stage in recipe.stages:
-        data = stage.data.model_dump(mode="json")
-        fmt = recipe.answer_format.model_dump(mode="json") if recipe.answer_format and uses_answer_format(data) else None
-        payload = {
-            "model": recipe.model.model_dump(mode="json"),
-            "answer_format": fmt,
-            "on_bad_sample": recipe.data.on_bad_sample,
-            "stage": stage.model_dump(mode="json", exclude=NON_SEMANTIC_STAGE_FIELDS),
-            "seed": recipe.stage_seed(stage),
-            # freshly initialised weights (the connector) are drawn with the recipe's seed
-            "init_seed": recipe.seed if prev is None else None,
-            "previous": prev,
-        }
-        prev = content_hash(payload, length=16)
-        keys.append(prev)
-    return keys
+class StoredStateError(AblateError):
+    """A stored file (stage weights or meta, run state) is unreadable or not what was written."""
 
 
 class StageStore:
@@ -70,37 +41,103 @@ class StageStore:
         return (self.dir(key) / META).is_file() and (self.dir(key) / WEIGHTS).is_file()
 
     def meta(self, key: str) -> dict[str, Any]:
-        return json.loads((self.dir(key) / META).read_text())
+        """The stage's meta.json, with its weights checked against the fingerprint it records."""
+        meta = read_json(self.dir(key) / META, what="stored stage meta")
+        weights = self.dir(key) / WEIGHTS
+        recorded = meta.get("weights_fingerprint")
+        if not isinstance(recorded, str) or file_fingerprint(weights) != recorded:
+            raise StoredStateError(
+                f"stored stage {weights} does not match the fingerprint in its meta.json (truncated, "
+                f"corrupted or written by an older ablate); delete {self.dir(key)} to train it again, "
+                f"or run with --no-reuse"
+            )
+        return meta
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Exclusive per-stage lock, so two workers never train the same stage at once."""
-        self.dir(key).mkdir(parents=True, exist_ok=True)
-        with open(self.dir(key) / ".lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def claim(self, key: str, usable: Callable[[dict[str, Any]], bool]) -> Iterator[dict[str, Any] | None]:
+        """Hold `key`'s lock for the body (rank 0) and yield its stored meta when `usable(meta)`,
+        else None. Every rank of a torchrun job gets rank 0's answer."""
+        from accelerate import PartialState
+
+        state = PartialState()
+        held = lock(self.dir(key) / LOCK) if state.is_main_process else contextlib.nullcontext()
+        with held:
+            meta = None
+            if state.is_main_process and self.is_done(key):
+                meta = self.meta(key)
+                meta = meta if usable(meta) else None
+            yield broadcast(meta)
 
     def save(self, key: str, weights: dict, meta: dict[str, Any]) -> None:
+        """Write weights then meta (meta last: a stage without meta.json is not done)."""
         from safetensors.torch import save_file
 
-        d = self.dir(key)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / (WEIGHTS + ".tmp")
+        folder = self.dir(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (WEIGHTS + ".tmp")
         save_file(weights, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, d / WEIGHTS)
-        (d / (META + ".tmp")).write_text(json.dumps(meta, indent=2, default=str))
-        os.replace(d / (META + ".tmp"), d / META)
+        os.replace(tmp, folder / WEIGHTS)
+        meta = {**meta, "weights_fingerprint": file_fingerprint(folder / WEIGHTS)}
+        write_json(folder / META, meta)
 
     def load_into(self, key: str, model) -> None:
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state = load_file(str(self.dir(key) / WEIGHTS))
-        missing_unexpected = model.load_state_dict(state, strict=False)
-        if missing_unexpected.unexpected_keys:
-            from ablate.errors import AblateError
+        path = self.dir(key) / WEIGHTS
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise StoredStateError(f"stored stage {path} cannot be read ({err}); delete {self.dir(key)} "
+                                   f"to train it again") from None
+        result = model.load_state_dict(state, strict=False)
+        if result.unexpected_keys:
+            raise StoredStateError(f"stored stage {path} does not fit this model: unexpected keys "
+                                   f"{result.unexpected_keys[:5]}")
 
-            raise AblateError(f"stored stage {key} does not fit this model: unexpected keys "
-                              f"{missing_unexpected.unexpected_keys[:5]}")
+    def replaced(self, config_key: str) -> dict[str, Any] | None:
+        """The newest stored stage trained with the same configuration (`inputs.config`) under
+        another key: what a new key replaces, to explain why it was not reused."""
+        if not self.root.is_dir():
+            return None
+        found = []
+        for meta_path in self.root.glob(f"*/{META}"):
+            try:
+                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # a corrupted neighbour is reported when its own key is asked for
+            if isinstance(meta, dict) and (meta.get("inputs") or {}).get("config") == config_key:
+                found.append((meta_path.stat().st_mtime_ns, meta))
+        return max(found, key=lambda item: item[0])[1] if found else None
+
+
+def broadcast(value: Any) -> Any:
+    """Rank 0's `value` on every rank (itself without torchrun)."""
+    from accelerate import PartialState
+
+    if PartialState().num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    box = [value]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+def read_json(path: Path, *, what: str) -> dict[str, Any]:
+    """A JSON object written by ablate; StoredStateError naming the file when it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise StoredStateError(f"{what} {path} cannot be read ({type(err).__name__}: {err}); delete it "
+                               f"to start that part again") from None
+    if not isinstance(data, dict):
+        raise StoredStateError(f"{what} {path} is not a JSON object; delete it to start that part again")
+    return data
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write through a temporary file, so a killed process never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)

@@ -22,8 +22,6 @@ listed in `DataSource.skipped`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +29,7 @@ from pydantic import Field
 
 from ablate.data.contracts import DataSource
 from ablate.errors import AblateError, DataError
+from ablate.fingerprint import content_hash, file_fingerprint, image_stamp
 from ablate.recipe.component import Component
 from ablate.registry import ComponentConfig
 from ablate.scienceqa import problems as sqa
@@ -88,9 +87,9 @@ def build_scienceqa_source(
                 "meta": meta,
             }
 
-    fingerprint = _fingerprint(config, fmt.key, position, root, [img for _, _, img in chosen])
+    fingerprint, files = _fingerprint(config, fmt.key, position, root, [img for _, _, img in chosen])
     return DataSource(name=f"scienceqa:{config.split}", fingerprint=fingerprint,
-                      iter_samples=iter_samples, skipped=skipped)
+                      iter_samples=iter_samples, skipped=skipped, files=files)
 
 
 def _root(config: ScienceQASourceConfig) -> Path:
@@ -116,13 +115,14 @@ def _check(root: Path, pid: str, problem: Any, split: str) -> tuple[str | None, 
     return None, image
 
 
-def _fingerprint(config: ScienceQASourceConfig, fmt_key: str, position: str, root: Path, images: list) -> str:
-    digest = hashlib.sha256()
-    digest.update(json.dumps({
-        "source": "scienceqa", "version": 1, "root": str(root), "split": config.split, "limit": config.limit,
-        "answer_format": fmt_key, "image_position": position,
-    }, sort_keys=True).encode())
-    for path in [root / sqa.PROBLEMS_FILE, root / sqa.SPLITS_FILE, *(p for p in images if p is not None)]:
-        stat = path.stat()
-        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+def _fingerprint(config: ScienceQASourceConfig, fmt_key: str, position: str, root: Path,
+                 images: list) -> tuple[str, dict[str, str]]:
+    """(the source's fingerprint, its data files' fingerprints): the JSON files by content,
+    the images by `image_stamp` (ablate.fingerprint's rule)."""
+    files = {str(root / name): file_fingerprint(root / name) for name in (sqa.PROBLEMS_FILE, sqa.SPLITS_FILE)}
+    parts = {
+        "source": "scienceqa", "version": 2, "root": str(root), "split": config.split, "limit": config.limit,
+        "answer_format": fmt_key, "image_position": position, "files": files,
+        "images": [image_stamp(p) for p in images if p is not None],
+    }
+    return content_hash(parts, length=16), files

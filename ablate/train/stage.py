@@ -96,14 +96,15 @@ def run_stage(
     workdir: Path,
     tracker,
     progress,
-    resume: bool,
+    resume_from: Path | None = None,
     base_dir: Path | None = None,
     epoch_end: Callable[[int], None] | None = None,
 ) -> StageResult:
     """Train `vlm` in place for one stage; checkpoints go to `workdir/checkpoints`.
 
-    With `resume`, training continues from the newest complete checkpoint there (model,
-    optimizer, scheduler, RNG and data position), so the result equals an uninterrupted run's.
+    With `resume_from` (a checkpoint there, see `last_complete_checkpoint`), training continues
+    from it (model, optimizer, scheduler, RNG and data position), so the result equals an
+    uninterrupted run's.
     """
     from transformers.trainer_callback import PrinterCallback
 
@@ -118,7 +119,7 @@ def run_stage(
     from ablate.train.trainer import VLMTrainer, release_deepspeed
 
     ckpt_dir = workdir / "checkpoints"
-    last = last_complete_checkpoint(ckpt_dir) if resume else None
+    last = resume_from
     if last is not None:
         tracker.set_tags({f"ablate.stage.{stage.name}.resumed_from": last.name})
     if last is not None and _is_final(last):
@@ -161,8 +162,23 @@ def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:
 TRAINER_STATE = "trainer_state.json"
 
 
+def read_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    """A checkpoint's trainer_state.json; an AblateError naming it when it is unreadable."""
+    from ablate.errors import AblateError
+
+    path = checkpoint / TRAINER_STATE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise AblateError(f"checkpoint {path} cannot be read ({err}); delete {checkpoint} to resume from "
+                          f"the checkpoint before it") from None
+    if not isinstance(state, dict) or not isinstance(state.get("global_step"), int):
+        raise AblateError(f"checkpoint {path} has no global_step; delete {checkpoint} to resume from the one before")
+    return state
+
+
 def _is_final(checkpoint: Path) -> bool:
-    state = json.loads((checkpoint / TRAINER_STATE).read_text())
+    state = read_trainer_state(checkpoint)
     return state.get("max_steps", 0) > 0 and state["global_step"] >= state["max_steps"]
 
 
@@ -176,7 +192,7 @@ def _finish_from_checkpoint(vlm, stage: Stage, checkpoint: Path, workdir: Path) 
     from ablate.train.trainer import load_checkpoint_weights
 
     load_checkpoint_weights(vlm, checkpoint)
-    state = json.loads((checkpoint / TRAINER_STATE).read_text())
+    state = read_trainer_state(checkpoint)
     history = state.get("log_history", [])
     last = {}
     for entry in history:
@@ -187,9 +203,9 @@ def _finish_from_checkpoint(vlm, stage: Stage, checkpoint: Path, workdir: Path) 
 
 
 def _write_state(workdir: Path, global_step: int, metrics: dict[str, Any]) -> None:
-    from ablate.run.distributed import is_rank_zero
+    from accelerate import PartialState
 
-    if not is_rank_zero():
+    if not PartialState().is_main_process:
         return
     (workdir / "trainer_state.json").write_text(json.dumps({"global_step": global_step, **metrics}, indent=2))
 

@@ -64,10 +64,9 @@ def _run_dir(root: Path) -> Path:
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     from mlflow import MlflowClient
 
-    from ablate.run.stage_store import stage_keys
 
     ref_root, root = tmp_path / "reference", tmp_path / "resumed"
-    align_key, instruct_key = stage_keys(tiny_run.load(_recipe(root)))
+    align_key, instruct_key = tiny_run.stage_keys(_recipe(root))
     # The reference runs alongside the run that gets killed (two cores, half the wait).
     reference = _start(ref_root)
     killed = _start(root)

@@ -147,3 +147,14 @@ def stage_weights(output_dir: Path, key: str) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     return load_file(str(output_dir / "stages" / key / "weights.safetensors"))
+
+
+def stage_keys(data: dict[str, Any], world_size: int = 1) -> list[str]:
+    """The recipe's content stage keys, its zoo checkpoints built first (keys cover their files)."""
+    from ablate.run.plan import current_stage_keys
+    from ablate.zoo import build, zoo_names
+
+    recipe = load(data)
+    for name in zoo_names(recipe.model):
+        build(name)
+    return current_stage_keys(recipe, world_size=world_size)

@@ -47,7 +47,6 @@ def _losses(client, run, stage: str) -> list[float]:
 
 @pytest.mark.slow
 def test_zero2_on_two_cpu_processes(tmp_path):
-    from ablate.run.stage_store import stage_keys
 
     data = tiny_run.recipe(tmp_path, [
         # adamw_torch: Trainer hands DeepSpeed its own torch optimizer (the shipped config has no
@@ -61,7 +60,7 @@ def test_zero2_on_two_cpu_processes(tmp_path):
     assert "eval/accuracy" in run.data.metrics
 
     # ZeRO-2 really ran (DeepSpeed's own checkpoint layout), and rank 0 stored the whole stage.
-    key = stage_keys(tiny_run.load(data))[0]
+    key = tiny_run.stage_keys(data, world_size=2)[0]
     stage_dir = tmp_path / "out" / "stages" / key
     assert (stage_dir / "checkpoints" / "checkpoint-2" / "global_step2").is_dir()
     weights = tiny_run.stage_weights(tmp_path / "out", key)
@@ -77,7 +76,6 @@ def test_zero3_stages_are_gathered_whole_for_the_next_stage_the_store_and_eval(t
     """ZeRO-3 leaves each rank a slice of every weight; after a stage they are gathered back,
     so a LoRA stage can follow, the store gets whole weights and rank 0 can evaluate alone."""
     from ablate.model.build import build_vlm
-    from ablate.run.stage_store import stage_keys
 
     data = tiny_run.recipe(tmp_path, [
         tiny_run.stage("align", max_steps=2, deepspeed="zero3.json"),
@@ -90,7 +88,7 @@ def test_zero3_stages_are_gathered_whole_for_the_next_stage_the_store_and_eval(t
     assert "eval/accuracy" in run.data.metrics
     whole = build_vlm(tiny_run.load(data).model).state_dict()
     assert run.data.metrics["params/llm/total"] == sum(v.numel() for k, v in whole.items() if k.startswith("llm."))
-    for key, prefixes in zip(stage_keys(tiny_run.load(data)), [("connector.",), ("connector.", "llm.")]):
+    for key, prefixes in zip(tiny_run.stage_keys(data, world_size=2), [("connector.",), ("connector.", "llm.")]):
         weights = tiny_run.stage_weights(tmp_path / "out", key)
         assert set(weights) == {k for k in whole if k.startswith(prefixes)}
         assert all(weights[k].shape == whole[k].shape for k in weights)

@@ -41,8 +41,7 @@ def _train_one_stage(tmp_path, trainable):
     training = {n for n, p in vlm.named_parameters() if p.requires_grad}
     result = run_stage(vlm=vlm, stage=stage, seed=recipe.seed, dataset=dataset,
                        collator=VLMCollator(tokenizer=vlm.tokenizer, image_processor=vlm.image_processor),
-                       workdir=tmp_path / "stage", tracker=Tracker(None, "unused", enabled=False), progress=None,
-                       resume=False)
+                       workdir=tmp_path / "stage", tracker=Tracker(None, "unused", enabled=False), progress=None)
     merge_lora(vlm)
     return vlm, stage, before, training, result
 

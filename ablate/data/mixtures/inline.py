@@ -80,7 +80,8 @@ def build_inline(
                 for item in config.sources]
     labels = _labels(config.sources, children)
     fp = fingerprint("inline", config.model_dump(mode="json"), [c.fingerprint for c in children])
-    mixture = DataSource(name="+".join(labels), fingerprint=fp, iter_samples=lambda: iter(()))
+    files = {path: fp for child in children for path, fp in child.files.items()}
+    mixture = DataSource(name="+".join(labels), fingerprint=fp, iter_samples=lambda: iter(()), files=files)
 
     def iter_samples() -> Iterator[dict[str, Any]]:
         mixture.skipped.clear()

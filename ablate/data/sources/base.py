@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path, PurePath
 from typing import Any, Callable, Iterable, Iterator, Literal
 
 from ablate.components.contracts import IMAGE_TOKEN
 from ablate.data.contracts import DataSource
 from ablate.errors import DataError
+from ablate.fingerprint import content_hash
 
 OnBadSample = Literal["error", "skip"]
 ROLES = ("human", "gpt")
@@ -25,14 +24,7 @@ class BadSample(Exception):
 
 def fingerprint(*parts: Any) -> str:
     """A stable hex digest of JSON-serialisable parts (what identifies a source's samples)."""
-    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def file_stamp(path: Path) -> dict[str, Any]:
-    """Identity of a file's contents without reading it: its path, size and modification time."""
-    st = path.stat()
-    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return content_hash(parts, length=32)
 
 
 def check_on_bad_sample(value: str) -> OnBadSample:
@@ -48,13 +40,14 @@ def make_source(
     *,
     where: str,
     on_bad_sample: OnBadSample,
+    files: dict[str, str] | None = None,
 ) -> DataSource:
     """A DataSource over `produce()`, which yields samples or raises/yields `BadSample`s.
 
     `produce` may *yield* a BadSample (to continue after it) instead of raising. Each new
     iteration starts a fresh `skipped` list, so the count is that of the latest pass.
     """
-    source = DataSource(name=name, fingerprint=fp, iter_samples=lambda: iter(()))
+    source = DataSource(name=name, fingerprint=fp, iter_samples=lambda: iter(()), files=dict(files or {}))
 
     def iter_samples() -> Iterator[dict[str, Any]]:
         source.skipped.clear()

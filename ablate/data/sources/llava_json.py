@@ -19,12 +19,12 @@ from ablate.data.sources.base import (
     OnBadSample,
     check_conversations,
     check_on_bad_sample,
-    file_stamp,
     fingerprint,
     make_source,
     resolve_image,
 )
 from ablate.errors import DataError
+from ablate.fingerprint import file_fingerprint
 from ablate.registry import ComponentConfig
 
 _STANDARD_KEYS = ("id", "image", "conversations")
@@ -60,7 +60,8 @@ def build_llava_json(
     root = Path(config.image_root).expanduser() if config.image_root else file.parent
     if not root.is_dir():
         raise DataError(f"llava_json {str(file)!r}: image_root {str(root)!r} is not a folder")
-    fp = fingerprint("llava_json", config.model_dump(mode="json"), file_stamp(file), str(root), on_bad_sample)
+    files = {str(file): file_fingerprint(file)}
+    fp = fingerprint("llava_json", config.model_dump(mode="json"), files, str(root), on_bad_sample)
 
     def produce() -> Iterator[Any]:
         kept = 0
@@ -75,7 +76,7 @@ def build_llava_json(
             kept += 1
             yield sample
 
-    return make_source(file.stem, fp, produce, where=str(file), on_bad_sample=on_bad_sample)
+    return make_source(file.stem, fp, produce, where=str(file), on_bad_sample=on_bad_sample, files=files)
 
 
 def _records(file: Path) -> Iterator[tuple[int, Any]]:

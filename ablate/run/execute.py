@@ -1,0 +1,140 @@
+"""Carry out a stage plan: load each reused stage, train (or resume) each other one, in order.
+
+The plan said what to expect; the loop asks the store again under each stage's lock, so a
+stage that another study worker finished in the meantime is loaded instead of trained twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ablate.run.plan import PlannedStage, Resume, StagePlan, has_curve
+from ablate.run.stage_store import StageStore
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    key: str
+    reused_from: str | None  # MLflow run id that trained it, when reused
+    seconds: float
+    steps: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    why: str = ""  # the plan's reason: why it was reused, resumed or trained
+
+
+@dataclass
+class RunContext:
+    """What every stage of one run shares."""
+
+    recipe: Any
+    vlm: Any
+    store: StageStore
+    tracker: Any
+    progress: Any
+    base_dir: Path | None
+    reuse: bool
+    features: Any  # FeatureCache or None
+    cache_stages: list[bool]
+    evaluate_epoch: Callable[[int], None] | None  # set when the last stage records an eval curve
+    epoch_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    skipped: int = 0
+
+
+def carry_out(plan: StagePlan, ctx: RunContext) -> list[StageOutcome]:
+    outcomes = []
+    for index, entry in enumerate(plan.stages):
+        last = index == len(plan.stages) - 1
+        curve_key = plan.curve_key if last and ctx.evaluate_epoch is not None else None
+        with ctx.store.claim(entry.key, usable=lambda meta: ctx.reuse and has_curve(meta, curve_key)) as meta:
+            if meta is not None:
+                outcomes.append(_reuse(entry, meta, ctx, curve_key))
+            else:
+                outcomes.append(_train(entry, ctx, index, curve_key))
+    return outcomes
+
+
+def _reuse(entry: PlannedStage, meta: dict[str, Any], ctx: RunContext, curve_key: str | None) -> StageOutcome:
+    ctx.store.load_into(entry.key, ctx.vlm)
+    trained_by = meta.get("run_id") or "?"
+    ctx.tracker.set_tags({f"ablate.stage.{entry.stage.name}.reused_from": trained_by,
+                          f"ablate.stage.{entry.stage.name}.key": entry.key})
+    curve = (meta.get("epoch_eval") or {}).get(curve_key) or {} if curve_key else {}
+    for epoch, metrics in sorted((int(e), m) for e, m in curve.items()):
+        ctx.epoch_metrics[epoch] = metrics
+        ctx.tracker.log_metrics({f"epoch_eval/{k}": v for k, v in metrics.items()}, step=epoch)
+    return StageOutcome(entry.stage.name, entry.key, trained_by, 0.0, meta.get("steps", 0), meta.get("metrics", {}),
+                        why=f"identical stage trained by run {trained_by}")
+
+
+def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | None) -> StageOutcome:
+    from accelerate import PartialState
+
+    from ablate.model.trainable import apply_trainable, merge_lora
+    from ablate.train.stage import run_stage
+    from ablate.train.trainer import stage_state_dict
+
+    stage, vlm, started = entry.stage, ctx.vlm, time.perf_counter()
+    dataset = _tokenized(entry, ctx)
+    vlm.max_length = stage.max_length
+    apply_trainable(vlm, stage.trainable)
+    result = run_stage(
+        vlm=vlm, stage=stage, seed=ctx.recipe.stage_seed(stage), dataset=dataset, collator=_collator(ctx, index, dataset),
+        workdir=ctx.store.dir(entry.key), tracker=ctx.tracker, progress=ctx.progress, base_dir=ctx.base_dir,
+        resume_from=entry.action.checkpoint if isinstance(entry.action, Resume) else None,
+        epoch_end=ctx.evaluate_epoch if curve_key is not None else None,
+    )
+    merge_lora(vlm)
+    if PartialState().is_main_process:
+        meta = {"stage": stage.name, "run_id": ctx.tracker.run_id, "steps": result.steps, "seconds": result.seconds,
+                "metrics": result.metrics, "inputs": entry.inputs.to_json()}
+        if curve_key is not None:
+            meta["epoch_eval"] = {curve_key: ctx.epoch_metrics}
+        ctx.store.save(entry.key, stage_state_dict(vlm, stage.trainable), meta)
+    ctx.tracker.set_tags({f"ablate.stage.{stage.name}.key": entry.key,
+                          f"ablate.stage.{stage.name}.why": entry.action.why[:5000]})
+    return StageOutcome(stage.name, entry.key, None, time.perf_counter() - started, result.steps, result.metrics,
+                        why=entry.action.why)
+
+
+def _tokenized(entry: PlannedStage, ctx: RunContext):
+    """The stage's data, tokenized with its template (rank 0 fills the HF cache, the others read it)."""
+    from accelerate import PartialState
+
+    from ablate.registry import registries
+
+    recipe, stage = ctx.recipe, entry.stage
+    with PartialState().main_process_first():
+        template = registries().template.get(stage.template.type).build(stage.template)
+        dataset = tokenize(entry.data, template, ctx.vlm.tokenizer, recipe, stage)
+    ctx.skipped += len(entry.data.skipped)
+    return dataset
+
+
+def _collator(ctx: RunContext, index: int, dataset):
+    from ablate.data.collate import VLMCollator
+
+    cache = ctx.features if ctx.cache_stages[index] else None
+    if cache is not None and ctx.recipe.stages[index].dataloader_workers > 0:
+        cache.prefill(dataset["image"])  # DataLoader workers cannot run a GPU encoder
+    return VLMCollator(tokenizer=ctx.vlm.tokenizer, image_processor=ctx.vlm.image_processor,
+                       batch_feature_lookup=cache.batch_lookup if cache is not None else None)
+
+
+def tokenize(source, template, tokenizer, recipe, stage):
+    from datasets.exceptions import DatasetGenerationError
+
+    from ablate.data.pipeline import build_dataset
+    from ablate.errors import AblateError
+
+    try:
+        return build_dataset(source, template, tokenizer, cache_dir=recipe.data.cache_dir, num_proc=recipe.data.num_proc,
+                             max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample)
+    except DatasetGenerationError as exc:
+        # A bad sample (on_bad_sample: error) raised inside datasets' generator: show our message.
+        if isinstance(exc.__cause__, AblateError):
+            raise exc.__cause__ from None
+        raise
