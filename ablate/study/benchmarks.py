@@ -3,7 +3,8 @@ the same benchmark.
 
 A paper value names its benchmark in the study file (`benchmark: GQA`). Ours is the metric's
 `benchmark`, else the scale's, else the eval data sources the scale's recipes read (easy_vqa,
-scienceqa, ...: the innermost registered data sources of `eval.data`). A generic format such
+scienceqa, ...: the innermost registered data sources of `eval.data`; `scienceqa (embedded)`
+for the generated ScienceQA-format set, which is not ScienceQA). A generic format such
 as `llava_json` says nothing about which benchmark its file holds: declare the benchmark in
 the study file (`scales.paper.benchmark: GQA`), or the comparison shows "different benchmark".
 """
@@ -39,6 +40,14 @@ def our_benchmark(spec, section, recipes: Iterable[Any]) -> str:
     return " + ".join(found) or NO_EVAL
 
 
+def _source_benchmark(block: dict[str, Any], config) -> str:
+    """A source's type; "<type> (embedded)" when it has a `root` left unset, i.e. it reads the
+    package's embedded stand-in set (the generated ScienceQA-format problems), not the benchmark."""
+    if "root" in config.model_fields and block.get("root") is None:
+        return f"{block['type']} (embedded)"
+    return block["type"]
+
+
 def eval_sources(block: Any) -> list[str]:
     """The innermost registered data-source types in a data block (a mixture's parts, not the mixture)."""
     from ablate.registry import registries
@@ -54,7 +63,7 @@ def eval_sources(block: Any) -> list[str]:
             return False
         inner = any([walk(v) for v in node.values()])
         if not inner and node.get("type") in names:
-            found.append(node["type"])
+            found.append(_source_benchmark(node, registries().data_source.get(node["type"]).config))
             return True
         return inner
 

@@ -5,10 +5,10 @@
       paper:
         base: ../recipes/llava_v1_13b_scienceqa.yaml    # relative to this file
         seeds: 1                    # a count (base recipe seed, +1, ...) or a list
+        benchmark: ScienceQA        # what our eval measures (default: the eval data source's type)
       tiny:
         base: ../recipes/tiny_scienceqa.yaml
         seeds: 3
-        benchmark: ScienceQA        # what our eval measures (default: the eval data source, e.g. scienceqa)
         overrides: {eval.each_epoch: true}              # recipe paths -> values, this scale only
         note: shown in the report for this scale
     direction: maximize
