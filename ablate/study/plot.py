@@ -34,7 +34,7 @@ def plot_bars(report, path: Path) -> Path:
         ax.set_title(f"{report.study} [{report.scale}]: {table.name}")
         if table.paper_refs:
             handles += _paper_markers(ax, table, xs)
-        ax.legend(handles=handles, fontsize=8, loc="lower right")
+        ax.legend(handles=handles, fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -53,6 +53,8 @@ def _bars(ax, report, table, xs: list[int]) -> list:
         high.append(max(r.ci[1] - m, 0.0) if r.ci else (r.std or 0.0))
     colors = [STALE_COLOR if r.stale else BASELINE_COLOR if r.baseline else ARM_COLOR for r in rows]
     bars = ax.bar(xs, means, yerr=[low, high], capsize=5, color=colors, alpha=0.85)
+    if all(r.mean is None for r in rows):
+        ax.set_ylim(0, 1)  # every arm left out: an empty axis from 0, not one centred on 0
     handles = [Patch(color=ARM_COLOR, label="ours (95% CI)"), Patch(color=BASELINE_COLOR, label="baseline")]
     if any(r.stale for r in rows):
         for bar, row in zip(bars, rows):
