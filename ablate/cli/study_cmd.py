@@ -1,5 +1,5 @@
 """`ablate study NAME|PATH [--scale paper|tiny] [--seeds N] [--workers N] [--storage URL]
-[--tracking-uri URI] [--retry-failed]` and `ablate study list`.
+[--tracking-uri URI] [--retry-failed] [--include-stale]` and `ablate study list`.
 
 One command whose NAME `list` lists the studies: a click group with a NAME argument would
 swallow the options that follow NAME."""
@@ -12,6 +12,12 @@ from typing import Optional
 import typer
 
 from ablate.cli.console import console
+
+
+INCLUDE_STALE = typer.Option(
+    False, "--include-stale", help="count stale cells (they ran another recipe than the study file gives now) "
+    "in the report's means, CIs and deltas; they are marked stale either way",
+)
 
 
 class ScaleChoice(str, Enum):
@@ -30,6 +36,7 @@ def study(
     ),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="run cells that failed with an error again"),
+    include_stale: bool = INCLUDE_STALE,
 ) -> None:
     """Run every (arm x seed) cell of a study, resumably; print the report against the paper."""
     if name == "list":
@@ -40,7 +47,7 @@ def study(
 
     run_study(
         name, scale=scale.value, seeds=seeds, workers=workers, storage=storage, tracking_uri=tracking_uri,
-        retry_failed=retry_failed, console=console, progress_factory=make_progress,
+        retry_failed=retry_failed, include_stale=include_stale, console=console, progress_factory=make_progress,
     )
 
 

@@ -13,6 +13,8 @@ from ablate.study.parent import TAG, ParentRun, nested_runs
 
 PREDICTIONS = "predictions.jsonl"
 EPOCH_PREFIX = "epoch_eval/"
+RECIPE_HASH_TAG = "ablate.recipe_hash"
+STAGE_TAG, KEY_SUFFIX = "ablate.stage.", ".key"
 
 
 @dataclass
@@ -26,6 +28,8 @@ class CellRun:
     epochs: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> {epoch: value}
     items: list[dict[str, Any]] | None = None  # the predictions JSONL records
     end_time: int = 0
+    recipe_hash: str | None = None  # the run's `ablate.recipe_hash` tag
+    stage_keys: dict[str, str] = field(default_factory=dict)  # stage -> its `ablate.stage.<stage>.key` tag
 
 
 def collect_runs(parent: ParentRun, *, predictions: bool = True) -> list[CellRun]:
@@ -45,6 +49,7 @@ def collect_runs(parent: ParentRun, *, predictions: bool = True) -> list[CellRun
         record = CellRun(
             run_id=run.info.run_id, cell=cell, arm=tags.get(f"{TAG}.arm", cell), seed=int(tags.get(f"{TAG}.seed", 0)),
             labels=labels, metrics=dict(run.data.metrics), end_time=run.info.end_time or 0,
+            recipe_hash=tags.get(RECIPE_HASH_TAG), stage_keys=recorded_stage_keys(tags),
         )
         for key in run.data.metrics:
             if key.startswith(EPOCH_PREFIX):
@@ -54,6 +59,12 @@ def collect_runs(parent: ParentRun, *, predictions: bool = True) -> list[CellRun
             record.items = load_predictions(parent, run.info.run_id)
         out.append(record)
     return sorted(out, key=lambda r: (r.arm, r.seed))
+
+
+def recorded_stage_keys(tags: dict[str, str]) -> dict[str, str]:
+    """{stage: key} from a run's `ablate.stage.<stage>.key` tags."""
+    return {k[len(STAGE_TAG):-len(KEY_SUFFIX)]: v for k, v in tags.items()
+            if k.startswith(STAGE_TAG) and k.endswith(KEY_SUFFIX)}
 
 
 def load_predictions(parent: ParentRun, run_id: str) -> list[dict[str, Any]] | None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
+ARM_COLOR, BASELINE_COLOR, STALE_COLOR = "#4C72B0", "#55A868", "#BBBBBB"
+MARKERS = ["D", "s", "^", "v", "o"]
+
+
 def _pyplot():
     import matplotlib
 
@@ -16,59 +20,83 @@ def _pyplot():
 
 def plot_bars(report, path: Path) -> Path:
     """One panel per metric: arm means with their 95% item-bootstrap CIs (seed std when there is
-    no CI); the paper's values as markers on a second axis, since they are in the paper's units."""
+    no CI), stale arms hatched and grey; the paper's values as markers on a second axis, since
+    they are in the paper's units (hollow when on another benchmark than ours)."""
     plt = _pyplot()
-    tables = [t for t in report.metrics if any(r.mean is not None for r in t.rows)]
+    tables = [t for t in report.metrics if any(r.mean is not None or r.stale for r in t.rows)]
     fig, axes = plt.subplots(1, len(tables), figsize=(max(4.5, 1.4 * len(tables[0].rows) + 2) * len(tables), 4.2),
                              squeeze=False)
     for ax, table in zip(axes[0], tables):
-        rows = table.rows
-        xs = list(range(len(rows)))
-        means = [r.mean if r.mean is not None else 0.0 for r in rows]
-        low, high = [], []
-        for r, m in zip(rows, means):
-            if r.ci:
-                low.append(max(m - r.ci[0], 0.0))
-                high.append(max(r.ci[1] - m, 0.0))
-            else:
-                low.append(r.std or 0.0)
-                high.append(r.std or 0.0)
-        colors = ["#4C72B0" if not r.baseline else "#55A868" for r in rows]
-        ax.bar(xs, means, yerr=[low, high], capsize=5, color=colors, alpha=0.85, label="ours (95% CI)")
-        ax.set_xticks(xs, [r.arm for r in rows], rotation=20, ha="right")
-        ax.set_ylabel(f"{table.name} (ours)")
+        xs = list(range(len(table.rows)))
+        handles = _bars(ax, report, table, xs)
+        ax.set_xticks(xs, [r.arm + (" (stale)" if r.stale else "") for r in table.rows], rotation=20, ha="right")
+        ax.set_ylabel(f"{table.name} (ours, {table.benchmark})")
         ax.set_title(f"{report.study} [{report.scale}]: {table.name}")
-        markers = ["D", "s", "^", "v", "o"]
         if table.paper_refs:
-            twin = ax.twinx()
-            for k, ref in enumerate(table.paper_refs):
-                pts = [(x, r.paper[k].value) for x, r in zip(xs, rows) if r.paper[k].value is not None]
-                if pts:
-                    twin.plot([p[0] for p in pts], [p[1] for p in pts], linestyle="none", marker=markers[k % len(markers)],
-                              markersize=9, color=f"C{3 + k}", label=f"paper: {ref['benchmark']}")
-                    for x, value in pts:
-                        twin.annotate(f"{value:g}", (x, value), textcoords="offset points", xytext=(8, -3),
-                                      fontsize=8, color=f"C{3 + k}")
-            twin.set_ylabel("paper value")
-            handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-            labels = ax.get_legend_handles_labels()[1] + twin.get_legend_handles_labels()[1]
-            ax.legend(handles, labels, fontsize=8, loc="lower right")
-        else:
-            ax.legend(fontsize=8, loc="lower right")
+            handles += _paper_markers(ax, table, xs)
+        ax.legend(handles=handles, fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
+def _bars(ax, report, table, xs: list[int]) -> list:
+    """Our bars with error bars; returns the legend handles."""
+    from matplotlib.patches import Patch
+
+    rows = table.rows
+    means = [r.mean if r.mean is not None else 0.0 for r in rows]
+    low, high = [], []
+    for r, m in zip(rows, means):
+        low.append(max(m - r.ci[0], 0.0) if r.ci else (r.std or 0.0))
+        high.append(max(r.ci[1] - m, 0.0) if r.ci else (r.std or 0.0))
+    colors = [STALE_COLOR if r.stale else BASELINE_COLOR if r.baseline else ARM_COLOR for r in rows]
+    bars = ax.bar(xs, means, yerr=[low, high], capsize=5, color=colors, alpha=0.85)
+    if all(r.mean is None for r in rows):
+        ax.set_ylim(0, 1)  # every arm left out: an empty axis from 0, not one centred on 0
+    handles = [Patch(color=ARM_COLOR, label="ours (95% CI)"), Patch(color=BASELINE_COLOR, label="baseline")]
+    if any(r.stale for r in rows):
+        for bar, row in zip(bars, rows):
+            if row.stale:
+                bar.set_hatch("//")
+                bar.set_edgecolor("black")
+        counted = "included" if report.include_stale else "left out of the means"
+        for x, row in zip(xs, rows):
+            if row.stale and row.mean is None:
+                ax.annotate("stale:\nleft out", (x, 0), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8)
+        handles.append(Patch(facecolor=STALE_COLOR, edgecolor="black", hatch="//", label=f"has stale cells ({counted})"))
+    return handles
+
+
+def _paper_markers(ax, table, xs: list[int]) -> list:
+    """The paper's values on a twin axis; returns their legend handles."""
+    twin = ax.twinx()
+    for k, ref in enumerate(table.paper_refs):
+        pts = [(x, r.paper[k].value) for x, r in zip(xs, table.rows) if r.paper[k].value is not None]
+        if not pts:
+            continue
+        same = ref.get("same_benchmark", True)
+        color = f"C{3 + k}"
+        twin.plot([p[0] for p in pts], [p[1] for p in pts], linestyle="none", marker=MARKERS[k % len(MARKERS)],
+                  markersize=9, color=color, markerfacecolor=color if same else "none",
+                  label=f"paper: {ref['benchmark']}" + ("" if same else " (other benchmark, not judged)"))
+        for x, value in pts:
+            twin.annotate(f"{value:g}", (x, value), textcoords="offset points", xytext=(8, -3), fontsize=8, color=color)
+    twin.set_ylabel("paper value")
+    return twin.get_legend_handles_labels()[0]
+
+
 def plot_epochs(report, path: Path) -> Path:
     """Metric vs epoch per arm (mean over seeds), with each arm's plateau epoch marked."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(report.epochs), figsize=(6 * len(report.epochs), 4.2), squeeze=False)
+    stale = {c.arm for c in report.stale} if report.include_stale else set()  # stale runs are in the curves only then
     for ax, curves in zip(axes[0], report.epochs):
         for k, (arm, curve) in enumerate(curves.curves.items()):
             epochs = sorted(curve)
-            ax.plot(epochs, [curve[e] for e in epochs], marker="o", color=f"C{k}", label=arm)
+            label = arm + (" (stale, included)" if arm in stale else "")
+            ax.plot(epochs, [curve[e] for e in epochs], marker="o", color=f"C{k}", label=label)
             plateau = curves.plateau.get(arm)
             if plateau is not None:
                 ax.axvline(plateau, color=f"C{k}", linestyle=":", alpha=0.7)

@@ -87,17 +87,6 @@ def cell_states(study, cell_ids: list[str]) -> dict[str, CellState]:
     return states
 
 
-def stale_cells(states: dict[str, CellState], hashes: dict[str, str]) -> list[str]:
-    """Finished cells whose run recorded another recipe hash than the study file gives now: the
-    study file or a recipe it builds on changed since. Their results are still the old recipe's."""
-    stale = []
-    for cell, state in states.items():
-        recorded = state.trial.user_attrs.get("recipe_hash") if state.state == "done" else None
-        if recorded is not None and cell in hashes and recorded != hashes[cell]:
-            stale.append(cell)
-    return stale
-
-
 # --- liveness of workers ---------------------------------------------------------------------
 
 

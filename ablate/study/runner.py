@@ -61,7 +61,7 @@ class StudyOutcome:
     report: Any = None
     report_paths: list[Path] = field(default_factory=list)
     interrupted: bool = False
-    stale: list[str] = field(default_factory=list)  # done cells that ran an older recipe
+    stale: dict[str, str] = field(default_factory=dict)  # done cells that ran an older recipe -> why
 
     def counts(self) -> dict[str, int]:
         return {s: sum(st.state == s for st in self.states.values()) for s in queue.STATES}
@@ -98,6 +98,16 @@ def resolve_tracking_uri(prepared: PreparedStudy, explicit: str | None) -> str:
     return tracking_uri(first.tracking.tracking_uri)
 
 
+@dataclass
+class _Session:
+    """The study's open state for one `ablate study`: Optuna study, parent run, queue lock."""
+
+    study: Any
+    parent: ParentRun
+    lock: Any
+    states: dict[str, queue.CellState]
+
+
 def run_study(
     ref: str | Path,
     *,
@@ -111,6 +121,7 @@ def run_study(
     run_kwargs: dict[str, Any] | None = None,
     check_checkpoints: bool = True,
     report: bool = True,
+    include_stale: bool = False,
     console=None,
     progress_factory: Callable[[], Any] | None = None,
     poll_s: float = 1.0,
@@ -124,18 +135,39 @@ def run_study(
     fn_ref = run_fn_ref(run_fn) if (workers > 1 or not callable(run_fn)) else f"{getattr(run_fn, '__module__', '?')}:<in-process>"
     prepared = prepare_study(ref, scale, seeds=seeds, check_checkpoints=check_checkpoints)
     uri = resolve_tracking_uri(prepared, tracking_uri)
+    session = _open_session(prepared, storage, uri, retry_failed, console)
+    stale = warn_stale(prepared, session.parent, console)
+    spec = WorkerSpec(
+        study_path=str(prepared.study.path), scale=scale, seeds=prepared.seeds, folder=str(prepared.folder.resolve()),
+        storage=storage, tracking_uri=uri, parent_run_id=session.parent.run_id, run_fn=fn_ref,
+        run_kwargs=dict(run_kwargs or {}),
+    )
+    interrupted, live = _drain(spec, workers, run_fn, prepared, session, console, progress_factory, poll_s)
+    outcome = _finish(prepared, session, interrupted, stale)
+    if live:
+        console.print()  # the live view leaves the final table on screen
+    else:
+        console.print(status_table(prepared, outcome.states))
+    print_summary(outcome, console)
+    if report and outcome.counts()["done"]:
+        _report(outcome, include_stale, console)
+    if interrupted:
+        console.print("[yellow]interrupted[/]: re-run the same command to resume")
+        raise KeyboardInterrupt
+    return outcome
+
+
+def _open_session(prepared: PreparedStudy, storage: str | None, uri: str, retry_failed: bool, console) -> _Session:
+    """Open (or create) the Optuna study and the parent run, queue the pending cells, say where it stands."""
     folder = prepared.folder
     folder.mkdir(parents=True, exist_ok=True)
-
-    optuna_storage = open_storage(storage, folder)
-    study, created = load_or_create(optuna_storage, prepared.optuna_name, prepared.study.spec.direction)
-    parent = open_parent(folder, uri, prepared.experiment, prepared.study, scale)
+    study, created = load_or_create(open_storage(storage, folder), prepared.optuna_name, prepared.study.spec.direction)
+    parent = open_parent(folder, uri, prepared.experiment, prepared.study, prepared.scale)
     lock = queue_lock(folder)
     states, reaped = queue.sync(study, prepared.cells, lock, retry_failed=retry_failed)
     kill_orphans(parent, [t.number for t in reaped])
-
     console.print(
-        f"[bold]ablate study[/] {prepared.study.name} ({scale} scale) · {len(prepared.cells)} cells "
+        f"[bold]ablate study[/] {prepared.study.name} ({prepared.scale} scale) · {len(prepared.cells)} cells "
         f"({len(prepared.study.arm_names())} arms x {len(prepared.seeds)} seeds) · folder {folder} · "
         f"{'new' if created else 'resumed'} · MLflow parent run {parent.run_id} in {uri}",
         highlight=False,
@@ -143,63 +175,72 @@ def run_study(
     if reaped:
         console.print(f"[yellow]{len(reaped)} cell(s) whose worker died are queued again[/]")
     console.print(status_table(prepared, states))
-    stale = warn_stale(prepared, states, console)
+    return _Session(study, parent, lock, states)
 
-    spec = WorkerSpec(
-        study_path=str(prepared.study.path), scale=scale, seeds=prepared.seeds, folder=str(folder.resolve()),
-        storage=storage, tracking_uri=uri, parent_run_id=parent.run_id, run_fn=fn_ref,
-        run_kwargs=dict(run_kwargs or {}),
-    )
-    interrupted = live = False
+
+def _drain(spec: WorkerSpec, workers: int, run_fn, prepared: PreparedStudy, session: _Session, console,
+           progress_factory, poll_s: float) -> tuple[bool, bool]:
+    """Run the queued cells here or in worker processes; (interrupted, whether a live view showed)."""
+    if not any(s.state == "queued" for s in session.states.values()):
+        return False, False
     try:
-        if any(s.state == "queued" for s in states.values()):
-            if workers == 1:
-                _run_in_process(spec, run_fn if callable(run_fn) else None, console, progress_factory)
-            else:
-                live = True  # the live view leaves the final table on screen
-                _run_processes(spec, workers, prepared, study, console, poll_s)
+        if workers == 1:
+            _run_in_process(spec, run_fn if callable(run_fn) else None, console, progress_factory)
+        else:
+            _run_processes(spec, workers, prepared, session.study, console, poll_s)
     except KeyboardInterrupt:
-        interrupted = True
-    with lock:  # a worker that died during this run leaves its cell RUNNING: mark it for the next run
-        kill_orphans(parent, [t.number for t in queue.reap_dead(study)])
-    states = queue.cell_states(study, [c.id for c in prepared.cells])
-    outcome = StudyOutcome(prepared, parent, states, interrupted=interrupted, stale=stale)
+        return True, workers > 1
+    return False, workers > 1
+
+
+def _finish(prepared: PreparedStudy, session: _Session, interrupted: bool, stale: dict[str, str]) -> StudyOutcome:
+    """Reap workers that died, read the cells' states, and close the parent run accordingly."""
+    with session.lock:  # a worker that died during this run leaves its cell RUNNING: mark it for the next run
+        kill_orphans(session.parent, [t.number for t in queue.reap_dead(session.study)])
+    states = queue.cell_states(session.study, [c.id for c in prepared.cells])
+    outcome = StudyOutcome(prepared, session.parent, states, interrupted=interrupted, stale=stale)
     counts = outcome.counts()
     if counts["done"] == len(states):
-        close_parent(parent, "FINISHED")
+        close_parent(session.parent, "FINISHED")
     elif interrupted:
-        close_parent(parent, "KILLED")
+        close_parent(session.parent, "KILLED")
     elif not counts["running"]:  # cells still running elsewhere (other machines) keep it open
-        close_parent(parent, "FAILED")
-
-    if live:
-        console.print()
-    else:
-        console.print(status_table(prepared, states))
-    print_summary(outcome, console)
-    if report and counts["done"]:
-        from ablate.study.report import make_report, render_markdown
-
-        outcome.report, outcome.report_paths = make_report(prepared.study, scale, parent, folder)
-        console.print(render_markdown(outcome.report), markup=False, highlight=False)
-        console.print(f"report: {', '.join(str(p) for p in outcome.report_paths)}", highlight=False)
-    if interrupted:
-        console.print("[yellow]interrupted[/]: re-run the same command to resume")
-        raise KeyboardInterrupt
+        close_parent(session.parent, "FAILED")
     return outcome
 
 
-def warn_stale(prepared: PreparedStudy, states: dict[str, queue.CellState], console) -> list[str]:
-    """Say which finished cells ran another recipe than the study file now gives; they are not
-    rerun silently (their results are recorded work) nor reported as if they were current."""
-    from ablate.recipe.loading import recipe_hash
+def _report(outcome: StudyOutcome, include_stale: bool, console) -> None:
+    from ablate.study.report import make_report, render_markdown
 
-    stale = queue.stale_cells(states, {cell: recipe_hash(r) for cell, r in prepared.recipes.items()})
+    prepared = outcome.prepared
+    outcome.report, outcome.report_paths = make_report(
+        prepared.study, prepared.scale, outcome.parent, prepared.folder, recipes=prepared.recipes,
+        include_stale=include_stale,
+    )
+    console.print(render_markdown(outcome.report), markup=False, highlight=False)
+    console.print(f"report: {', '.join(str(p) for p in outcome.report_paths)}", highlight=False)
+
+
+def find_stale(prepared: PreparedStudy, parent: ParentRun) -> dict[str, str]:
+    """{cell id: reason} for the finished cells whose MLflow run recorded another recipe hash or
+    other stage keys than the study file gives now (the check the report makes)."""
+    from ablate.study.collect import collect_runs
+    from ablate.study.staleness import judge_runs
+
+    return judge_runs(prepared.study, prepared.scale, collect_runs(parent, predictions=False), prepared.recipes)[1]
+
+
+def warn_stale(prepared: PreparedStudy, parent: ParentRun, console) -> dict[str, str]:
+    """Say which finished cells ran another recipe than the study file now gives; they are not
+    rerun silently (their results are recorded work), and the report leaves them out."""
+    stale = find_stale(prepared, parent)
     if stale:
         console.print(
-            f"[yellow]{len(stale)} finished cell(s) ran another recipe than the study file gives now[/] (it, or a "
-            f"recipe it builds on, changed since): {', '.join(stale)}. Their results and the report are the old "
-            f"recipe's. To run the study as it is now, move the study folder {prepared.folder} aside "
+            f"[yellow]{len(stale)} finished cell(s) ran another recipe than the study file gives now[/] (it, a "
+            f"recipe it builds on, or a stage's inputs changed since): "
+            + "; ".join(f"{cell}: {why}" for cell, why in stale.items())
+            + f". The report marks them stale and leaves them out of its means (--include-stale counts them). "
+            f"To run the study as it is now, move the study folder {prepared.folder} aside "
             f"(or use another --storage) and run again; stages whose inputs did not change are reused.",
             highlight=False,
         )
@@ -332,7 +373,7 @@ def print_summary(outcome: StudyOutcome, console) -> None:
 # --- report only -----------------------------------------------------------------------------
 
 
-def report_study(ref: str | Path, *, scale: str = "paper", tracking_uri: str | None = None):
+def report_study(ref: str | Path, *, scale: str = "paper", tracking_uri: str | None = None, include_stale: bool = False):
     """(Report, paths) for a study that has run (or partly run) on this machine."""
     from ablate.study.report import make_report
 
@@ -343,4 +384,5 @@ def report_study(ref: str | Path, *, scale: str = "paper", tracking_uri: str | N
                           f"Run `ablate study {prepared.study.name} --scale {scale}` first")
     if tracking_uri and tracking_uri != parent.tracking_uri:
         parent = ParentRun(parent.run_id, tracking_uri, parent.experiment_id)
-    return make_report(prepared.study, scale, parent, prepared.folder)
+    return make_report(prepared.study, scale, parent, prepared.folder, recipes=prepared.recipes,
+                       include_stale=include_stale)

@@ -5,6 +5,7 @@
       paper:
         base: ../recipes/llava_v1_13b_scienceqa.yaml    # relative to this file
         seeds: 1                    # a count (base recipe seed, +1, ...) or a list
+        benchmark: ScienceQA        # what our eval measures (default: the eval data source's type)
       tiny:
         base: ../recipes/tiny_scienceqa.yaml
         seeds: 3
@@ -26,7 +27,8 @@
     baseline: penultimate           # an arm label; with several axes {axis: label, ...}
     paper:
       - source: LLaVA (Liu et al., NeurIPS 2023), Table 8
-        benchmark: ScienceQA accuracy (%)
+        benchmark: ScienceQA        # judged only against our metric on the same benchmark
+        measure: test accuracy (%)
         values: {penultimate: 90.92, last: 89.96}
     report: {epoch_curves: false, model_columns: [connector]}
 
@@ -132,6 +134,9 @@ class MetricSpec(Strict):
         None, gt=0, description="metric units per unit of mean `correct`: 1 for a fraction, 100 for a "
         "percentage (default: inferred from the logged metric and the predictions)",
     )
+    benchmark: str | None = Field(
+        None, description="the benchmark this metric measures (default: the scale's benchmark)",
+    )
     description: str = ""
 
     def mlflow_key(self) -> str:
@@ -151,6 +156,10 @@ class ScaleSection(Strict):
     )
     overrides: dict[str, Any] = Field({}, description="recipe edits at this scale: path -> value")
     note: str = Field("", description="printed with this scale's report, e.g. how its metric differs")
+    benchmark: str | None = Field(
+        None, description="the benchmark this scale's eval measures, e.g. GQA (default: the eval data "
+        "source's type, e.g. easy_vqa or scienceqa); paper values on another benchmark are not judged",
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -173,12 +182,19 @@ class ScaleSection(Strict):
 
 class PaperResult(Strict):
     source: str = Field(description="paper and table, e.g. 'LLaVA (Liu et al., NeurIPS 2023), Table 8'")
-    benchmark: str = Field(description="what the paper measured, with its unit, e.g. 'ScienceQA accuracy (%)'")
+    benchmark: str = Field(
+        pattern=r"[A-Za-z0-9]", description="the benchmark the paper measured, e.g. GQA, MME, ScienceQA: the "
+        "value is judged only against our metric on the same benchmark (case and punctuation aside)",
+    )
+    measure: str = Field("", description="what the paper reports on it, with its unit, e.g. 'test accuracy (%)'")
     metric: PerScaleStr | None = Field(None, description="our metric it is compared with (default: the objective)")
     values: dict[str, float] = Field(min_length=1, description="arm -> the paper's number")
 
     def metric_for(self, scale: str, section: ScaleSection) -> str:
         return for_scale(self.metric, scale) or section.objective
+
+    def title(self) -> str:
+        return f"{self.benchmark} {self.measure}".strip()
 
 
 class ReportOptions(Strict):

@@ -44,6 +44,7 @@ def fake_run(recipe, *, recipe_path=None, resume=False, reuse_stages=True, track
              tags=None, progress=None):
     from ablate.recipe.loading import recipe_hash
     from ablate.run.runner import RunResult, StageOutcome, run_dir_for
+    from ablate.study.staleness import current_stage_keys
     from ablate.tracking import Tracker
 
     _log("start", recipe.name)
@@ -52,9 +53,11 @@ def fake_run(recipe, *, recipe_path=None, resume=False, reuse_stages=True, track
     rhash = recipe_hash(recipe)
     run_dir = run_dir_for(recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
+    keys = current_stage_keys(recipe)
+    stage_tags = {f"ablate.stage.{s.name}.key": key for s, key in zip(recipe.stages, keys)}
     tracker = Tracker(tracking_uri, recipe.tracking.experiment)
     with tracker.run(recipe.tracking.run_name or recipe.name, parent_run_id=parent_run_id,
-                     tags={"ablate.recipe_hash": rhash, **(tags or {})}):
+                     tags={"ablate.recipe_hash": rhash, **stage_tags, **(tags or {})}):
         if (hang := os.environ.get("FAKE_RUN_HANG")) and hang in recipe.name:
             Path(os.environ["FAKE_RUN_HANG_MARKER"]).write_text(str(os.getpid()))
             time.sleep(600)
@@ -86,7 +89,7 @@ def fake_run(recipe, *, recipe_path=None, resume=False, reuse_stages=True, track
     _log("done", recipe.name)
     connector = recipe.model.connector
     connector_params = 1000 if connector.type == "linear" else 3000
-    stages = [StageOutcome(s.name, f"key{i}", "r0" if i == 0 else None, 0.5, 10, {}) for i, s in enumerate(recipe.stages)]
+    stages = [StageOutcome(s.name, keys[i], "r0" if i == 0 else None, 0.5, 10, {}) for i, s in enumerate(recipe.stages)]
     return RunResult(
         run_dir=run_dir, run_id=run_id, tracking_uri=tracker.uri, recipe_hash=rhash, stages=stages,
         eval_metrics=metrics, epoch_metrics=epoch_metrics, predictions_path=predictions, seconds=1.5,
@@ -131,7 +134,12 @@ STUDY = {
         ],
     }],
     "baseline": "linear",
-    "paper": [{"source": "LLaVA-1.5 (Liu et al., 2024), Table 2", "benchmark": "GQA (%)", "values": {"linear": 46.8, "mlp2": 47.3}}],
+    "paper": [
+        {"source": "LLaVA-1.5 (Liu et al., 2024), Table 2", "benchmark": "GQA", "measure": "(%)",
+         "values": {"linear": 46.8, "mlp2": 47.3}},
+        {"source": "a result made up for the tests", "benchmark": "easy-VQA", "measure": "accuracy",
+         "values": {"linear": 0.6, "mlp2": 0.7}},
+    ],
     "report": {"model_columns": ["connector"]},
 }
 

@@ -78,14 +78,16 @@ def test_cells_that_ran_an_older_recipe_are_named_not_silently_current(project):
     from study_fakes import BASE_RECIPE, write_project
 
     first = run()
-    assert first.stale == []
+    assert first.stale == {}
     changed = json.loads(json.dumps(BASE_RECIPE))
     changed["stages"][1]["lr"] = 5e-4  # the base recipe changes after the study ran
     write_project(project, base=changed)
     out = io.StringIO()
     again = run_study("demo", scale="tiny", run_fn=fake_run, console=Console(file=out, width=400))
     assert sorted(again.stale) == sorted(CELLS)
+    assert all(why.startswith("recipe hash ") and why.endswith("; stage instruct key changed") for why in again.stale.values())
     assert "4 finished cell(s) ran another recipe than the study file gives now" in out.getvalue()
+    assert "The report marks them stale" in out.getvalue()
     assert str(again.prepared.folder) in out.getvalue()
     assert len([e for e in run_log(project) if e["event"] == "done"]) == 4  # nothing reran on its own
 

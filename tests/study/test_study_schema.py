@@ -41,7 +41,7 @@ def test_paper_values_match_the_papers():
     assert values["data_types"] == {"full data": 85.1, "detail + complex": 81.9, "conv + 5% detail + 10% complex": 80.5,
                                     "conversation only": 73.8, "no instruction tuning": 21.5}
     connector = {ref.benchmark: ref.values for ref in by_name["connector"].spec.paper}
-    assert connector == {"MME perception": {"linear": 1323.8, "mlp2": 1355.2}, "GQA (%)": {"linear": 46.8, "mlp2": 47.3},
+    assert connector == {"MME": {"linear": 1323.8, "mlp2": 1355.2}, "GQA": {"linear": 46.8, "mlp2": 47.3},
                          "MM-Vet": {"linear": 26.3, "mlp2": 27.8}}
     assert by_name["connector"].arm_names() == ["linear", "mlp2", "qformer"]
     assert by_name["scienceqa_format"].spec.report.epoch_curves
@@ -165,3 +165,50 @@ def test_unknown_scale_and_study_name(project):
         study.section("medium")
     with pytest.raises(AblateError, match="Did you mean 'demo'"):
         find_study("demoo")
+
+
+def test_a_paper_value_without_a_benchmark_is_an_error_with_its_line(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(STUDY))
+    del bad["paper"][1]["benchmark"]
+    bad["paper"][0]["benchmark"] = " (%)"
+    path = write_study(tmp_path, bad)
+    with pytest.raises(StudyError) as info:
+        load_study(path)
+    problems = {p.path: p for p in info.value.problems}
+    assert set(problems) == {"paper.0.benchmark", "paper.1.benchmark"}
+    assert "missing" in problems["paper.1.benchmark"].message
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text == "- measure: accuracy")
+    assert problems["paper.1.benchmark"].location == f"{path}:{line}"  # the paper value that lacks it
+    assert problems["paper.0.benchmark"].location.startswith(f"{path}:")
+
+
+def test_our_benchmark_comes_from_the_eval_data_or_the_study_file():
+    from ablate.study.benchmarks import our_benchmark, same_benchmark
+
+    def ours(name, scale):
+        study = load_study(REPO / "studies" / f"{name}.yaml")
+        section = study.section(scale)
+        recipes = validate_cells(study, scale, expand_cells(study, scale, seeds_for(study, scale)))
+        return {spec.name: our_benchmark(spec, section, recipes.values()) for spec in section.metric_specs()}
+
+    assert ours("connector", "tiny") == {"accuracy": "easy_vqa"}
+    assert ours("connector", "paper") == {"accuracy": "GQA"}  # llava_json: declared in the study file
+    assert ours("data_types", "tiny")["detail"] == "easy_vqa"  # the mixture's sources
+    assert ours("scienceqa_format", "tiny") == {"accuracy": "scienceqa (embedded)"}  # generated, not ScienceQA
+    assert ours("scienceqa_format", "paper") == {"accuracy": "scienceqa"}  # the real one, under data/ScienceQA
+    assert same_benchmark("scienceqa", "ScienceQA") and same_benchmark("mm_vet", "MM-Vet")
+    assert not same_benchmark("easy_vqa", "GQA") and not same_benchmark("", "")
+    assert not same_benchmark("scienceqa (embedded)", "ScienceQA")
+
+
+def test_the_tiny_stand_ins_say_what_they_were_trained_on():
+    from ablate.study.stand_ins import describe, stand_ins
+
+    study = load_study(REPO / "studies" / "llm_scale.yaml")
+    recipes = validate_cells(study, "tiny", expand_cells(study, "tiny", seeds_for(study, "tiny")))
+    found = {s.checkpoint: s for s in stand_ins(recipes.values())}
+    assert set(found) == {"zoo:tiny-clip-easyvqa", "zoo:tiny-llama-large-easyvqa", "zoo:tiny-llama-easyvqa"}
+    llama = found["zoo:tiny-llama-easyvqa"]
+    assert llama.pretrained and llama.used_at == ["model.llm.name_or_path"]
+    assert describe(llama).startswith("`zoo:tiny-llama-easyvqa` (model.llm.name_or_path): tiny-llama, language-pretrained "
+                                      "on text about easy-VQA train images")
