@@ -76,8 +76,20 @@ def uses_answer_format(block: Any) -> bool:
     return False
 
 
-def samples_digest(samples) -> str:
-    """Digest of what a stage trains on: each sample's fields, its image by `image_stamp`."""
+_DIGESTS: dict[str, str] = {}  # source fingerprint -> samples digest, within this process
+
+
+def samples_digest(source) -> str:
+    """Digest of what a stage trains on: each sample's fields, its image by `image_stamp`.
+
+    Memoised per source fingerprint (which changes whenever the samples would), so a study
+    judging many cells over the same data reads it once."""
+    if source.fingerprint not in _DIGESTS:
+        _DIGESTS[source.fingerprint] = _digest(source)
+    return _DIGESTS[source.fingerprint]
+
+
+def _digest(samples) -> str:
     digest = hashlib.sha256()
     for sample in samples:
         image = sample.get("image")

@@ -30,6 +30,7 @@ class CellRun:
     end_time: int = 0
     recipe_hash: str | None = None  # the run's `ablate.recipe_hash` tag
     stage_keys: dict[str, str] = field(default_factory=dict)  # stage -> its `ablate.stage.<stage>.key` tag
+    world_size: int = 1  # the run's `ablate.world_size` tag: stage keys cover the global batch
 
 
 def collect_runs(parent: ParentRun, *, predictions: bool = True) -> list[CellRun]:
@@ -50,6 +51,7 @@ def collect_runs(parent: ParentRun, *, predictions: bool = True) -> list[CellRun
             run_id=run.info.run_id, cell=cell, arm=tags.get(f"{TAG}.arm", cell), seed=int(tags.get(f"{TAG}.seed", 0)),
             labels=labels, metrics=dict(run.data.metrics), end_time=run.info.end_time or 0,
             recipe_hash=tags.get(RECIPE_HASH_TAG), stage_keys=recorded_stage_keys(tags),
+            world_size=int(tags.get("ablate.world_size", "1") or 1),
         )
         for key in run.data.metrics:
             if key.startswith(EPOCH_PREFIX):

@@ -16,15 +16,6 @@ from typing import Any
 SHORT = 6  # hash digits shown in a reason
 
 
-def current_stage_keys(recipe, base_dir: Path | None = None) -> list[str]:
-    """One key per stage of `recipe` (in its order), as a run would record them now."""
-    try:
-        from ablate.run.plan import current_stage_keys as plan_keys
-    except ImportError:  # before the stage plan: keys from the config alone
-        from ablate.run.stage_store import stage_keys
-
-        return stage_keys(recipe)
-    return plan_keys(recipe, base_dir=base_dir)
 
 
 @dataclass(frozen=True)
@@ -35,10 +26,13 @@ class Expected:
     stage_keys: dict[str, str]  # stage name -> key, in stage order
 
 
-def expected_of(recipe, base_dir: Path | None = None) -> Expected:
+def expected_of(recipe, world_size: int = 1) -> Expected:
+    """What a run of `recipe` with `world_size` processes would record now (its stage keys read
+    the data and checkpoint files; a `zoo:` checkpoint not built here counts as changed)."""
     from ablate.recipe.loading import recipe_hash
+    from ablate.run.plan import current_stage_keys
 
-    keys = current_stage_keys(recipe, base_dir)
+    keys = current_stage_keys(recipe, world_size=world_size)
     return Expected(recipe_hash(recipe), {stage.name: key for stage, key in zip(recipe.stages, keys)})
 
 
@@ -57,13 +51,16 @@ def stale_reason(recipe_hash: str | None, stage_keys: dict[str, str], expected: 
     return "; ".join(reasons) or None
 
 
-def stale_cells(runs: list[Any], expected: dict[str, Expected]) -> dict[str, str]:
-    """{cell id: reason} for each run (a collect.CellRun) that is stale; cells without an
-    expectation (not in the study file now) are not judged."""
-    out = {}
+def stale_cells(runs: list[Any], recipes: dict[str, Any]) -> dict[str, str]:
+    """{cell id: reason} for each run (a collect.CellRun) that is stale; cells without a recipe
+    (not in the study file now) are not judged."""
+    out, expected = {}, {}
     for run in runs:
-        if run.cell in expected:
-            reason = stale_reason(run.recipe_hash, run.stage_keys, expected[run.cell])
+        if run.cell in recipes:
+            want = (run.cell, run.world_size)
+            if want not in expected:
+                expected[want] = expected_of(recipes[run.cell], run.world_size)
+            reason = stale_reason(run.recipe_hash, run.stage_keys, expected[want])
             if reason:
                 out[run.cell] = reason
     return out
@@ -72,8 +69,7 @@ def stale_cells(runs: list[Any], expected: dict[str, Expected]) -> dict[str, str
 def judge_runs(study, scale: str, runs: list[Any], recipes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """(every run's cell recipe now, as recipes_for_runs gives it; {cell id: why it is stale})."""
     recipes = recipes_for_runs(study, scale, runs, recipes)
-    base_dir = study.base_path(scale).parent
-    return recipes, stale_cells(runs, {cell: expected_of(r, base_dir) for cell, r in recipes.items()})
+    return recipes, stale_cells(runs, recipes)
 
 
 def recipes_for_runs(study, scale: str, runs: list[Any], recipes: dict[str, Any]) -> dict[str, Any]:
