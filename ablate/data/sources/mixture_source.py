@@ -49,9 +49,3 @@ def build_mixture_source(config: MixtureSourceConfig, *, answer_format: Any = No
 
     return replace(inner, name=f"mixture:{inner.name}", fingerprint=f"{inner.fingerprint}+data_type", iter_samples=samples)
 
-
-def register(registries) -> None:
-    registries.data_source.register(
-        "mixture", MixtureSourceConfig, build_mixture_source,
-        description="a mixture as one data source (eval on several held-out sets); tags meta.data_type",
-    )

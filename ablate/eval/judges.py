@@ -24,6 +24,7 @@ from typing import Any, Iterable
 from pydantic import Field
 
 from ablate.errors import AblateError
+from ablate.eval.contracts import EvaluatorBase
 from ablate.registry import ComponentConfig
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -63,8 +64,7 @@ class GPT4RelativeScoreConfig(ComponentConfig):
     retries: int = Field(3, ge=0, description="retries on network errors, 429 and 5xx")
 
 
-class RelativeScoreJudge:
-    metric_prefix = "eval"
+class RelativeScoreJudge(EvaluatorBase):
 
     def __init__(self, config: GPT4RelativeScoreConfig, base_url: str, api_key: str | None):
         self.config, self.base_url, self.api_key = config, base_url.rstrip("/"), api_key
@@ -120,7 +120,7 @@ class RelativeScoreJudge:
         return {**out, "judge_scores": list(scores), "correct": scores[1] >= scores[0]}
 
     def score(self, records: Iterable[dict[str, Any]]) -> dict[str, float]:
-        return relative_scores([r if "judge_scores" in r else self.judge(r) for r in records])
+        return relative_scores(self.judged(records, "gpt4_relative_score", done_key="judge_scores"))
 
 
 def parse_scores(text: str) -> tuple[float, float] | None:
@@ -170,9 +170,3 @@ def build_gpt4_relative_score(config: GPT4RelativeScoreConfig) -> RelativeScoreJ
         )
     return RelativeScoreJudge(config, base_url or DEFAULT_BASE_URL, api_key)
 
-
-def register(registries) -> None:
-    registries.evaluator.register(
-        "gpt4_relative_score", GPT4RelativeScoreConfig, build_gpt4_relative_score,
-        description="LLaVA-Bench: judge model scores answer vs reference (1-10); 100 x sum ratio; needs an API",
-    )

@@ -1,4 +1,4 @@
-"""The LLM-judged evaluator and the mixture-as-eval-source adapter."""
+"""The LLM-judged evaluator (`gpt4_relative_score`) against a local OpenAI-compatible server."""
 
 import json
 import threading
@@ -8,7 +8,7 @@ import pytest
 
 from ablate.errors import AblateError
 from ablate.registry import registries
-from ablate.study.judges import parse_scores
+from ablate.eval.judges import parse_scores
 
 ENVS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ABLATE_JUDGE_BASE_URL")
 
@@ -99,15 +99,3 @@ def test_parse_scores():
     assert parse_scores("8/10 6/10") == (8.0, 6.0)
     assert parse_scores("Assistant 1 gets 8") is None
     assert parse_scores("") is None
-
-
-def test_mixture_as_eval_source_tags_data_types():
-    source = registries().data_source.get("mixture").build({"mixture": {"type": "inline", "sources": [
-        {"source": {"type": "easy_vqa", "split": "test", "style": "detail", "images_limit": 20}, "count": 3},
-        {"source": {"type": "easy_vqa", "split": "test", "style": "conversation", "images_limit": 20}, "count": 2},
-    ]}})
-    samples = source.samples()
-    assert sorted(s["meta"]["data_type"] for s in samples) == ["conversation"] * 2 + ["detail"] * 3
-    from ablate.eval.evaluators import record_category
-
-    assert {record_category({"meta": s["meta"]}) for s in samples} == {"conversation", "detail"}
