@@ -1,6 +1,7 @@
 """The LLM-judged evaluator (`gpt4_relative_score`) against a local OpenAI-compatible server."""
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -42,7 +43,7 @@ def judge_server():
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/v1", seen
     server.shutdown()
@@ -99,3 +100,78 @@ def test_parse_scores():
     assert parse_scores("8/10 6/10") == (8.0, 6.0)
     assert parse_scores("Assistant 1 gets 8") is None
     assert parse_scores("") is None
+
+
+def _reply(text: str) -> bytes:
+    return json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+
+
+@pytest.fixture
+def scripted_server():
+    """A server answering the n-th request with script[n]: "reset" (close without a reply) or
+    (status, body). Requests past the script get 410 and are counted, so a test sees any extra."""
+    script: list = []
+    hits: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            hits.append(len(hits))
+            step = script[len(hits) - 1] if len(hits) <= len(script) else (410, b"past the script")
+            if step == "reset":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            status, data = step
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1", script, hits
+    server.shutdown()
+
+
+RECORD = {"id": "1", "prompt": "q", "prediction": "p", "answer": "a"}
+
+
+def _judge(url: str, retries: int):
+    return registries().evaluator.get("gpt4_relative_score").build(
+        {"base_url": url, "retries": retries, "retry_wait_s": 0})
+
+
+@pytest.mark.parametrize("failure", [(500, b"overloaded"), (429, b"slow down"), "reset"])
+def test_the_judge_retries_a_failed_request(no_endpoint, scripted_server, failure):
+    url, script, hits = scripted_server
+    script += [failure, (200, _reply("6 9\nfine"))]
+    assert _judge(url, retries=1).judge(RECORD)["judge_scores"] == [6.0, 9.0]
+    assert len(hits) == 2
+
+
+def test_the_judge_gives_up_after_its_retries_with_the_last_error(no_endpoint, scripted_server):
+    url, script, hits = scripted_server
+    script += ["reset", (502, b"bad gateway"), (503, b"still down"), (200, _reply("6 9"))]
+    with pytest.raises(AblateError) as info:
+        _judge(url, retries=2).judge(RECORD)
+    assert str(info.value) == f"gpt4_relative_score: the judge at {url}/chat/completions failed after 3 attempts: HTTP 503: still down"
+    assert len(hits) == 3
+
+
+@pytest.mark.parametrize("step, error", [
+    ((400, b"bad model"), "HTTP 400: bad model"),
+    ((200, b"[]"), "unexpected response (TypeError: list indices must be integers or slices, not str)"),
+    ((200, b"not json"), "unexpected response (JSONDecodeError: Expecting value: line 1 column 1 (char 0))"),
+])
+def test_a_bad_request_or_reply_is_not_retried(no_endpoint, scripted_server, step, error):
+    url, script, hits = scripted_server
+    script += [step, (200, _reply("6 9"))]
+    with pytest.raises(AblateError) as info:
+        _judge(url, retries=3).judge(RECORD)
+    assert str(info.value).endswith(f"failed after 1 attempt: {error}")
+    assert len(hits) == 1
