@@ -3,13 +3,14 @@
 import json
 import socket
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from ablate.errors import AblateError
-from ablate.registry import registries
 from ablate.eval.judges import parse_scores
+from ablate.registry import registries
 
 ENVS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ABLATE_JUDGE_BASE_URL")
 
@@ -20,33 +21,47 @@ def no_endpoint(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def judge_server():
-    """An OpenAI-compatible /chat/completions that scores by a rule and records the requests."""
-    seen = []
+@contextmanager
+def _serve(answer):
+    """A local HTTP server calling `answer(handler, json_body)` for each POST; yields its /v1 URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-            prompt = body["messages"][-1]["content"]
-            scores = "8 4" if "wrong answer" in prompt else "7 7"
-            reply = {"choices": [{"message": {"role": "assistant", "content": f"{scores}\nBecause."}}]}
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            answer(self, json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"null"))
 
         def log_message(self, *args):
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1", seen
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v1"
     server.shutdown()
+
+
+def _send(handler, status: int, data: bytes) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def _reply(text: str) -> bytes:
+    return json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+
+
+@pytest.fixture
+def judge_server():
+    """An OpenAI-compatible /chat/completions that scores by a rule and records the requests."""
+    seen = []
+
+    def answer(handler, body):
+        seen.append({"path": handler.path, "auth": handler.headers.get("Authorization"), "body": body})
+        scores = "8 4" if "wrong answer" in body["messages"][-1]["content"] else "7 7"
+        _send(handler, 200, _reply(f"{scores}\nBecause."))
+
+    with _serve(answer) as url:
+        yield url, seen
 
 
 def test_without_endpoint_or_key_the_judge_fails_clearly(no_endpoint):
@@ -102,10 +117,6 @@ def test_parse_scores():
     assert parse_scores("") is None
 
 
-def _reply(text: str) -> bytes:
-    return json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
-
-
 @pytest.fixture
 def scripted_server():
     """A server answering the n-th request with script[n]: "reset" (close without a reply) or
@@ -113,29 +124,17 @@ def scripted_server():
     script: list = []
     hits: list[int] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            self.rfile.read(int(self.headers["Content-Length"]))
-            hits.append(len(hits))
-            step = script[len(hits) - 1] if len(hits) <= len(script) else (410, b"past the script")
-            if step == "reset":
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            status, data = step
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(handler, _body):
+        hits.append(len(hits))
+        step = script[len(hits) - 1] if len(hits) <= len(script) else (410, b"past the script")
+        if step == "reset":
+            handler.close_connection = True
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            _send(handler, *step)
 
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1", script, hits
-    server.shutdown()
+    with _serve(answer) as url:
+        yield url, script, hits
 
 
 RECORD = {"id": "1", "prompt": "q", "prediction": "p", "answer": "a"}
