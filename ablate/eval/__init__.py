@@ -20,11 +20,6 @@ def register(registries) -> None:
     from ablate.eval.evaluators import ExactMatchConfig, ExactMatchEvaluator
     from ablate.eval.judges import GPT4RelativeScoreConfig, build_gpt4_relative_score
 
-    registries.evaluator.register(
-        "exact_match", ExactMatchConfig, ExactMatchEvaluator,
-        description="VQA-normalised exact match; accuracy (0-1) overall and per category",
-    )
-    registries.evaluator.register(
-        "gpt4_relative_score", GPT4RelativeScoreConfig, build_gpt4_relative_score,
-        description="LLaVA-Bench: judge model scores answer vs reference (1-10); 100 x sum ratio; needs an API",
-    )
+    # descriptions (`ablate list`) are the first lines of the builders' docstrings
+    registries.evaluator.register("exact_match", ExactMatchConfig, ExactMatchEvaluator)
+    registries.evaluator.register("gpt4_relative_score", GPT4RelativeScoreConfig, build_gpt4_relative_score)

@@ -69,6 +69,8 @@ def sentences(text: str) -> list[str]:
 
 
 class ExactMatchEvaluator(EvaluatorBase):
+    """VQA-normalised exact match; accuracy (0-1) overall and per category."""
+
     def __init__(self, config: ExactMatchConfig | None = None):
         self.config = config or ExactMatchConfig(type="exact_match")
 

@@ -165,7 +165,10 @@ def relative_scores(records: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def build_gpt4_relative_score(config: GPT4RelativeScoreConfig) -> RelativeScoreJudge:
-    """GPT-4-judged relative score (LLaVA-Bench), through an OpenAI-compatible chat API."""
+    """LLaVA-Bench: a judge model scores answer vs reference (1-10); 100 x sum ratio; needs an API.
+
+    The judge (GPT-4 in LLaVA) is reached through an OpenAI-compatible chat API.
+    """
     base_url = config.base_url or next((os.environ[e] for e in BASE_URL_ENVS if os.environ.get(e)), None)
     api_key = os.environ.get(config.api_key_env) or None
     if base_url is None and api_key is None:

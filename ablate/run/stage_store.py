@@ -25,17 +25,9 @@ META = "meta.json"
 def uses_answer_format(block: Any) -> bool:
     """Whether a data block holds a source that reads the recipe-level answer format
     (a data source whose config has an `answer_format` field, like `scienceqa`)."""
-    from ablate.registry import registries
+    from ablate.recipe.compatibility import reads_answer_format
 
-    sources = registries().data_source
-    if isinstance(block, dict):
-        name = block.get("type")
-        if isinstance(name, str) and name in sources and "answer_format" in sources.get(name).config.model_fields:
-            return True
-        return any(uses_answer_format(v) for v in block.values())
-    if isinstance(block, list):
-        return any(uses_answer_format(v) for v in block)
-    return False
+    return reads_answer_format(block)
 
 
 def stage_keys(recipe) -> list[str]:

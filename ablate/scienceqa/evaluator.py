@@ -150,4 +150,5 @@ def llava_answer_records(root: str | Path, split: str, answers_file: str | Path)
 
 
 def build_scienceqa_evaluator(config: ScienceQAEvaluatorConfig) -> ScienceQAEvaluator:
+    """LLaVA's ScienceQA answer extraction; accuracy and NAT/SOC/LAN/TXT/IMG/NO/G1-6/G7-12 in %."""
     return ScienceQAEvaluator(config)

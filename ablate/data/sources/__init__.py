@@ -16,7 +16,4 @@ def register(registries) -> None:
         "easy_vqa", EasyVQAConfig, build_easy_vqa,
         description="easy-VQA from the easy-vqa package: qa, conversation, caption, detail or reasoning style",
     )
-    registries.data_source.register(
-        "mixture", MixtureSourceConfig, build_mixture_source,
-        description="a mixture as one data source (eval on several held-out sets); tags meta.data_type",
-    )
+    registries.data_source.register("mixture", MixtureSourceConfig, build_mixture_source)  # its docstring describes it
