@@ -11,9 +11,9 @@ Importing this package is light (no torch); `register` adds its evaluators to th
 
 from __future__ import annotations
 
-from ablate.eval.contracts import AnswerFormat, Evaluator, EvaluatorBase
+from ablate.eval.contracts import AnswerFormat, Evaluator, EvaluatorBase, evaluator_problem
 
-__all__ = ["AnswerFormat", "Evaluator", "EvaluatorBase", "register"]
+__all__ = ["AnswerFormat", "Evaluator", "EvaluatorBase", "evaluator_problem", "register"]
 
 
 def register(registries) -> None:

@@ -40,6 +40,19 @@ class Evaluator(Protocol):
         """A sentence saying why this evaluator cannot score answers in `answer_format`, or None."""
 
 
+EVALUATOR_MEMBERS = ("judge", "score", "check_answer_format", "metric_prefix", "benchmark_prefix")
+
+
+def evaluator_problem(evaluator: Any, name: str) -> str | None:
+    """Why what evaluator `name` built is not an `Evaluator` (the members it lacks), or None."""
+    missing = [m for m in EVALUATOR_MEMBERS if not hasattr(evaluator, m)]
+    if not missing:
+        return None
+    return (f"evaluator {name!r} built a {type(evaluator).__name__} without {', '.join(missing)}; an evaluator "
+            "needs judge, score, check_answer_format, metric_prefix and benchmark_prefix "
+            "(subclass ablate.eval.EvaluatorBase for the defaults)")
+
+
 class EvaluatorBase:
     """Defaults for built-in and plugin evaluators: logged under eval/*, any answer format."""
 

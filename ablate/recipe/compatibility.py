@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ablate.errors import AblateError
-from ablate.eval.contracts import Evaluator  # the protocol alone: no evaluator module is imported
+from ablate.eval.contracts import evaluator_problem  # the contract alone: no evaluator is imported
 from ablate.registry import registries
 
 
@@ -35,12 +35,22 @@ def answer_format_problem(recipe) -> str | None:
     if recipe.eval is not None:
         blocks["eval.data"] = recipe.eval.data
     dumped = {path: block.model_dump(mode="json") for path, block in blocks.items()}
-    if recipe.answer_format is not None and not any(reads_answer_format(b) for b in dumped.values()):
-        readers = [e.name for e in registries().data_source if "answer_format" in e.config.model_fields]
-        used = ", ".join(f"{path}: {b.get('type')}" for path, b in dumped.items()) or "no data"
-        return (f"answer_format: {recipe.answer_format.type} is set, but no data source of this recipe "
-                f"reads an answer format ({used}); sources that do: {', '.join(readers) or 'none'}. "
-                "Remove answer_format or use such a source")
+    return _unread(recipe, dumped) or _unscorable(recipe, dumped)
+
+
+def _unread(recipe, dumped: dict[str, Any]) -> str | None:
+    """A recipe-level answer format that no data source reads would change nothing."""
+    if recipe.answer_format is None or any(reads_answer_format(b) for b in dumped.values()):
+        return None
+    readers = [e.name for e in registries().data_source if "answer_format" in e.config.model_fields]
+    used = ", ".join(f"{path}: {b.get('type')}" for path, b in dumped.items()) or "no data"
+    return (f"answer_format: {recipe.answer_format.type} is set, but no data source of this recipe "
+            f"reads an answer format ({used}); sources that do: {', '.join(readers) or 'none'}. "
+            "Remove answer_format or use such a source")
+
+
+def _unscorable(recipe, dumped: dict[str, Any]) -> str | None:
+    """The evaluator's verdict on the answer format the eval data is rendered in."""
     if recipe.eval is None or not reads_answer_format(dumped["eval.data"]):
         return None
     configured = getattr(recipe.eval.data, "answer_format", None) or recipe.answer_format
@@ -51,8 +61,5 @@ def answer_format_problem(recipe) -> str | None:
         evaluator = registries().evaluator.get(recipe.eval.evaluator.type).build(recipe.eval.evaluator)
     except AblateError:  # e.g. a judge with no endpoint here; the run builds it before training
         return None
-    if not isinstance(evaluator, Evaluator):
-        return (f"eval.evaluator: {recipe.eval.evaluator.type} builds a {type(evaluator).__name__}, which is not "
-                "an ablate.eval.contracts.Evaluator (judge, score, check_answer_format, metric_prefix, benchmark_prefix)")
-    problem = evaluator.check_answer_format(fmt)
+    problem = evaluator_problem(evaluator, recipe.eval.evaluator.type) or evaluator.check_answer_format(fmt)
     return f"eval.evaluator: {problem}" if problem else None

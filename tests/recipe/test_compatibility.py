@@ -51,3 +51,24 @@ def test_exact_match_needs_an_answer_pattern_for_formats_that_reason(tmp_path):
     assert load(tmp_path, recipe).eval.evaluator.answer_pattern
     evaluation["evaluator"], evaluation["data"]["answer_format"] = "exact_match", "llava15_short"  # bare answers
     assert load(tmp_path, recipe).eval.evaluator.type == "exact_match"
+
+
+def test_an_evaluator_without_the_contract_is_named(tmp_path):
+    from ablate.registry import ComponentConfig, registries
+
+    class Bare:  # judges and scores, but declares nothing else
+        def judge(self, record):
+            return {**record, "correct": True}
+
+        def score(self, records):
+            return {"accuracy": 1.0}
+
+    registries().evaluator.register("bare", ComponentConfig, lambda config: Bare())
+    try:
+        with pytest.raises(RecipeError) as info:
+            load(tmp_path, {"name": "r", "model": MODEL, "eval": {
+                "data": {"type": "scienceqa", "split": "test", "answer_format": "QCM-A"}, "evaluator": "bare"}})
+    finally:
+        registries().evaluator.unregister("bare")
+    assert ("eval.evaluator: evaluator 'bare' built a Bare without check_answer_format, metric_prefix, "
+            "benchmark_prefix") in str(info.value)
