@@ -86,64 +86,105 @@ def check_connector(
             torch.manual_seed(build_seed)
             return entry.build(report.config, **context)
 
-    # --- it builds, and says how many tokens it makes
+    module = _check_build(report, build, seed)
+    if module is None:
+        return report
+    generator = torch.Generator().manual_seed(seed)
+    subject = _Subject(module, build, seed, torch.randn(batch, num_input_tokens, in_dim, generator=generator),
+                       generator, (batch, report.num_output_tokens, out_dim))
+    if not _check_training_forward(report, subject):
+        return report
+    eval_output = _check_eval_mode(report, subject)
+    _check_state_dict(report, subject, eval_output)
+    _check_dtypes(report, subject)
+    return report
+
+
+@dataclass
+class _Subject:
+    """The built connector and what every check feeds it."""
+
+    module: Any
+    build: Any  # seed -> a fresh module
+    seed: int
+    features: Any  # [batch, num_input_tokens, in_dim] float32
+    generator: Any
+    expected: tuple[int, int, int]
+
+
+def _check_build(report: ConformanceReport, build, seed: int):
+    """The module, with `num_output_tokens` recorded in the report; None when it cannot be checked."""
+    import torch
+
     try:
         module = build(seed)
     except Exception as exc:  # noqa: BLE001 - a broken builder is a finding, not a crash
         report.failures.append(f"build: raised {type(exc).__name__}: {exc}")
-        return report
+        return None
     if not isinstance(module, torch.nn.Module):
         report.failures.append(f"build: must return a torch.nn.Module, got {type(module).__name__}")
-        return report
+        return None
     tokens = getattr(module, "num_output_tokens", None)
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
         report.failures.append(f"num_output_tokens: must be a positive int attribute, got {tokens!r}")
-        return report
+        return None
     report.passed.append("build")
     report.num_output_tokens = tokens
     report.num_parameters = sum(p.numel() for p in module.parameters())
-    trainable = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-    report.num_trainable = sum(p.numel() for _, p in trainable)
-    expected = (batch, tokens, out_dim)
+    report.num_trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return module
 
-    generator = torch.Generator().manual_seed(seed)
-    features = torch.randn(batch, num_input_tokens, in_dim, generator=generator)
 
-    # --- float32 forward in train mode: shape, dtype, finite values
-    module.train()
-    x = features.clone().requires_grad_(True)
+def _check_training_forward(report: ConformanceReport, subject: _Subject) -> bool:
+    """float32 forward in train mode (shape, dtype, finite), then gradients; False: stop checking."""
+    import torch
+
+    subject.module.train()
+    x = subject.features.clone().requires_grad_(True)
     try:
-        out = module(x)
+        out = subject.module(x)
     except Exception as exc:  # noqa: BLE001
         report.failures.append(f"forward: raised {type(exc).__name__}: {exc}")
-        return report
-    if _check_output(report, "shape/dtype float32", out, expected, torch.float32):
+        return False
+    if _check_output(report, "shape/dtype float32", out, subject.expected, torch.float32):
         report.passed.append("shape/dtype float32")
     elif not isinstance(out, torch.Tensor):
-        return report
-
-    # --- gradients reach every trainable parameter and the input
-    weights = torch.randn(out.shape, generator=generator)  # a generic loss, not one with symmetries
+        return False
+    weights = torch.randn(out.shape, generator=subject.generator)  # a generic loss, not one with symmetries
     try:
         (out * weights).sum().backward()
     except Exception as exc:  # noqa: BLE001
         report.failures.append(f"gradients: backward raised {type(exc).__name__}: {exc}")
+        return True
+    problems = _gradient_problems(subject.module, x)
+    if problems:
+        report.failures.append("gradients: " + "; ".join(problems))
     else:
-        missing = [n for n, p in trainable if p.grad is None]
-        bad = [n for n, p in trainable if p.grad is not None and not torch.isfinite(p.grad).all()]
-        problems = []
-        if missing:
-            problems.append(f"no gradient reaches {len(missing)} trainable parameter(s): {_names(missing)}")
-        if bad:
-            problems.append(f"non-finite gradient in {_names(bad)}")
-        if x.grad is None or not x.grad.abs().sum() > 0:
-            problems.append("no gradient reaches the input features (is the output detached?)")
-        if problems:
-            report.failures.append("gradients: " + "; ".join(problems))
-        else:
-            report.passed.append("gradients")
+        report.passed.append("gradients")
+    return True
 
-    # --- eval mode: same input, same output; batch items independent
+
+def _gradient_problems(module, x) -> list[str]:
+    import torch
+
+    trainable = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    missing = [n for n, p in trainable if p.grad is None]
+    bad = [n for n, p in trainable if p.grad is not None and not torch.isfinite(p.grad).all()]
+    problems = []
+    if missing:
+        problems.append(f"no gradient reaches {len(missing)} trainable parameter(s): {_names(missing)}")
+    if bad:
+        problems.append(f"non-finite gradient in {_names(bad)}")
+    if x.grad is None or not x.grad.abs().sum() > 0:
+        problems.append("no gradient reaches the input features (is the output detached?)")
+    return problems
+
+
+def _check_eval_mode(report: ConformanceReport, subject: _Subject):
+    """Eval mode: the same input gives the same output; batch items are independent. The output."""
+    import torch
+
+    module, features = subject.module, subject.features
     module.eval()
     with torch.no_grad():
         first, second = module(features), module(features)
@@ -152,7 +193,7 @@ def check_connector(
             report.failures.append(f"determinism: two eval-mode forwards of the same input differ (max {diff:.3g})")
         else:
             report.passed.append("determinism")
-        if batch > 1:
+        if features.shape[0] > 1:
             alone = module(features[:1])
             if alone.shape != first[:1].shape or not torch.allclose(alone, first[:1], atol=1e-5, rtol=1e-4):
                 report.failures.append(
@@ -160,35 +201,43 @@ def check_connector(
                 )
             else:
                 report.passed.append("batch independence")
+    return first
 
-    # --- the state dict is the whole state: a fresh build loading it gives the same outputs
+
+def _check_state_dict(report: ConformanceReport, subject: _Subject, eval_output) -> None:
+    """The state dict is the whole state: a fresh build loading it gives the same outputs."""
+    import torch
+
     try:
-        fresh = build(seed + 1)
-        fresh.load_state_dict(module.state_dict())
+        fresh = subject.build(subject.seed + 1)
+        fresh.load_state_dict(subject.module.state_dict())
         fresh.eval()
         with torch.no_grad():
-            same = torch.equal(fresh(features), first)
+            same = torch.equal(fresh(subject.features), eval_output)
     except Exception as exc:  # noqa: BLE001
         report.failures.append(f"state dict: reloading into a fresh build raised {type(exc).__name__}: {exc}")
+        return
+    if same:
+        report.passed.append("state dict")
     else:
-        if same:
-            report.passed.append("state dict")
-        else:
-            report.failures.append("state dict: a fresh build with the saved state dict gives different outputs")
+        report.failures.append("state dict: a fresh build with the saved state dict gives different outputs")
 
-    # --- output dtype follows input dtype with the module cast to it
+
+def _check_dtypes(report: ConformanceReport, subject: _Subject) -> None:
+    """The output dtype follows the input dtype, with the module cast to it."""
+    import torch
+
     for name in DTYPES[1:]:
         dtype = getattr(torch, name)
         try:
-            cast = copy.deepcopy(module).to(dtype).eval()
+            cast = copy.deepcopy(subject.module).to(dtype).eval()
             with torch.no_grad():
-                out = cast(features.to(dtype))
+                out = cast(subject.features.to(dtype))
         except Exception as exc:  # noqa: BLE001
             report.failures.append(f"dtype {name}: forward raised {type(exc).__name__}: {exc}")
             continue
-        if _check_output(report, f"dtype {name}", out, expected, dtype):
+        if _check_output(report, f"dtype {name}", out, subject.expected, dtype):
             report.passed.append(f"dtype {name}")
-    return report
 
 
 def assert_connector_conforms(name_or_entry: str | Entry, config: dict[str, Any] | None = None, **kwargs: Any) -> ConformanceReport:

@@ -15,9 +15,7 @@ BUILTIN_MODULES = (
     "ablate.data.mixtures",
     "ablate.templates",
     "ablate.scienceqa",
-    "ablate.eval.evaluators",
-    "ablate.study.judges",
-    "ablate.study.eval_data",
+    "ablate.eval",
 )
 
 

@@ -13,6 +13,9 @@ Sample (a plain dict, JSON-serialisable; what every data source yields):
 Data source builder: `build(config, *, answer_format=None, on_bad_sample="error") -> DataSource`
 Mixture builder:     `build(config, *, answer_format=None, on_bad_sample="error") -> DataSource`
     (a mixture builds its sources through the `data_source` registry and samples from them)
+    Every source gets the recipe's answer format; one that reads it (renders questions and
+    answers by it, like `scienceqa`) declares an `answer_format` field in its config, and a
+    recipe whose answer format no source reads is rejected (ablate.recipe.compatibility).
 
 Template builder: `build(config) -> ConversationTemplate`
     encode(conversations, tokenizer) -> (input_ids: list[int], labels: list[int])
@@ -23,11 +26,13 @@ Template builder: `build(config) -> ConversationTemplate`
         role prefix (the final gpt turn, if present, is left out).
     clean_prediction(text) -> str   strips separators/role markers from generated text
 
-Answer format builder: `build(config) -> AnswerFormat` (see ablate.scienceqa.formats)
+Answer format builder: `build(config) -> AnswerFormat` (the protocol: ablate.eval.contracts;
+    ScienceQA's formats: ablate.scienceqa.formats)
 
-Evaluator builder: `build(config) -> Evaluator`
+Evaluator builder: `build(config) -> Evaluator` (the protocol: ablate.eval.contracts)
     judge(record) -> record       adds "correct" (bool) and any extracted fields
     score(records) -> dict[str, float]   metric name -> value; "accuracy" is the headline
+    metric_prefix, benchmark_prefix, check_answer_format(answer_format) -> str | None
     A record is {"id", "prompt", "prediction", "answer", "meta"}.
 """
 

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from pydantic import Field, field_validator
 
-from ablate.errors import AblateError
+from ablate.eval.contracts import AnswerFormat, EvaluatorBase
 from ablate.registry import ComponentConfig
 
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
@@ -68,9 +68,18 @@ def sentences(text: str) -> list[str]:
     return [part for part in re.split(r"(?<=[.!?])\s+", str(text).strip()) if part]
 
 
-class ExactMatchEvaluator:
+class ExactMatchEvaluator(EvaluatorBase):
+    """VQA-normalised exact match; accuracy (0-1) overall and per category."""
+
     def __init__(self, config: ExactMatchConfig | None = None):
         self.config = config or ExactMatchConfig(type="exact_match")
+
+    def check_answer_format(self, answer_format: AnswerFormat) -> str | None:
+        if answer_format.bare_answer or self.config.answer_pattern:
+            return None
+        return (f"answer format {answer_format.key} trains answers with more than the answer in them "
+                "(reasoning, 'The answer is X.'), which never equal the bare reference answer; set "
+                "answer_pattern (e.g. 'answer is (.+?)\\.?$') or use the benchmark's evaluator")
 
     def _norm(self, text: Any) -> str:
         return normalize_answer(text) if self.config.normalize else str(text).strip()
@@ -98,9 +107,7 @@ class ExactMatchEvaluator:
         return matches[-1].group(1) if matches else prediction
 
     def score(self, records: Iterable[dict[str, Any]]) -> dict[str, float]:
-        judged = [r if "correct" in r else self.judge(r) for r in records]
-        if not judged:
-            raise AblateError("exact_match evaluator: no records to score")
+        judged = self.judged(records, "exact_match")
         groups: dict[str, list[float]] = {}
         for record in judged:
             groups.setdefault("accuracy", []).append(float(record["correct"]))
@@ -116,9 +123,3 @@ def record_category(record: dict[str, Any]) -> str | None:
     category = meta.get("category") or meta.get("data_type") or record.get("data_type")
     return str(category) if category else None
 
-
-def register(registries) -> None:
-    registries.evaluator.register(
-        "exact_match", ExactMatchConfig, ExactMatchEvaluator,
-        description="VQA-normalised exact match; accuracy (0-1) overall and per category",
-    )

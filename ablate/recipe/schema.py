@@ -138,21 +138,11 @@ class Recipe(Strict):
         return self
 
     @model_validator(mode="after")
-    def _text_answers_need_choice_matching(self) -> "Recipe":
-        # LLaVA's extraction only reads letters: option-text answers would all score FAILED.
-        if self.eval is None or getattr(self.eval.evaluator, "type", None) != "scienceqa":
-            return self
-        configured = getattr(self.eval.data, "answer_format", None) or self.answer_format
-        if configured is None or self.eval.evaluator.match_choice_text:
-            return self
-        from ablate.scienceqa.formats import resolve_answer_format
+    def _answer_format_is_read_and_scorable(self) -> "Recipe":
+        from ablate.recipe.compatibility import answer_format_problem
 
-        fmt = resolve_answer_format(configured)
-        if getattr(fmt, "target", "letter") == "text":
-            raise ValueError(
-                f"eval.evaluator: answer format {fmt.key} answers with the option's text, which "
-                "LLaVA's letter extraction scores as FAILED; use {type: scienceqa, match_choice_text: true}"
-            )
+        if problem := answer_format_problem(self):
+            raise ValueError(problem)
         return self
 
     def stage_seed(self, stage: Stage) -> int:

@@ -27,11 +27,16 @@ def eval_plan(recipe) -> EvalPlan:
         raise AblateError("eval.template is required when the recipe has no stages")
     source = regs.data_source.get(ev.data.type).build(ev.data, answer_format=recipe.answer_format,
                                                         on_bad_sample=recipe.data.on_bad_sample)
+    from ablate.eval.contracts import evaluator_problem
+
+    evaluator = regs.evaluator.get(ev.evaluator.type).build(ev.evaluator)
+    if problem := evaluator_problem(evaluator, ev.evaluator.type):
+        raise AblateError(f"eval.evaluator: {problem}")
     samples = source.samples()
     if ev.limit:
         samples = samples[: ev.limit]
-    return EvalPlan(samples, regs.template.get(template_cfg.type).build(template_cfg),
-                    regs.evaluator.get(ev.evaluator.type).build(ev.evaluator), ev.batch_size, ev.max_new_tokens)
+    return EvalPlan(samples, regs.template.get(template_cfg.type).build(template_cfg), evaluator,
+                    ev.batch_size, ev.max_new_tokens)
 
 
 def evaluate(vlm, plan: EvalPlan, *, progress, out: Path | None, label: str = "eval", features=None):
@@ -51,7 +56,7 @@ def evaluate(vlm, plan: EvalPlan, *, progress, out: Path | None, label: str = "e
 def logged_metrics(evaluator, metrics: dict[str, float]) -> dict[str, float]:
     """The evaluator's metrics under its prefix (eval/*, what studies compare), and under the
     benchmark's own names too when it has them (scienceqa/NAT, ...)."""
-    logged = {f"{getattr(evaluator, 'metric_prefix', 'eval')}/{k}": v for k, v in metrics.items()}
-    if benchmark := getattr(evaluator, "benchmark_prefix", None):
+    logged = {f"{evaluator.metric_prefix}/{k}": v for k, v in metrics.items()}
+    if benchmark := evaluator.benchmark_prefix:
         logged.update({f"{benchmark}/{k}": v for k, v in metrics.items()})
     return logged

@@ -47,8 +47,10 @@ class StageInputs:
 
 
 def config_hash(recipe, stage, first: bool) -> str:
+    from ablate.recipe.compatibility import reads_answer_format
+
     data = stage.data.model_dump(mode="json")
-    fmt = recipe.answer_format.model_dump(mode="json") if recipe.answer_format and uses_answer_format(data) else None
+    fmt = recipe.answer_format.model_dump(mode="json") if recipe.answer_format and reads_answer_format(data) else None
     return content_hash({
         "model": recipe.model.model_dump(mode="json"),
         "answer_format": fmt,
@@ -58,22 +60,6 @@ def config_hash(recipe, stage, first: bool) -> str:
         # freshly initialised weights (the connector) are drawn with the recipe's seed
         "init_seed": recipe.seed if first else None,
     }, length=16)
-
-
-def uses_answer_format(block: Any) -> bool:
-    """Whether a data block holds a source that reads the recipe-level answer format
-    (a data source whose config has an `answer_format` field, like `scienceqa`)."""
-    from ablate.registry import registries
-
-    sources = registries().data_source
-    if isinstance(block, dict):
-        name = block.get("type")
-        if isinstance(name, str) and name in sources and "answer_format" in sources.get(name).config.model_fields:
-            return True
-        return any(uses_answer_format(v) for v in block.values())
-    if isinstance(block, list):
-        return any(uses_answer_format(v) for v in block)
-    return False
 
 
 _DIGESTS: dict[str, str] = {}  # source fingerprint -> samples digest, within this process

@@ -20,11 +20,6 @@ def register(registries) -> None:
     from ablate.scienceqa.source import ScienceQASourceConfig, build_scienceqa_source
 
     formats.register(registries)
-    registries.data_source.register(
-        "scienceqa", ScienceQASourceConfig, build_scienceqa_source,
-        description="ScienceQA problems (problems.json, pid_splits.json, images/) rendered by an answer format",
-    )
-    registries.evaluator.register(
-        "scienceqa", ScienceQAEvaluatorConfig, build_scienceqa_evaluator,
-        description="LLaVA's ScienceQA answer extraction; accuracy and NAT/SOC/LAN/TXT/IMG/NO/G1-6/G7-12 in %",
-    )
+    # descriptions (`ablate list`) are the first lines of the builders' docstrings
+    registries.data_source.register("scienceqa", ScienceQASourceConfig, build_scienceqa_source)
+    registries.evaluator.register("scienceqa", ScienceQAEvaluatorConfig, build_scienceqa_evaluator)

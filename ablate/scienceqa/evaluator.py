@@ -32,7 +32,8 @@ from typing import Any, Iterable
 
 from pydantic import Field
 
-from ablate.errors import AblateError, DataError
+from ablate.errors import DataError
+from ablate.eval.contracts import AnswerFormat, EvaluatorBase
 from ablate.registry import ComponentConfig
 from ablate.scienceqa import problems as sqa
 from ablate.scienceqa.formats import OPTION_LETTERS
@@ -73,11 +74,18 @@ class ScienceQAEvaluatorConfig(ComponentConfig):
         False, description="also accept a prediction equal to one option's text (not in LLaVA's rules)")
 
 
-class ScienceQAEvaluator:
+class ScienceQAEvaluator(EvaluatorBase):
     benchmark_prefix = "scienceqa"  # the run logs scienceqa/NAT, ... beside eval/NAT, ...
 
     def __init__(self, config: ScienceQAEvaluatorConfig | None = None):
         self.config = config or ScienceQAEvaluatorConfig(type="scienceqa")
+
+    def check_answer_format(self, answer_format: AnswerFormat) -> str | None:
+        # LLaVA's extraction only reads letters: option-text answers would all score FAILED.
+        if answer_format.target == "text" and not self.config.match_choice_text:
+            return (f"answer format {answer_format.key} answers with the option's text, which LLaVA's "
+                    "letter extraction scores as FAILED; use {type: scienceqa, match_choice_text: true}")
+        return None
 
     def judge(self, record: dict[str, Any]) -> dict[str, Any]:
         """A copy of the record with `extracted` (letter or "FAILED") and `correct`."""
@@ -94,9 +102,7 @@ class ScienceQAEvaluator:
         return {**record, "extracted": letter, "correct": is_correct(letter, gold, num_choices)}
 
     def score(self, records: Iterable[dict[str, Any]]) -> dict[str, float]:
-        judged = [r if "correct" in r else self.judge(r) for r in records]
-        if not judged:
-            raise AblateError("scienceqa evaluator: no records to score")
+        judged = self.judged(records, "scienceqa")
         totals: dict[str, list[int]] = {}
         for record in judged:
             for column in ("accuracy", *record_columns(record.get("meta") or {})):
@@ -144,4 +150,5 @@ def llava_answer_records(root: str | Path, split: str, answers_file: str | Path)
 
 
 def build_scienceqa_evaluator(config: ScienceQAEvaluatorConfig) -> ScienceQAEvaluator:
+    """LLaVA's ScienceQA answer extraction; accuracy and NAT/SOC/LAN/TXT/IMG/NO/G1-6/G7-12 in %."""
     return ScienceQAEvaluator(config)

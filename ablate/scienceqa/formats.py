@@ -133,9 +133,14 @@ def has_image(problem: dict[str, Any]) -> bool:
 
 
 class AnswerFormat:
-    """Base: subclasses define `render`; the rest follows from it."""
+    """Base: subclasses define `render`; the rest follows from it.
+
+    `key`, `target` and `bare_answer` are the facts evaluators check a format against
+    (`ablate.eval.contracts.AnswerFormat`)."""
 
     key: str  # the registry name, e.g. "QCM-LEA"
+    target: Literal["letter", "text"] = "letter"  # the answer is the option's letter, or its text
+    bare_answer: bool = False  # the gpt turn is the answer alone (no reasoning, no "The answer is")
     preferred_image_position: ImagePosition | None = None  # None: the data source decides
 
     def render(self, problem: dict[str, Any]) -> tuple[str, str]:
@@ -254,6 +259,7 @@ class InstructionFormat(AnswerFormat):
     key: str  # type: ignore[misc]
     instruction: str
     target: Literal["letter", "text"]
+    bare_answer: bool = True
     preferred_image_position: ImagePosition | None = "start"
 
     def render(self, problem: dict[str, Any]) -> tuple[str, str]:

@@ -52,6 +52,7 @@ class ScienceQASourceConfig(ComponentConfig):
 def build_scienceqa_source(
     config: ScienceQASourceConfig, *, answer_format: Any = None, on_bad_sample: str = "error"
 ) -> DataSource:
+    """ScienceQA problems (problems.json, pid_splits.json, images/) rendered by an answer format."""
     if on_bad_sample not in ("error", "skip"):
         raise AblateError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
     root = _root(config)

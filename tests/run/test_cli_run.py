@@ -16,7 +16,6 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
-@pytest.mark.skipif(not LLAVA_13B.is_file(), reason="recipes/llava_v1_13b.yaml not written yet")
 def test_run_without_the_checkpoints_fails_fast_with_how_to_get_them(tmp_path):
     from mlflow import MlflowClient
 

@@ -15,8 +15,6 @@ import pytest
 
 import tiny_run
 
-pytest.importorskip("deepspeed")
-
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -6,6 +6,7 @@ from __future__ import annotations
 def register(registries) -> None:
     from ablate.data.sources.easyvqa import EasyVQAConfig, build_easy_vqa
     from ablate.data.sources.llava_json import LlavaJsonConfig, build_llava_json
+    from ablate.data.sources.mixture_source import MixtureSourceConfig, build_mixture_source
 
     registries.data_source.register(
         "llava_json", LlavaJsonConfig, build_llava_json,
@@ -15,3 +16,4 @@ def register(registries) -> None:
         "easy_vqa", EasyVQAConfig, build_easy_vqa,
         description="easy-VQA from the easy-vqa package: qa, conversation, caption, detail or reasoning style",
     )
+    registries.data_source.register("mixture", MixtureSourceConfig, build_mixture_source)  # its docstring describes it

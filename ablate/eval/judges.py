@@ -24,6 +24,7 @@ from typing import Any, Iterable
 from pydantic import Field
 
 from ablate.errors import AblateError
+from ablate.eval.contracts import EvaluatorBase
 from ablate.registry import ComponentConfig
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -61,44 +62,50 @@ class GPT4RelativeScoreConfig(ComponentConfig):
     max_tokens: int = Field(512, gt=0)
     timeout_s: float = Field(120.0, gt=0)
     retries: int = Field(3, ge=0, description="retries on network errors, 429 and 5xx")
+    retry_wait_s: float = Field(1.0, ge=0, description="wait before the first retry; doubles each retry, at most 30 s")
 
 
-class RelativeScoreJudge:
-    metric_prefix = "eval"
-
+class RelativeScoreJudge(EvaluatorBase):
     def __init__(self, config: GPT4RelativeScoreConfig, base_url: str, api_key: str | None):
         self.config, self.base_url, self.api_key = config, base_url.rstrip("/"), api_key
 
     # --- the API ---------------------------------------------------------------------------
 
     def _chat(self, messages: list[dict[str, str]]) -> str:
+        body = json.dumps({"model": self.config.model, "messages": messages,
+                           "temperature": self.config.temperature, "max_tokens": self.config.max_tokens}).encode()
+        url = f"{self.base_url}/chat/completions"
+        attempts = self.config.retries + 1
+        for attempt in range(attempts):
+            reply, error, retryable = self._post(url, body)
+            if reply is not None:
+                return reply
+            if not retryable or attempt == attempts - 1:
+                break
+            time.sleep(min(self.config.retry_wait_s * 2 ** attempt, 30.0))
+        tries = f"after {attempt + 1} attempt{'s' if attempt else ''}"
+        raise AblateError(f"gpt4_relative_score: the judge at {url} failed {tries}: {error}")
+
+    def _post(self, url: str, body: bytes) -> tuple[str | None, str, bool]:
+        """(the reply's text, or None with the error and whether a retry may help)."""
+        import http.client
         import urllib.error
         import urllib.request
 
-        body = json.dumps({"model": self.config.model, "messages": messages,
-                           "temperature": self.config.temperature, "max_tokens": self.config.max_tokens}).encode()
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        url = f"{self.base_url}/chat/completions"
-        last = ""
-        for attempt in range(self.config.retries + 1):
-            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
-                    payload = json.loads(response.read())
-                return payload["choices"][0]["message"]["content"]
-            except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code}: {exc.read()[:300].decode(errors='replace')}"
-                if exc.code != 429 and exc.code < 500:
-                    break
-            except (urllib.error.URLError, TimeoutError, OSError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            except (KeyError, IndexError, ValueError) as exc:
-                last = f"unexpected response ({type(exc).__name__}: {exc})"
-                break
-            time.sleep(min(2 ** attempt, 30))
-        raise AblateError(f"gpt4_relative_score: the judge at {url} failed: {last}")
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
+                payload = json.loads(response.read())
+            return str(payload["choices"][0]["message"]["content"]), "", False
+        except urllib.error.HTTPError as exc:  # rate limits and server errors pass; a bad request does not
+            return None, f"HTTP {exc.code}: {exc.read()[:300].decode(errors='replace')}", exc.code == 429 or exc.code >= 500
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:  # resets, refusals, timeouts
+            return None, f"{type(exc).__name__}: {exc}", True
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            return None, f"unexpected response ({type(exc).__name__}: {exc})", False
 
     # --- the evaluator contract ------------------------------------------------------------
 
@@ -120,7 +127,7 @@ class RelativeScoreJudge:
         return {**out, "judge_scores": list(scores), "correct": scores[1] >= scores[0]}
 
     def score(self, records: Iterable[dict[str, Any]]) -> dict[str, float]:
-        return relative_scores([r if "judge_scores" in r else self.judge(r) for r in records])
+        return relative_scores(self.judged(records, "gpt4_relative_score", done_key="judge_scores"))
 
 
 def parse_scores(text: str) -> tuple[float, float] | None:
@@ -158,7 +165,10 @@ def relative_scores(records: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def build_gpt4_relative_score(config: GPT4RelativeScoreConfig) -> RelativeScoreJudge:
-    """GPT-4-judged relative score (LLaVA-Bench), through an OpenAI-compatible chat API."""
+    """LLaVA-Bench: a judge model scores answer vs reference (1-10); 100 x sum ratio; needs an API.
+
+    The judge (GPT-4 in LLaVA) is reached through an OpenAI-compatible chat API.
+    """
     base_url = config.base_url or next((os.environ[e] for e in BASE_URL_ENVS if os.environ.get(e)), None)
     api_key = os.environ.get(config.api_key_env) or None
     if base_url is None and api_key is None:
@@ -170,9 +180,3 @@ def build_gpt4_relative_score(config: GPT4RelativeScoreConfig) -> RelativeScoreJ
         )
     return RelativeScoreJudge(config, base_url or DEFAULT_BASE_URL, api_key)
 
-
-def register(registries) -> None:
-    registries.evaluator.register(
-        "gpt4_relative_score", GPT4RelativeScoreConfig, build_gpt4_relative_score,
-        description="LLaVA-Bench: judge model scores answer vs reference (1-10); 100 x sum ratio; needs an API",
-    )

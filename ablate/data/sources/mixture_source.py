@@ -29,7 +29,7 @@ class MixtureSourceConfig(ComponentConfig):
 
 
 def build_mixture_source(config: MixtureSourceConfig, *, answer_format: Any = None, on_bad_sample: str = "error"):
-    """A mixture of data sources, used as one data source (e.g. a held-out set per data type)."""
+    """A mixture as one data source (eval on several held-out sets); tags meta.data_type."""
     from dataclasses import replace
 
     from ablate.registry import registries
@@ -49,9 +49,3 @@ def build_mixture_source(config: MixtureSourceConfig, *, answer_format: Any = No
 
     return replace(inner, name=f"mixture:{inner.name}", fingerprint=f"{inner.fingerprint}+data_type", iter_samples=samples)
 
-
-def register(registries) -> None:
-    registries.data_source.register(
-        "mixture", MixtureSourceConfig, build_mixture_source,
-        description="a mixture as one data source (eval on several held-out sets); tags meta.data_type",
-    )
