@@ -31,12 +31,12 @@ def run(
     """Train and evaluate a recipe; everything is recorded in MLflow."""
     from ablate.recipe import load_recipe, recipe_hash
 
-    from accelerate import PartialState
+    from ablate.ranks import ranks
 
     from ablate.run.runner import run_recipe
 
     resolved = load_recipe(recipe, overrides)
-    if not PartialState().is_main_process:  # under torchrun/deepspeed, rank 0 alone reports
+    if not ranks().is_main_process:  # under torchrun/deepspeed, rank 0 alone reports
         run_recipe(resolved, recipe_path=recipe, resume=resume, reuse_stages=not no_reuse, tracking_uri=tracking_uri)
         return
     console.print(f"[bold]ablate run[/] {recipe} · recipe hash {recipe_hash(resolved)}", highlight=False)

@@ -71,7 +71,7 @@ def _reuse(entry: PlannedStage, meta: dict[str, Any], ctx: RunContext, curve_key
 
 
 def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | None) -> StageOutcome:
-    from accelerate import PartialState
+    from ablate.ranks import ranks
 
     from ablate.model.trainable import apply_trainable, merge_lora
     from ablate.train.stage import run_stage
@@ -88,7 +88,7 @@ def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | No
         epoch_end=ctx.evaluate_epoch if curve_key is not None else None,
     )
     merge_lora(vlm)
-    if PartialState().is_main_process:
+    if ranks().is_main_process:
         meta = {"stage": stage.name, "run_id": ctx.tracker.run_id, "steps": result.steps, "seconds": result.seconds,
                 "metrics": result.metrics, "inputs": entry.inputs.to_json()}
         if curve_key is not None:
@@ -102,12 +102,12 @@ def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | No
 
 def _tokenized(entry: PlannedStage, ctx: RunContext):
     """The stage's data, tokenized with its template (rank 0 fills the HF cache, the others read it)."""
-    from accelerate import PartialState
+    from ablate.ranks import ranks
 
     from ablate.registry import registries
 
     recipe, stage = ctx.recipe, entry.stage
-    with PartialState().main_process_first():
+    with ranks().main_process_first():
         template = registries().template.get(stage.template.type).build(stage.template)
         dataset = tokenize(entry.data, template, ctx.vlm.tokenizer, recipe, stage)
     ctx.skipped += len(entry.data.skipped)

@@ -144,6 +144,6 @@ def current_stage_keys(recipe, world_size: int | None = None) -> list[str]:
 
 def default_world_size() -> int:
     """The number of processes this job trains with (accelerate's view of torchrun's env)."""
-    from accelerate import PartialState
+    from ablate.ranks import ranks
 
-    return PartialState().num_processes
+    return ranks().num_processes

@@ -62,11 +62,11 @@ def run_recipe(
     progress=None,
 ) -> RunResult:
     """Train and evaluate `recipe`. Pass a rich Progress to show bars."""
-    from accelerate import PartialState
+    from ablate.ranks import ranks
 
     t0 = time.perf_counter()
     rhash, run_dir = recipe_hash(recipe), run_dir_for(recipe)
-    writer = PartialState().is_main_process  # under torchrun only rank 0 writes files and logs
+    writer = ranks().is_main_process  # under torchrun only rank 0 writes files and logs
     state_path = run_dir / "state.json"
     state = _resume_state(state_path) if resume else {}
     base_dir = Path(recipe_path).resolve().parent if recipe_path else None
@@ -106,28 +106,28 @@ def _resume_state(path: Path) -> dict[str, Any]:
 
 
 def _run_tags(recipe: Recipe, rhash: str, base_dir: Path | None, extra: dict[str, str] | None) -> dict[str, str]:
-    from accelerate import PartialState
+    from ablate.ranks import ranks
 
     return {
         "ablate.recipe_hash": rhash, "ablate.version": ablate.__version__, "ablate.recipe": recipe.name,
-        "ablate.world_size": str(PartialState().num_processes),
+        "ablate.world_size": str(ranks().num_processes),
         **_git_tags(base_dir), **recipe.tracking.tags, **(extra or {}),
     }
 
 
 def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, reuse_stages) -> RunResult:
     """The run as a plan and a loop: plan every stage, carry the plan out, evaluate, record."""
-    from accelerate import PartialState
+    from ablate.ranks import ranks
 
     vlm = _prepared_model(recipe, progress)
     store = StageStore(Path(recipe.output_dir) / "stages")
-    with PartialState().main_process_first():  # rank 0 generates embedded data first
-        plan = plan_stages(recipe, store=store, world_size=PartialState().num_processes,
+    with ranks().main_process_first():  # rank 0 generates embedded data first
+        plan = plan_stages(recipe, store=store, world_size=ranks().num_processes,
                            resume=resume, reuse=reuse_stages)
     _announce(plan, tracker, progress)
     features, cache_stages, eval_features = _feature_caches(recipe, vlm, base_dir)
     # Rank 0 alone evaluates (the other ranks hold the same weights under DDP and ZeRO-2).
-    evaluation = eval_plan(recipe) if recipe.eval and PartialState().is_main_process else None
+    evaluation = eval_plan(recipe) if recipe.eval and ranks().is_main_process else None
     ctx = RunContext(recipe, vlm, store, tracker, progress, base_dir, reuse_stages, features, cache_stages, None)
     if evaluation is not None and plan.curve_key is not None:
         ctx.evaluate_epoch = partial(_evaluate_epoch, ctx, evaluation, eval_features)
@@ -206,11 +206,11 @@ def _git_tags(recipe_dir: Path | None) -> dict[str, str]:
 
 def _build_zoo_checkpoints(model_section, progress=None) -> None:
     """Build the `zoo:` checkpoints a recipe names (once per ABLATE_HOME), rank 0 first."""
-    from accelerate import PartialState
+    from ablate.ranks import ranks
 
     from ablate.zoo import build, zoo_names
 
-    state = PartialState()
+    state = ranks()
     with state.main_process_first():
         for name in zoo_names(model_section):
             build(name, progress=progress if state.is_main_process else None)

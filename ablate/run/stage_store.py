@@ -57,9 +57,9 @@ class StageStore:
     def claim(self, key: str, usable: Callable[[dict[str, Any]], bool]) -> Iterator[dict[str, Any] | None]:
         """Hold `key`'s lock for the body (rank 0) and yield its stored meta when `usable(meta)`,
         else None. Every rank of a torchrun job gets rank 0's answer."""
-        from accelerate import PartialState
+        from ablate.ranks import ranks
 
-        state = PartialState()
+        state = ranks()
         held = lock(self.dir(key) / LOCK) if state.is_main_process else contextlib.nullcontext()
         with held:
             meta = None
@@ -113,9 +113,9 @@ class StageStore:
 
 def broadcast(value: Any) -> Any:
     """Rank 0's `value` on every rank (itself without torchrun)."""
-    from accelerate import PartialState
+    from ablate.ranks import ranks
 
-    if PartialState().num_processes == 1:
+    if ranks().num_processes == 1:
         return value
     from accelerate.utils import broadcast_object_list
 

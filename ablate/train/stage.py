@@ -203,9 +203,9 @@ def _finish_from_checkpoint(vlm, stage: Stage, checkpoint: Path, workdir: Path) 
 
 
 def _write_state(workdir: Path, global_step: int, metrics: dict[str, Any]) -> None:
-    from accelerate import PartialState
+    from ablate.ranks import ranks
 
-    if not PartialState().is_main_process:
+    if not ranks().is_main_process:
         return
     (workdir / "trainer_state.json").write_text(json.dumps({"global_step": global_step, **metrics}, indent=2))
 
