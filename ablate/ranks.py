@@ -2,15 +2,39 @@
 
 accelerate picks its multi-process CPU mode (gloo) only when asked with `cpu=True`; transformers'
 Trainer asks the same way (`use_cpu`) on a machine without GPUs. Every ablate call site goes
-through `ranks()` so they all see the same state, before and after the Trainer's.
+through `ranks()` so they all see the same state, before and after the Trainer's. The first call
+joins the process group (under torchrun), sets each rank's GPU from LOCAL_RANK before any
+collective, and fixes the collective timeout.
 """
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
+
+TIMEOUT_ENV = "ABLATE_COLLECTIVE_TIMEOUT_MIN"
+# Rank 0 may tokenize a whole mixture or fill the feature cache while the others wait at a
+# barrier: NCCL's default 10 minutes is far too short for mix665k (about 35 minutes cold).
+DEFAULT_TIMEOUT_MIN = 120.0
+
+
+def collective_timeout() -> timedelta:
+    """The collective timeout: $ABLATE_COLLECTIVE_TIMEOUT_MIN minutes (`--collective-timeout`), else 120."""
+    from ablate.errors import AblateError
+
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    try:
+        minutes = float(raw) if raw else DEFAULT_TIMEOUT_MIN
+    except ValueError:
+        raise AblateError(f"{TIMEOUT_ENV}={raw!r} is not a number of minutes") from None
+    if not 0 < minutes < 10_000_000:
+        raise AblateError(f"{TIMEOUT_ENV}={raw!r}: the collective timeout must be a positive number of minutes")
+    return timedelta(minutes=minutes)
+
 
 def ranks():
-    """accelerate's PartialState (joins the process group on first call under torchrun)."""
+    """accelerate's PartialState for this process (one shared state per process)."""
     import torch
     from accelerate import PartialState
 
-    return PartialState(cpu=not torch.cuda.is_available())
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=collective_timeout())

@@ -27,12 +27,19 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from its last checkpoint"),
     no_reuse: bool = typer.Option(False, "--no-reuse", help="retrain stages even if an identical finished stage is stored"),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"),
+    collective_timeout: Optional[float] = typer.Option(
+        None, "--collective-timeout", min=0.1, help="minutes a rank waits at a collective under torchrun (default 120, "
+        "or $ABLATE_COLLECTIVE_TIMEOUT_MIN): long enough for rank 0 to prepare data"),
 ) -> None:
     """Train and evaluate a recipe; everything is recorded in MLflow."""
-    from ablate.recipe import load_recipe, recipe_hash
+    import os
 
+    from ablate.ranks import TIMEOUT_ENV
+
+    if collective_timeout is not None:  # before the first ranks() call, which fixes it
+        os.environ[TIMEOUT_ENV] = str(collective_timeout)
     from ablate.ranks import ranks
-
+    from ablate.recipe import load_recipe, recipe_hash
     from ablate.run.runner import run_recipe
 
     resolved = load_recipe(recipe, overrides)

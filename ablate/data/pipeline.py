@@ -93,18 +93,25 @@ def build_dataset(
     num_proc: int | None = None,
     max_length: int | None = None,
     on_bad_sample: str = "error",
+    shards: int = 1,
 ) -> "datasets.Dataset":  # noqa: F821
     """Tokenize `source` with `template.encode` into a cached Arrow-backed Dataset.
 
     `on_bad_sample="skip"` drops samples the template cannot encode (e.g. truncation cuts off
     the image) instead of raising; every skipped sample, from the source or the template,
-    ends up in `source.skipped`. Raises DataError when no sample is left.
+    ends up in `source.skipped`. Raises DataError when no sample is left. With `shards`, the
+    result is read from that many tokenized shards (see `tokenize_shard`), made where missing.
     """
-    from datasets import Dataset, Features, List, Value
+    raw = raw_dataset(source, cache_dir)
+    return tokenized_dataset(raw, source, template, tokenizer, num_proc=num_proc, max_length=max_length,
+                             on_bad_sample=on_bad_sample, shards=shards)
+
+
+def raw_dataset(source: DataSource, cache_dir: str | os.PathLike | None = None):
+    """The source's samples as an Arrow dataset, written once per source fingerprint."""
+    from datasets import Dataset
     from datasets.fingerprint import Hasher
 
-    if on_bad_sample not in ("error", "skip"):
-        raise DataError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     raw_fp = Hasher.hash(["ablate-raw", PIPELINE_VERSION, source.fingerprint])
@@ -113,6 +120,23 @@ def build_dataset(
     )
     if len(raw) == 0:
         raise DataError(f"data source {source.name!r} produced no samples")
+    return raw
+
+
+def tokenize_shard(raw, template: Any, tokenizer: Any, *, index: int, shards: int, num_proc: int | None = None,
+                   max_length: int | None = None, on_bad_sample: str = "error", name: str = "data"):
+    """Tokenize the `index`-th of `shards` contiguous shards of `raw` into HF datasets' cache.
+
+    Under torchrun each rank tokenizes its own shard at the same time; then every rank reads all
+    of them (`tokenized_dataset(..., shards=N)`, cache hits), in order: the same rows as one
+    process tokenizing everything.
+    """
+    from datasets import Features, List, Value
+    from datasets.fingerprint import Hasher
+
+    if on_bad_sample not in ("error", "skip"):
+        raise DataError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
+    part = raw if shards == 1 else raw.shard(shards, index, contiguous=True)
     features = Features({
         **{k: v for k, v in raw.features.items() if k not in ("conversations", "error")},
         "input_ids": List(Value("int32")),
@@ -121,15 +145,28 @@ def build_dataset(
         "error": Value("string"),
     })
     skip = on_bad_sample == "skip"
-    tokenized = raw.map(
+    shard_id = [] if shards == 1 else ["shard", index, shards]
+    return part.map(
         _encode,
         fn_kwargs={"template": template, "tokenizer": tokenizer, "max_length": max_length, "skip": skip},
         remove_columns=["conversations"],
         features=features,
         num_proc=num_proc if num_proc and num_proc > 1 else None,
-        new_fingerprint=Hasher.hash([raw_fp, "encode", PIPELINE_VERSION, template, tokenizer, max_length, skip]),
-        desc=f"tokenizing {source.name}",
+        new_fingerprint=Hasher.hash([raw._fingerprint, "encode", PIPELINE_VERSION, template, tokenizer, max_length,
+                                     skip, *shard_id]),
+        desc=f"tokenizing {name}" + (f" (shard {index + 1}/{shards})" if shards > 1 else ""),
     )
+
+
+def tokenized_dataset(raw, source: DataSource, template: Any, tokenizer: Any, *, num_proc: int | None = None,
+                      max_length: int | None = None, on_bad_sample: str = "error", shards: int = 1):
+    """All `shards` tokenized shards of `raw`, concatenated, with the bad rows moved to `source.skipped`."""
+    from datasets import concatenate_datasets
+
+    parts = [tokenize_shard(raw, template, tokenizer, index=i, shards=shards, num_proc=num_proc,
+                            max_length=max_length, on_bad_sample=on_bad_sample, name=source.name)
+             for i in range(shards)]
+    tokenized = parts[0] if shards == 1 else concatenate_datasets(parts)
     source.skipped[:] = _errors(tokenized)
     if source.skipped:
         tokenized = tokenized.filter(lambda error: error is None, input_columns="error")

@@ -42,6 +42,16 @@ def evaluate(
     progress=None,
     label: str = "eval",
 ) -> EvalResult:
+    """Generate for every sample, judge, score, and write the predictions (one process)."""
+    records = generate_records(vlm, samples, template=template, evaluator=evaluator, collator=collator,
+                               tokenizer=tokenizer, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                               progress=progress, label=label)
+    return finish(records, evaluator, out_path)
+
+
+def generate_records(vlm, samples, *, template, evaluator, collator, tokenizer, batch_size: int,
+                     max_new_tokens: int, progress=None, label: str = "eval") -> list[dict[str, Any]]:
+    """One judged record per sample, in order: greedy generation in batches."""
     import torch
 
     rows = [
@@ -52,30 +62,38 @@ def evaluate(
     was_training = vlm.training
     vlm.eval()
     records: list[dict[str, Any]] = []
-    correct = 0
+    correct = 0.0
     try:
         with torch.inference_mode():
             for start in range(0, len(rows), batch_size):
                 chunk = samples[start : start + batch_size]
                 batch = collator(rows[start : start + batch_size])
                 batch.pop("ids", None)
-                batch = _on_device(batch, vlm)
-                new_tokens = vlm.generate(**batch, max_new_tokens=max_new_tokens)
+                new_tokens = vlm.generate(**_on_device(batch, vlm), max_new_tokens=max_new_tokens)
                 texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-                for sample, text in zip(chunk, texts):
-                    record = evaluator.judge({
-                        "id": sample["id"],
-                        "prompt": prompt_turns(sample)[-1]["value"] if prompt_turns(sample) else "",
-                        "prediction": template.clean_prediction(text),
-                        "answer": reference_answer(sample),
-                        "meta": sample.get("meta") or {},
-                    })
-                    correct += float(record["correct"])
-                    records.append(record)
+                judged = [_judged(evaluator, template, sample, text) for sample, text in zip(chunk, texts)]
+                records.extend(judged)
+                correct += sum(float(r["correct"]) for r in judged)
                 if task is not None:
                     progress.update(task, advance=len(chunk), info=f"acc {correct / len(records):.3f}")
     finally:
         vlm.train(was_training)
+    return records
+
+
+def _judged(evaluator, template, sample: dict[str, Any], text: str) -> dict[str, Any]:
+    turns = prompt_turns(sample)
+    return evaluator.judge({
+        "id": sample["id"],
+        "prompt": turns[-1]["value"] if turns else "",
+        "prediction": template.clean_prediction(text),
+        "answer": reference_answer(sample),
+        "meta": sample.get("meta") or {},
+    })
+
+
+def finish(records: list[dict[str, Any]], evaluator, out_path: Path | None) -> EvalResult:
+    """Score the judged records and write them as JSONL."""
     metrics = evaluator.score(records)
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,10 @@ class FeatureCache:
         dtype: str | torch.dtype = torch.float32,
         pad_to_square: bool = False,
         batch_size: int = 32,
+        writes: bool = True,
     ):
+        """`writes=False` makes a reader: it uses stored rows and encodes its misses without
+        storing them (under torchrun only rank 0 writes; it fills the cache before a stage)."""
         from ablate.data.collate import VLMCollator
 
         key = getattr(encoder, "cache_key", None)
@@ -47,6 +50,7 @@ class FeatureCache:
         self.dtype = _torch_dtype(dtype)
         self.encoder = encoder
         self.batch_size = int(batch_size)
+        self.writes = writes
         self.shape = (int(encoder.num_tokens), int(encoder.feature_dim))
         name = str(self.dtype).removeprefix("torch.") + ("-square" if pad_to_square else "")
         base = Path(root) if root is not None else _default_root()
@@ -69,6 +73,9 @@ class FeatureCache:
         for pos, (key, row) in enumerate(zip(keys, rows)):
             if key is not None and row is None and key not in todo:
                 todo[key] = pos
+        if not self.writes:  # a reader encodes its misses in place, storing nothing
+            keys = [None if key in todo else key for key in keys]
+            todo = {}
         uncachable = [pos for pos, key in enumerate(keys) if key is None]
         for chunk in _chunks(list(todo.items()), self.batch_size):
             feats = self._encode([images[p] for _, p in chunk], [ids[p] for _, p in chunk])
@@ -102,6 +109,8 @@ class FeatureCache:
         at its own offset and skips what others stored meanwhile, so they share the work.
         `device="auto"` runs the encoder on this rank's GPU when there is one, then puts it back.
         """
+        if not self.writes:
+            return 0
         rank = int(os.environ.get("RANK", 0)) if rank is None else rank
         world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
         distinct: dict[tuple, Any] = {}
@@ -134,9 +143,6 @@ class FeatureCache:
 
     def counts(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses}
-
-    def reset_counts(self) -> None:
-        self._counts.zero_()
 
     def __len__(self) -> int:
         return len(self.store)

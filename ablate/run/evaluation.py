@@ -40,17 +40,36 @@ def eval_plan(recipe) -> EvalPlan:
 
 
 def evaluate(vlm, plan: EvalPlan, *, progress, out: Path | None, label: str = "eval", features=None):
-    """Generate for every sample, judge and score; `features` is the frozen encoder's cache."""
-    from ablate.data.collate import EvalCollator
-    from ablate.eval.generation import evaluate as generate_and_score
+    """Generate for every sample, judge and score; `features` is the frozen encoder's cache.
 
+    Under torchrun every rank generates for every N-th sample and rank 0 gathers, restores the
+    order, scores and writes: N processes evaluate N times faster, with the records (and so the
+    metrics) of a one-process evaluation. Every rank must call this; the others get None.
+    """
+    from ablate.data.collate import EvalCollator
+    from ablate.eval.generation import finish, generate_records
+    from ablate.ranks import ranks
+
+    state = ranks()
+    rank, world = state.process_index, state.num_processes
     collator = EvalCollator(tokenizer=vlm.tokenizer, image_processor=vlm.image_processor,
                             batch_feature_lookup=features.batch_lookup if features is not None else None)
-    return generate_and_score(
-        vlm, plan.samples, template=plan.template, evaluator=plan.evaluator, collator=collator,
+    records = generate_records(
+        vlm, plan.samples[rank::world], template=plan.template, evaluator=plan.evaluator, collator=collator,
         tokenizer=vlm.tokenizer, batch_size=plan.batch_size, max_new_tokens=plan.max_new_tokens,
-        out_path=out, progress=progress, label=label,
+        progress=progress if state.is_main_process else None, label=label,
     )
+    if world > 1:
+        records = _gathered_in_order(records, rank, world)
+    return finish(records, plan.evaluator, out) if state.is_main_process else None
+
+
+def _gathered_in_order(records: list[dict[str, Any]], rank: int, world: int) -> list[dict[str, Any]]:
+    """Every rank's strided share of the records, back in sample order (on every rank)."""
+    from accelerate.utils import gather_object
+
+    indexed = gather_object([(rank + world * i, record) for i, record in enumerate(records)])
+    return [record for _, record in sorted(indexed, key=lambda item: item[0])]
 
 
 def logged_metrics(evaluator, metrics: dict[str, float]) -> dict[str, float]:

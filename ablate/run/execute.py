@@ -101,40 +101,70 @@ def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | No
 
 
 def _tokenized(entry: PlannedStage, ctx: RunContext):
-    """The stage's data, tokenized with its template (rank 0 fills the HF cache, the others read it)."""
-    from ablate.ranks import ranks
+    """The stage's data, tokenized with its template, through HF datasets' cache.
 
+    Under torchrun rank 0 writes the samples to Arrow while the others wait; then every rank
+    tokenizes its own shard at the same time, and all read every shard from the cache. So no
+    rank waits for a whole mixture's tokenization."""
+    from ablate.ranks import ranks
     from ablate.registry import registries
 
-    recipe, stage = ctx.recipe, entry.stage
-    with ranks().main_process_first():
-        template = registries().template.get(stage.template.type).build(stage.template)
-        dataset = tokenize(entry.data, template, ctx.vlm.tokenizer, recipe, stage)
+    recipe, stage, state = ctx.recipe, entry.stage, ranks()
+    template = registries().template.get(stage.template.type).build(stage.template)
+    if state.num_processes > 1:
+        _tokenize_own_shard(entry.data, template, stage, ctx, state)
+    dataset = tokenize(entry.data, template, ctx.vlm.tokenizer, recipe, stage, shards=state.num_processes)
     ctx.skipped += len(entry.data.skipped)
     return dataset
+
+
+def _tokenize_own_shard(source, template, stage, ctx: RunContext, state) -> None:
+    from ablate.data.pipeline import raw_dataset, tokenize_shard
+
+    recipe = ctx.recipe
+    with state.main_process_first():
+        raw = _data_errors(lambda: raw_dataset(source, recipe.data.cache_dir))
+    _data_errors(lambda: tokenize_shard(raw, template, ctx.vlm.tokenizer, index=state.process_index,
+                                        shards=state.num_processes, num_proc=recipe.data.num_proc,
+                                        max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample,
+                                        name=source.name))
+    state.wait_for_everyone()
 
 
 def _collator(ctx: RunContext, index: int, dataset):
     from ablate.data.collate import VLMCollator
 
-    cache = ctx.features if ctx.cache_stages[index] else None
-    if cache is not None and ctx.recipe.stages[index].dataloader_workers > 0:
-        cache.prefill(dataset["image"])  # DataLoader workers cannot run a GPU encoder
+    from ablate.ranks import ranks
+
+    cache, state = (ctx.features if ctx.cache_stages[index] else None), ranks()
+    if cache is not None and (ctx.recipe.stages[index].dataloader_workers > 0 or state.num_processes > 1):
+        # DataLoader workers cannot run a GPU encoder, and only rank 0 writes the cache: it
+        # encodes every image first while the other ranks wait, then they all read.
+        with state.main_process_first():
+            if state.is_main_process:
+                cache.prefill(dataset["image"])
     return VLMCollator(tokenizer=ctx.vlm.tokenizer, image_processor=ctx.vlm.image_processor,
                        batch_feature_lookup=cache.batch_lookup if cache is not None else None)
 
 
-def tokenize(source, template, tokenizer, recipe, stage):
+def tokenize(source, template, tokenizer, recipe, stage, shards: int = 1):
+    from ablate.data.pipeline import build_dataset
+
+    return _data_errors(lambda: build_dataset(
+        source, template, tokenizer, cache_dir=recipe.data.cache_dir, num_proc=recipe.data.num_proc,
+        max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample, shards=shards))
+
+
+def _data_errors(build):
+    """Run `build`; a bad sample (on_bad_sample: error) raised inside datasets' generator
+    surfaces as our own message, not datasets' wrapper."""
     from datasets.exceptions import DatasetGenerationError
 
-    from ablate.data.pipeline import build_dataset
     from ablate.errors import AblateError
 
     try:
-        return build_dataset(source, template, tokenizer, cache_dir=recipe.data.cache_dir, num_proc=recipe.data.num_proc,
-                             max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample)
+        return build()
     except DatasetGenerationError as exc:
-        # A bad sample (on_bad_sample: error) raised inside datasets' generator: show our message.
         if isinstance(exc.__cause__, AblateError):
             raise exc.__cause__ from None
         raise

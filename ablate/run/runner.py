@@ -127,7 +127,7 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
     _announce(plan, tracker, progress)
     features, cache_stages, eval_features = _feature_caches(recipe, vlm, base_dir)
     # Rank 0 alone evaluates (the other ranks hold the same weights under DDP and ZeRO-2).
-    evaluation = eval_plan(recipe) if recipe.eval and ranks().is_main_process else None
+    evaluation = eval_plan(recipe) if recipe.eval else None  # every rank evaluates its share
     ctx = RunContext(recipe, vlm, store, tracker, progress, base_dir, reuse_stages, features, cache_stages, None)
     if evaluation is not None and plan.curve_key is not None:
         ctx.evaluate_epoch = partial(_evaluate_epoch, ctx, evaluation, eval_features)
@@ -135,9 +135,9 @@ def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, re
     if ctx.skipped:
         tracker.log_metrics({"data/skipped_samples": ctx.skipped})
     eval_metrics, predictions = {}, None
-    if evaluation is not None:
-        res = evaluate(vlm, evaluation, progress=progress, out=run_dir / "predictions.jsonl", features=eval_features)
-        eval_metrics, predictions = res.metrics, res.predictions_path
+    if evaluation is not None and (res := evaluate(vlm, evaluation, progress=progress, features=eval_features,
+                                                   out=run_dir / "predictions.jsonl")) is not None:
+        eval_metrics, predictions = res.metrics, res.predictions_path  # on rank 0, which gathered
         tracker.log_metrics(logged_metrics(evaluation.evaluator, eval_metrics))
         tracker.log_artifact(predictions)
     counts, feature_counts = _record_model(recipe, vlm, features, tracker)
@@ -178,6 +178,8 @@ def _feature_caches(recipe, vlm, base_dir):
 
 def _evaluate_epoch(ctx, evaluation, features, epoch: int) -> None:
     res = evaluate(ctx.vlm, evaluation, progress=ctx.progress, out=None, label=f"eval epoch {epoch}", features=features)
+    if res is None:  # not rank 0: its share went to rank 0
+        return
     ctx.epoch_metrics[epoch] = res.metrics
     ctx.tracker.log_metrics({f"epoch_eval/{k}": v for k, v in res.metrics.items()}, step=epoch)
 
@@ -238,4 +240,8 @@ def _feature_cache(vlm):
     """The encoder's FeatureCache, or None for an encoder that cannot say what its features depend on."""
     from ablate.features.cache import FeatureCache
 
-    return FeatureCache(None, vlm.encoder) if getattr(vlm.encoder, "cache_key", None) else None
+    from ablate.ranks import ranks
+
+    if not getattr(vlm.encoder, "cache_key", None):
+        return None
+    return FeatureCache(None, vlm.encoder, writes=ranks().is_main_process)  # rank 0 alone writes

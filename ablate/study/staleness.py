@@ -10,7 +10,6 @@ unless asked to include them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 SHORT = 6  # hash digits shown in a reason

@@ -42,6 +42,8 @@ def training_arguments(stage: Stage, seed: int, output_dir: Path, deepspeed: str
     import torch
     from transformers import TrainingArguments
 
+    from ablate.ranks import collective_timeout
+
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -70,6 +72,7 @@ def training_arguments(stage: Stage, seed: int, output_dir: Path, deepspeed: str
         dataloader_num_workers=stage.dataloader_workers,
         train_sampling_strategy="group_by_length" if stage.group_by_length else "random",
         deepspeed=deepspeed,
+        ddp_timeout=int(collective_timeout().total_seconds()),
         use_cpu=not torch.cuda.is_available(),
         # gloo for multi-process CPU runs (torchrun on a machine without GPUs)
         ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
@@ -208,7 +211,3 @@ def _write_state(workdir: Path, global_step: int, metrics: dict[str, Any]) -> No
     if not ranks().is_main_process:
         return
     (workdir / "trainer_state.json").write_text(json.dumps({"global_step": global_step, **metrics}, indent=2))
-
-
-def stage_summary(result: StageResult) -> dict[str, Any]:
-    return {"stage": result.name, "steps": result.steps, "seconds": round(result.seconds, 1), **result.metrics}

@@ -80,21 +80,17 @@ def release_deepspeed(trainer) -> None:
     """After a DeepSpeed stage, make the model a plain module again on every rank.
 
     ZeRO-3 leaves each rank with a slice of every weight: gather them whole (a collective, so
-    all ranks call this) into fresh Parameters. Then remove the engine's hooks, or the next
-    stage's backward would also run this stage's gradient reduction. Afterwards the stage can
-    be saved and evaluated on rank 0 alone, and the next stage starts a new engine.
+    all ranks call this) into fresh Parameters, one parameter at a time, so a rank never holds
+    the gathered model and its copy at once (peak: the whole model plus one parameter, not two
+    models). Then remove the engine's hooks, or the next stage's backward would also run this
+    stage's gradient reduction. Afterwards every rank holds the stage's weights, as the next
+    stage's engine and the sharded evaluation need.
     """
     engine = getattr(trainer, "deepspeed", None)
     if not trainer.is_deepspeed_enabled or engine is None:
         return
     model = trainer.accelerator.unwrap_model(trainer.model)
-    sharded = [p for p in model.parameters() if hasattr(p, "ds_id")]
-    whole: dict[int, torch.Tensor] = {}
-    if sharded:
-        import deepspeed
-
-        with deepspeed.zero.GatheredParameters(sharded, modifier_rank=None):
-            whole = {id(p): p.data.detach().clone() for p in sharded}
+    whole = _gather_one_by_one([p for p in model.parameters() if hasattr(p, "ds_id")])
     engine.destroy()
     fresh: dict[int, torch.nn.Parameter] = {}
     for module in model.modules():
@@ -107,6 +103,19 @@ def release_deepspeed(trainer) -> None:
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
     unset_hf_deepspeed_config()
+
+
+def _gather_one_by_one(sharded: list[torch.nn.Parameter]) -> dict[int, torch.Tensor]:
+    """{id(param): its whole value} for ZeRO-3-partitioned parameters, gathered one at a time."""
+    if not sharded:
+        return {}
+    import deepspeed
+
+    whole = {}
+    for param in sharded:
+        with deepspeed.zero.GatheredParameters([param], modifier_rank=None):
+            whole[id(param)] = param.data.detach().clone()
+    return whole
 
 
 def _is_connector(name: str) -> bool:

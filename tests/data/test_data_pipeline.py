@@ -104,3 +104,20 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "datasets"
     monkeypatch.delenv("ABLATE_HOME")
     assert default_cache_dir() == Path("~/.cache/ablate/datasets").expanduser()
+
+
+def test_sharded_tokenization_gives_the_rows_of_one_process(registries, tokenizer, tmp_path):
+    """What torchrun ranks do: each tokenizes its own shard, then all read every shard from the
+    cache; the rows equal one process tokenizing everything, and nothing is encoded twice."""
+    from ablate.data.pipeline import raw_dataset, tokenize_shard
+
+    whole = build_dataset(easy(registries, "qa"), CountingPlain(), tokenizer, cache_dir=tmp_path / "one")
+    source = easy(registries, "qa")
+    raw = raw_dataset(source, tmp_path / "sharded")
+    ENCODED.clear()
+    for rank in range(3):  # three "ranks", one after the other here
+        tokenize_shard(raw, CountingPlain(), tokenizer, index=rank, shards=3)
+    encoded_by_ranks = sorted(ENCODED)
+    read = build_dataset(source, CountingPlain(), tokenizer, cache_dir=tmp_path / "sharded", shards=3)
+    assert sorted(ENCODED) == encoded_by_ranks == sorted(whole["id"])  # the last call encoded nothing
+    assert read["id"] == whole["id"] and read["input_ids"] == whole["input_ids"] and read["labels"] == whole["labels"]

@@ -158,3 +158,27 @@ def stage_keys(data: dict[str, Any], world_size: int = 1) -> list[str]:
     for name in zoo_names(recipe.model):
         build(name)
     return current_stage_keys(recipe, world_size=world_size)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(root: Path, data: dict[str, Any], nproc: int = 2):
+    """`torchrun --nproc_per_node=N -m ablate.cli run RECIPE`; returns (MLflow client, the one run)."""
+    from mlflow import MlflowClient
+
+    path = write_recipe(root, data)
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}",
+           "-m", "ablate.cli", "run", str(path)]
+    proc = subprocess.run(cmd, cwd=REPO, env=cli_env(DS_BUILD_OPS="0"), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    client = MlflowClient(tracking_uri(root))
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) == 1, "only rank 0 logs"
+    assert runs[0].info.status == "FINISHED"
+    return client, runs[0]

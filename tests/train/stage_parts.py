@@ -32,7 +32,7 @@ class StageParts:
 
         return run_stage(vlm=self.vlm, stage=self.stage, seed=self.recipe.seed, dataset=self.dataset,
                          collator=self.collator, workdir=workdir, tracker=Tracker(None, "unused", enabled=False),
-                         progress=None, resume=False)
+                         progress=None)
 
 
 def stage_parts(tmp_path: Path, stage: dict[str, Any]) -> StageParts:

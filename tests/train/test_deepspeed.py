@@ -16,27 +16,8 @@ import pytest
 import tiny_run
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _torchrun(root: Path, data: dict):
-    """`torchrun --nproc_per_node=2 -m ablate.cli run RECIPE`; returns (MLflow client, the one run)."""
-    from mlflow import MlflowClient
-
-    path = tiny_run.write_recipe(root, data)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "ablate.cli", "run", str(path)]
-    proc = subprocess.run(cmd, cwd=tiny_run.REPO, env=tiny_run.cli_env(DS_BUILD_OPS="0"), capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    client = MlflowClient(tiny_run.tracking_uri(root))
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    assert len(runs) == 1, "only rank 0 logs"
-    assert runs[0].info.status == "FINISHED"
-    return client, runs[0]
+    return tiny_run.torchrun(root, data)
 
 
 def _losses(client, run, stage: str) -> list[float]:
