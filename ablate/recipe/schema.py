@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pathlib import Path
 
+from pydantic import Field, field_validator, model_validator
+
+from ablate.config_model import StrictModel
 from ablate.recipe.component import Component
 
+# Names that become folder names under output_dir: no separators, no "..", no leading dot.
+SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+class Strict(StrictModel):
+    """Unknown keys, non-finite numbers and booleans given for numbers are errors (StrictModel)."""
 
 
 # --- model -----------------------------------------------------------------------------------
@@ -33,9 +39,9 @@ class LoraFields(Strict):
     """peft LoraConfig fields."""
 
     r: int = Field(8, gt=0)
-    lora_alpha: int = 16
+    lora_alpha: int = Field(16, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: Union[list[str], str] = "all-linear"
+    target_modules: Union[list[str], str] = Field("all-linear", min_length=1)
     bias: Literal["none", "all", "lora_only"] = "none"
 
 
@@ -59,30 +65,38 @@ Scheduler = Literal[
 
 
 class Stage(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=SAFE_NAME, max_length=100)
     data: Component("mixture")
     template: Component("template")
     trainable: StageTrainable = StageTrainable()
     lr: float = Field(gt=0)
     connector_lr: float | None = Field(None, gt=0, description="like LLaVA's mm_projector_lr")
     epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, description="> 0 overrides epochs")
+    max_steps: int = Field(-1, description="> 0 overrides epochs; -1 trains by epochs")
     batch_size: int = Field(8, gt=0, description="per device")
     grad_accum: int = Field(1, gt=0)
-    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of the steps spent warming up; "
+                                "1.0 would be read by the Trainer as one warm-up step")
     scheduler: Scheduler = "cosine"
     weight_decay: float = Field(0.0, ge=0)
     optimizer: str = "adamw_torch"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     gradient_checkpointing: bool = False
     max_length: int = Field(2048, gt=0)
-    seed: int | None = Field(None, description="defaults to the recipe's seed")
+    seed: int | None = Field(None, ge=0, lt=2**32, description="defaults to the recipe's seed")
     deepspeed: str | dict[str, Any] | None = Field(None, description="ZeRO config: JSON file path or inline dict")
     logging_steps: int = Field(10, gt=0)
     save_steps: int | None = Field(None, gt=0, description="checkpoint every N steps (default: each epoch)")
     save_total_limit: int | None = Field(2, gt=0)
     dataloader_workers: int = Field(0, ge=0)
     group_by_length: bool = False
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps_or_epochs(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError(f"must be -1 (train for `epochs`) or a positive number of steps, got {value}")
+        return value
 
 
 # --- data, eval, tracking --------------------------------------------------------------------
@@ -114,11 +128,22 @@ class TrackingSection(Strict):
     run_name: str | None = None
     tags: dict[str, str] = {}
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        from ablate.tracking import tracking_uri_problem
+
+        problem = None if value is None else tracking_uri_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
 
 class Recipe(Strict):
-    name: str
+    name: str = Field(pattern=SAFE_NAME, max_length=100,
+                      description="names the run folder <output_dir>/<name>-<hash>: letters, digits, _ . -")
     description: str = ""
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2**32, description="numpy and torch take seeds in [0, 2**32)")
     output_dir: str = "runs"
     model: ModelSection
     answer_format: Component("answer_format") | None = Field(
@@ -128,6 +153,14 @@ class Recipe(Strict):
     stages: list[Stage] = []
     eval: EvalSection | None = None
     tracking: TrackingSection = TrackingSection()
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_dir_is_a_folder(cls, value: str) -> str:
+        problem = folder_problem(Path(value).expanduser())
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _unique_stage_names(self) -> "Recipe":
@@ -160,3 +193,11 @@ class Recipe(Strict):
 
     def resolved(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why `path` cannot be (made into) a folder: it, or a parent of it, is an existing file."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else f"{candidate} is a file, not a folder"
+    return None
