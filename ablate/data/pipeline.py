@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ablate.data.contracts import DataSource
-from ablate.errors import DataError
+from ablate.errors import AblateError, DataError
 
 PIPELINE_VERSION = 1  # bump when the columns or the encoding step change
 COLUMNS = ("id", "image", "input_ids", "labels", "length", "data_type", "meta")
@@ -101,6 +101,7 @@ def build_dataset(
     ends up in `source.skipped`. Raises DataError when no sample is left.
     """
     from datasets import Dataset, Features, List, Value
+    from datasets.exceptions import DatasetGenerationError
     from datasets.fingerprint import Hasher
 
     if on_bad_sample not in ("error", "skip"):
@@ -108,9 +109,14 @@ def build_dataset(
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     raw_fp = Hasher.hash(["ablate-raw", PIPELINE_VERSION, source.fingerprint])
-    raw = Dataset.from_generator(
-        _rows, gen_kwargs={"source": source}, features=_raw_features(), cache_dir=str(cache), fingerprint=raw_fp,
-    )
+    try:
+        raw = Dataset.from_generator(
+            _rows, gen_kwargs={"source": source}, features=_raw_features(), cache_dir=str(cache), fingerprint=raw_fp,
+        )
+    except DatasetGenerationError as exc:
+        if isinstance(exc.__cause__, AblateError):  # a bad sample or file, raised inside the generator
+            raise exc.__cause__ from None
+        raise
     if len(raw) == 0:
         raise DataError(f"data source {source.name!r} produced no samples")
     features = Features({
