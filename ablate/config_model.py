@@ -5,7 +5,8 @@ What it rejects, for every field of every subclass (plugins' component configs i
 - non-finite numbers (`.inf`, `.nan`, `1e400`): no learning rate, epoch count or share means
   anything as infinity, and NaN compares false with every bound;
 - a boolean where a number is expected: YAML reads `yes`/`true` as a bool, and pydantic would
-  quietly take it as 1.
+  quietly take it as 1;
+- integers beyond 64 bits, which fail deep inside torch or numpy.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ class StrictModel(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool) and info.field_name in cls.model_fields \
-                and is_number_annotation(cls.model_fields[info.field_name].annotation):
+    def _plain_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, int) or info.field_name not in cls.model_fields \
+                or not is_number_annotation(cls.model_fields[info.field_name].annotation):
+            return value
+        if isinstance(value, bool):
             raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+        if abs(value) >= 2**63:
+            raise ValueError(f"{value} is too large (torch and numpy count in 64-bit integers)")
         return value
 
 

@@ -115,7 +115,7 @@ class DataSection(Strict):
 class EvalSection(Strict):
     data: Component("data_source")
     template: Component("template") | None = Field(None, description="defaults to the last stage's")
-    evaluator: Component("evaluator") = "exact_match"
+    evaluator: Component("evaluator") = Field("exact_match", validate_default=True)
     max_new_tokens: int = Field(16, gt=0)
     batch_size: int = Field(32, gt=0)
     limit: int | None = Field(None, gt=0, description="evaluate only the first N items")

@@ -60,25 +60,34 @@ def read_user_text(path: Path, what: str = "recipe") -> str:
 
 def parse_yaml(text: str, source: str) -> ParsedYaml:
     """Parse `text` (from `source`, a file name or "-s ..."); RecipeError on any problem."""
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return ParsedYaml(None, {})
-        measure(node)
-        data = loader.construct_document(node)
+        node, data = _compose_and_construct(text)
+    except yaml.reader.ReaderError as exc:  # a control character: no mark, only a position
+        line = text[: exc.position].count("\n") + 1
+        raise RecipeError(source, [Problem("", f"invalid YAML: character {exc.character!r} is not allowed "
+                                           "in YAML text", f"{source}:{line}")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = "; ".join(filter(None, (getattr(exc, "context", None), getattr(exc, "problem", None)))) or str(exc)
         raise RecipeError(source, [Problem("", f"invalid YAML: {problem}", _at(source, mark))]) from None
     except YamlShapeError as exc:
         where = ".".join(str(k) for k in exc.path)
         raise RecipeError(source, [Problem(where, str(exc), _at(source, exc.node.start_mark))]) from None
     except RecursionError:
         raise RecipeError(source, [Problem("", f"nested deeper than {MAX_DEPTH} levels", source)]) from None
+    return ParsedYaml(data, node_origins(node, source) if node is not None else {})
+
+
+def _compose_and_construct(text: str) -> tuple[yaml.Node | None, Any]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        measure(node)
+        return node, loader.construct_document(node)
     finally:
         loader.dispose()
-    return ParsedYaml(data, node_origins(node, source))
 
 
 def _at(source: str, mark: Any) -> str:

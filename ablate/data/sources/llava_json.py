@@ -94,11 +94,12 @@ def _records(file: Path) -> Iterator[tuple[int, Any]]:
                 except json.JSONDecodeError as exc:
                     yield index, BadSample(f"line {index + 1}", f"not valid JSON ({exc.msg})")
         return
+    raw = file.read_bytes()
     try:
-        with file.open(encoding="utf-8") as handle:
-            records = json.load(handle)
+        records = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise DataError(f"{file}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"{file}:{line}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{file}: not a valid JSON file ({exc})") from None
     except RecursionError:
