@@ -48,7 +48,8 @@ def _raw_features():
 
 def _rows(source: DataSource) -> Iterator[dict[str, Any]]:
     """The source's samples as Arrow rows, then one row per sample it skipped."""
-    for sample in source:
+    count = 0
+    for count, sample in enumerate(source, 1):
         yield {
             "id": str(sample["id"]),
             "image": sample.get("image"),
@@ -57,8 +58,10 @@ def _rows(source: DataSource) -> Iterator[dict[str, Any]]:
             "meta": json.dumps(sample.get("meta") or {}, sort_keys=True),
             "error": None,
         }
-    for sample_id, reason in source.skipped:
+    for count, (sample_id, reason) in enumerate(source.skipped, count + 1):
         yield {"id": sample_id, "image": None, "conversations": [], "data_type": None, "meta": "{}", "error": reason}
+    if not count:  # datasets would fail on an empty split with its own message
+        raise DataError(f"data source {source.name!r} produced no samples")
 
 
 def _encode(row: dict[str, Any], *, template: Any, tokenizer: Any, max_length: int | None, skip: bool) -> dict[str, Any]:
@@ -117,8 +120,6 @@ def build_dataset(
         if isinstance(exc.__cause__, AblateError):  # a bad sample or file, raised inside the generator
             raise exc.__cause__ from None
         raise
-    if len(raw) == 0:
-        raise DataError(f"data source {source.name!r} produced no samples")
     features = Features({
         **{k: v for k, v in raw.features.items() if k not in ("conversations", "error")},
         "input_ids": List(Value("int32")),

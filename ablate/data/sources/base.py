@@ -67,8 +67,8 @@ def make_source(
                 raise DataError(f"{where}: sample {item.sample_id!r}: {item.reason}")
             kept += 1
             yield item
-        if not kept and source.skipped:
-            raise all_skipped_error(where, source.skipped)
+        if not kept:
+            raise all_skipped_error(where, source.skipped) if source.skipped else DataError(f"{where}: has no samples")
 
     source.iter_samples = iter_samples
     return source
