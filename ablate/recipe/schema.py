@@ -91,6 +91,21 @@ class Stage(Strict):
     dataloader_workers: int = Field(0, ge=0)
     group_by_length: bool = False
 
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str) -> str:
+        if value == "adamw_torch":
+            return value  # the default: spares importing transformers' training arguments
+        from transformers.training_args import OptimizerNames
+
+        names = [o.value for o in OptimizerNames]
+        if value not in names:
+            from ablate.errors import did_you_mean
+
+            raise ValueError(f"unknown optimizer {value!r}.{did_you_mean(value, names)} transformers offers: "
+                             f"{', '.join(names)}")
+        return value
+
     @field_validator("max_steps")
     @classmethod
     def _steps_or_epochs(cls, value: int) -> int:

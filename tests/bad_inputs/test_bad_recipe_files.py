@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from conftest import assert_rejected, cli, good_recipe, write
+from bad_input_helpers import assert_rejected, cli, good_recipe, write
 
 BOMB = "name: t\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{k}: &{k} [{', '.join([f'*{p}'] * 9)}]\n" for p, k in zip("abcdefgh", "bcdefghi")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conftest import assert_rejected, cli, good_recipe, write
+from bad_input_helpers import assert_rejected, cli, good_recipe, write
 
 LORA = {"lora": {"r": 4}}
 
