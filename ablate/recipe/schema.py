@@ -27,7 +27,7 @@ class ModelSection(Strict):
     connector: Component("connector")
     llm: Component("llm")
     init_connector: str | None = Field(
-        None, description="safetensors file (or run folder) with connector weights to start from, "
+        None, min_length=1, description="safetensors file (or run folder) with connector weights to start from, "
         "like LLaVA's pretrain_mm_mlp_adapter",
     )
 
@@ -119,12 +119,18 @@ class Stage(Strict):
 
 class DataSection(Strict):
     on_bad_sample: Literal["error", "skip"] = "error"
-    cache_dir: str | None = Field(None, description="HF datasets cache for tokenized data")
+    cache_dir: str | None = Field(None, min_length=1, description="HF datasets cache for tokenized data")
     num_proc: int | None = Field(None, gt=0)
     feature_cache: bool = Field(
         True, description="encode each image once with a frozen encoder and read its features from "
         "$ABLATE_HOME/features afterwards (later epochs, stages, trials); false encodes every batch",
     )
+
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _cache_is_a_folder(cls, value: str | None) -> str | None:
+        return value if value is None else checked_folder(value)
 
 
 class EvalSection(Strict):
@@ -172,10 +178,7 @@ class Recipe(Strict):
     @field_validator("output_dir")
     @classmethod
     def _output_dir_is_a_folder(cls, value: str) -> str:
-        problem = folder_problem(Path(value).expanduser())
-        if problem:
-            raise ValueError(problem)
-        return value
+        return checked_folder(value)
 
     @model_validator(mode="after")
     def _unique_stage_names(self) -> "Recipe":
@@ -210,9 +213,12 @@ class Recipe(Strict):
         return self.model_dump(mode="json")
 
 
-def folder_problem(path: Path) -> str | None:
-    """Why `path` cannot be (made into) a folder: it, or a parent of it, is an existing file."""
+def checked_folder(value: str) -> str:
+    """`value` if it is, or can be made, a folder: neither it nor a parent is an existing file."""
+    path = Path(value).expanduser()
     for candidate in (path, *path.parents):
         if candidate.exists():
-            return None if candidate.is_dir() else f"{candidate} is a file, not a folder"
-    return None
+            if not candidate.is_dir():
+                raise ValueError(f"{candidate} is a file, not a folder")
+            break
+    return value

@@ -55,6 +55,11 @@ def test_damaged_zoo_folder_is_named_with_the_rebuild_command(home, damage):
         assert word in message, message
 
 
+def test_zoo_build_command_reports_a_damaged_folder(home, capsys):
+    truncate(home / "model.safetensors")
+    assert_rejected(*cli(capsys, "zoo", "build", "tiny-clip"), home, "damaged", "ablate zoo build tiny-clip --force")
+
+
 def test_zoo_folder_built_before_manifests_is_adopted_then_checked(home):
     (home / "manifest.json").unlink()
     assert zoo.resolve_checkpoint("zoo:tiny-clip") == str(home)

@@ -68,6 +68,7 @@ VALUES = [
     ("eval.limit", 0, ["greater than 0"]),
     ("eval.batch_size", -1, ["greater than 0"]),
     ("data.num_proc", 0, ["greater than 0"]),
+    ("model.init_connector", "", ["at least 1 character"]),
     ("model.connector", {"type": "mlp", "depth": 0}, []),
     # booleans given for numbers
     ("stages.0.batch_size", True, ["boolean"]),
@@ -116,12 +117,14 @@ def test_bad_value(tmp_path, capsys, path, value, words):
     assert_rejected(code, out, recipe, f"- {path}", *words)
 
 
-def test_output_dir_that_is_a_file(tmp_path, capsys):
+@pytest.mark.parametrize("field", ["output_dir", "data.cache_dir"])
+@pytest.mark.parametrize("below", ["", "runs"])
+def test_folder_that_is_a_file(tmp_path, capsys, field, below):
     (tmp_path / "file").write_text("x")
-    for output_dir in (tmp_path / "file", tmp_path / "file" / "runs"):
-        data = {**good_recipe(tmp_path), "output_dir": str(output_dir)}
-        recipe = write(tmp_path / "recipe.yaml", data)
-        assert_rejected(*cli(capsys, "validate", recipe), recipe, "output_dir", f"{tmp_path / 'file'} is a file")
+    data = good_recipe(tmp_path)
+    put(data, field, str(tmp_path / "file" / below))
+    recipe = write(tmp_path / "recipe.yaml", data)
+    assert_rejected(*cli(capsys, "validate", recipe), recipe, f"- {field}", f"{tmp_path / 'file'} is a file")
 
 
 @pytest.mark.parametrize("uri, words", [
