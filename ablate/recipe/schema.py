@@ -144,10 +144,24 @@ class EvalSection(Strict):
 
 
 class TrackingSection(Strict):
-    experiment: str = "ablate"
+    experiment: str = Field("ablate", min_length=1, max_length=500)  # MLflow's experiment name limits
     tracking_uri: str | None = Field(None, description="default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
     run_name: str | None = None
     tags: dict[str, str] = {}
+
+    @field_validator("tags")
+    @classmethod
+    def _mlflow_tag_keys(cls, tags: dict[str, str]) -> dict[str, str]:
+        if tags:  # MLflow's own check (importing mlflow costs seconds, so only when there are tags)
+            from mlflow.exceptions import MlflowException
+            from mlflow.utils.validation import _validate_tag_name
+
+            for key in tags:
+                try:
+                    _validate_tag_name(key)
+                except MlflowException as exc:
+                    raise ValueError(f"tag {key!r}: {exc.message}") from None
+        return tags
 
     @field_validator("tracking_uri")
     @classmethod

@@ -100,6 +100,8 @@ VALUES = [
     ("stages.0.trainable.llm", "ful", ["'frozen' or 'full'"]),
     ("model.connector.dept", 3, ["unknown key 'dept'", "Did you mean 'depth'"]),
     ("tracking.tags", {"a": [1, 2]}, ["valid string"]),
+    ("tracking.tags", {"a*b": "x"}, ["tag 'a*b'", "Names may only contain"]),
+    ("tracking.experiment", "", ["at least 1 character"]),
 ]
 
 
