@@ -134,7 +134,7 @@ class Tracker:
 
     def __init__(self, uri: str | None, experiment: str, enabled: bool = True):
         self.enabled = enabled
-        self.uri = tracking_uri(uri) if enabled else (uri or "")
+        self.uri = tracking_uri(uri)
         self.experiment = experiment
         self.run_id: str | None = None
         if enabled:

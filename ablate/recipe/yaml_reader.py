@@ -21,6 +21,7 @@ from ablate.errors import AblateError, Problem, RecipeError
 # A real recipe has a few hundred nodes; these only stop hostile or broken input.
 MAX_NODES = 100_000
 MAX_DEPTH = 64
+MAX_BYTES = 10 * 2**20  # PyYAML parses ~1 MB/s: a bigger file is a mistake, not a recipe
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 STR_TAG = "tag:yaml.org,2002:str"
@@ -47,6 +48,9 @@ def read_user_text(path: Path, what: str = "recipe") -> str:
     if not path.is_file():
         raise AblateError(f"{what} not found: {path}")
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise AblateError(f"{what} {path} is {path.stat().st_size:,} bytes; a YAML {what} is at most "
+                              f"{MAX_BYTES:,} (is this the right file?)")
         raw = path.read_bytes()
     except OSError as exc:
         raise AblateError(f"{what} {path}: cannot read it ({exc.strerror or exc})") from None

@@ -64,6 +64,13 @@ def test_unreadable_recipe_file(tmp_path, capsys, content, names):
     assert time.perf_counter() - started < 5  # an alias bomb is measured, never expanded
 
 
+def test_recipe_file_that_is_far_too_big(tmp_path, capsys):
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as handle:
+        handle.truncate(11 * 2**20)  # sparse: no time spent writing it
+    assert_rejected(*cli(capsys, "validate", path), path, "is at most")
+
+
 def test_recipe_path_is_a_folder_or_missing(tmp_path, capsys):
     assert_rejected(*cli(capsys, "validate", tmp_path), tmp_path, "is a folder")
     assert_rejected(*cli(capsys, "validate", tmp_path / "nope.yaml"), tmp_path / "nope.yaml", "not found")
