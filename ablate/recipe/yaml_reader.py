@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ablate.errors import AblateError, Problem, RecipeError
+from ablate.errors import AblateError, Problem, ProblemsError, RecipeError
 
 # A real recipe has a few hundred nodes; these only stop hostile or broken input.
 MAX_NODES = 100_000
@@ -41,7 +41,7 @@ class ParsedYaml:
     origins: dict[tuple, str]
 
 
-def read_user_text(path: Path, what: str = "recipe") -> str:
+def read_user_text(path: Path, what: str = "recipe", error: type[ProblemsError] = RecipeError) -> str:
     """The file's text as UTF-8 (a BOM is allowed); one clear AblateError otherwise."""
     if path.is_dir():
         raise AblateError(f"{what} {path} is a folder, not a YAML file")
@@ -58,27 +58,28 @@ def read_user_text(path: Path, what: str = "recipe") -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise RecipeError(str(path), [Problem("", f"not UTF-8 text (byte {exc.start}: {exc.reason}); "
+        raise error(str(path), [Problem("", f"not UTF-8 text (byte {exc.start}: {exc.reason}); "
                                               "save the file as UTF-8", f"{path}:{line}")]) from None
 
 
-def parse_yaml(text: str, source: str) -> ParsedYaml:
-    """Parse `text` (from `source`, a file name or "-s ..."); RecipeError on any problem."""
+def parse_yaml(text: str, source: str, error: type[ProblemsError] = RecipeError) -> ParsedYaml:
+    """Parse `text` (from `source`, a file name or "-s ..."); `error` (a RecipeError, a
+    StudyError...) listing the problem otherwise."""
     try:
         node, data = _compose_and_construct(text)
     except yaml.reader.ReaderError as exc:  # a control character: no mark, only a position
         line = text[: exc.position].count("\n") + 1
-        raise RecipeError(source, [Problem("", f"invalid YAML: character {exc.character!r} is not allowed "
+        raise error(source, [Problem("", f"invalid YAML: character {exc.character!r} is not allowed "
                                            "in YAML text", f"{source}:{line}")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = "; ".join(filter(None, (getattr(exc, "context", None), getattr(exc, "problem", None)))) or str(exc)
-        raise RecipeError(source, [Problem("", f"invalid YAML: {problem}", _at(source, mark))]) from None
+        raise error(source, [Problem("", f"invalid YAML: {problem}", _at(source, mark))]) from None
     except YamlShapeError as exc:
         where = ".".join(str(k) for k in exc.path)
-        raise RecipeError(source, [Problem(where, str(exc), _at(source, exc.node.start_mark))]) from None
+        raise error(source, [Problem(where, str(exc), _at(source, exc.node.start_mark))]) from None
     except RecursionError:
-        raise RecipeError(source, [Problem("", f"nested deeper than {MAX_DEPTH} levels", source)]) from None
+        raise error(source, [Problem("", f"nested deeper than {MAX_DEPTH} levels", source)]) from None
     return ParsedYaml(data, node_origins(node, source) if node is not None else {})
 
 

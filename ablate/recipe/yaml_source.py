@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablate.errors import AblateError, Problem, RecipeError
+from ablate.errors import AblateError, Problem, ProblemsError, RecipeError
 from ablate.recipe.yaml_reader import parse_yaml, read_user_text
 
 Path_ = tuple  # a key path such as ("model", "connector", "depth") or ("stages", 0, "lr")
@@ -33,14 +33,14 @@ class Sourced:
         return None
 
 
-def load_yaml_file(path: str | Path, what: str = "recipe") -> Sourced:
-    """A YAML mapping file as a Sourced; RecipeError (naming the file and line) otherwise."""
+def load_yaml_file(path: str | Path, what: str = "recipe", error: type[ProblemsError] = RecipeError) -> Sourced:
+    """A YAML mapping file as a Sourced; `error` (naming the file and line) otherwise."""
     path = Path(path)
-    parsed = parse_yaml(read_user_text(path, what), str(path))
+    parsed = parse_yaml(read_user_text(path, what, error), str(path), error)
     data = {} if parsed.data is None else parsed.data
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"a {type(data).__name__} ({_short(data)})"
-        raise RecipeError(str(path), [Problem("", f"a {what} must be a mapping of keys at the top level, "
+        raise error(str(path), [Problem("", f"a {what} must be a mapping of keys at the top level, "
                                               f"but this file holds {kind}", f"{path}:1")])
     return Sourced(data, parsed.origins, str(path))
 
