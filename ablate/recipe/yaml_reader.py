@@ -69,7 +69,7 @@ def parse_yaml(text: str, source: str, error: type[ProblemsError] = RecipeError)
         node, data = _compose_and_construct(text)
     except yaml.reader.ReaderError as exc:  # a control character: no mark, only a position
         line = text[: exc.position].count("\n") + 1
-        raise error(source, [Problem("", f"invalid YAML: character {exc.character!r} is not allowed "
+        raise error(source, [Problem("", f"invalid YAML: character {chr(exc.character)!r} is not allowed "
                                            "in YAML text", f"{source}:{line}")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)

@@ -202,6 +202,7 @@ OVERRIDES = [
     ("stages.0.warmup_ratio=1", ["stages.0.warmup_ratio", "less than 1"]),
     ("name=../../etc", ["cannot name a folder"]),
     ("output_dir=/dev/null", ["/dev/null is a file"]),
+    ("name=\udcff", ["not valid YAML", "'\\udcff' is not allowed"]),  # a non-UTF-8 byte in argv
 ]
 
 
