@@ -216,7 +216,8 @@ class VisionLanguageModel(nn.Module):
         meta = {name: torch.empty_like(t, device="meta") for name, t in self.connector.state_dict(keep_vars=True).items()}
         try:
             with torch.no_grad():
-                out = torch.func.functional_call(self.connector, meta, (torch.zeros(2, tokens, dim, device="meta"),))
+                features = torch.zeros(2, tokens, dim, device="meta", dtype=_float_dtype(self.connector, torch.float32))
+                out = torch.func.functional_call(self.connector, meta, (features,))
         except Exception:  # noqa: BLE001 - some modules cannot run on meta; the first real splice checks them
             return
         if isinstance(out, torch.Tensor):

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from ablate.config_model import StrictModel
+from ablate.paths import file_in_the_way
 from ablate.recipe.component import Component
 
 # Names that become folder names under output_dir: no separators, no "..", no leading dot.
@@ -229,10 +230,7 @@ class Recipe(Strict):
 
 def checked_folder(value: str) -> str:
     """`value` if it is, or can be made, a folder: neither it nor a parent is an existing file."""
-    path = Path(value).expanduser()
-    for candidate in (path, *path.parents):
-        if candidate.exists():
-            if not candidate.is_dir():
-                raise ValueError(f"{candidate} is a file, not a folder")
-            break
+    blocker = file_in_the_way(Path(value).expanduser())
+    if blocker is not None:
+        raise ValueError(f"{blocker} is a file, not a folder")
     return value

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError, did_you_mean
+from ablate.paths import file_in_the_way
 from ablate.zoo.manifest import manifest_problem, write_manifest
 
 ZOO_PREFIX = "zoo:"
@@ -107,7 +108,12 @@ ZOO: dict[str, ZooSpec] = {
 
 
 def ablate_home() -> Path:
-    return Path(os.environ.get("ABLATE_HOME") or Path.home() / ".cache" / "ablate").expanduser()
+    """$ABLATE_HOME (default ~/.cache/ablate); AblateError when it, or a parent, is a file."""
+    home = Path(os.environ.get("ABLATE_HOME") or Path.home() / ".cache" / "ablate").expanduser()
+    blocker = file_in_the_way(home)
+    if blocker is not None:
+        raise AblateError(f"ABLATE_HOME {str(home)!r} cannot be a folder: {blocker} is a file")
+    return home
 
 
 def zoo_dir() -> Path:

@@ -47,3 +47,8 @@ def test_run_name_that_escapes_output_dir(tmp_path, capsys):
     recipe = write(tmp_path / "recipe.yaml", {**good_recipe(tmp_path), "name": "../../escaped"})
     assert_rejected(*cli(capsys, "run", recipe), recipe, "- name", "cannot name a folder")
     assert nothing_written(tmp_path) and not (tmp_path.parent / "escaped").exists()
+
+
+def test_ablate_home_that_is_a_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ABLATE_HOME", str(write(tmp_path / "home", "a file")))
+    assert_rejected(*cli(capsys, "zoo", "build", "tiny-clip"), f"ABLATE_HOME {str(tmp_path / 'home')!r}", "is a file")
