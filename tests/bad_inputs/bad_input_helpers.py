@@ -19,7 +19,8 @@ import tiny_run  # noqa: E402
 
 
 def good_recipe(root: Path) -> dict[str, Any]:
-    """A valid tiny recipe (validates in well under a second); cases break one thing in it."""
+    """A valid tiny recipe (validates in well under a second); cases break one thing in it.
+    Its MLflow store is not made: runs that need one call `tiny_run.prepare_store(root)`."""
     return {
         "name": "tiny",
         "output_dir": str(root / "out"),

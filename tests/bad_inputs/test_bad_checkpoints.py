@@ -13,12 +13,13 @@ from torch import nn
 from ablate import zoo
 from ablate.errors import AblateError, MissingCheckpointError
 from ablate.registry import registries
-from bad_input_helpers import assert_rejected, cli, good_recipe, write
+from bad_input_helpers import assert_rejected, cli, good_recipe, tiny_run, write
 
 
-@pytest.fixture(scope="module")
-def built_clip(tmp_path_factory):
-    return zoo.build("tiny-clip", dest=tmp_path_factory.mktemp("zoo") / "tiny-clip")
+@pytest.fixture
+def built_clip():
+    """tiny-clip in the session's ABLATE_HOME (built once, shared with the other tests)."""
+    return zoo.build("tiny-clip")
 
 
 @pytest.fixture
@@ -72,6 +73,7 @@ def test_zoo_folder_built_before_manifests_is_adopted_then_checked(home):
 def test_run_on_a_damaged_zoo_checkpoint(home, tmp_path, capsys):
     truncate(home / "model.safetensors")
     recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
+    tiny_run.prepare_store(tmp_path)
     code, out = cli(capsys, "run", recipe)
     assert_rejected(code, out, "zoo checkpoint 'tiny-clip'", home, "ablate zoo build tiny-clip --force")
 

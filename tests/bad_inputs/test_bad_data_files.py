@@ -10,7 +10,7 @@ import pytest
 
 from ablate.errors import DataError
 from ablate.registry import registries
-from bad_input_helpers import assert_rejected, cli, good_recipe, write
+from bad_input_helpers import assert_rejected, cli, good_recipe, tiny_run, write
 from data_helpers import record, write_png  # tests/data and tests/scienceqa, put on sys.path by bad_input_helpers
 from sqa_helpers import problem, write_scienceqa
 
@@ -122,6 +122,7 @@ def test_run_whose_eval_samples_are_all_skipped(tmp_path, capsys):
     recipe["eval"] = {"data": {"type": "llava_json", "path": str(data_file)}, "template": "plain"}
     recipe["data"] = {"on_bad_sample": "skip"}
     path = write(tmp_path / "recipe.yaml", recipe)
+    tiny_run.prepare_store(tmp_path)
     code, out = cli(capsys, "run", path)
     assert_rejected(code, out, data_file, "every sample was skipped (2 of 2", "'q0'", "gone.png")
     assert not list((tmp_path / "out").rglob("predictions.jsonl"))
