@@ -40,13 +40,17 @@ def make_manager() -> pluggy.PluginManager:
             continue
         try:
             plugin = ep.load()
-        except Exception as exc:  # noqa: BLE001 - any plugin failure must only warn
-            _warn(ep, f"failed to import: {type(exc).__name__}: {exc}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any plugin failure, sys.exit included, must only warn
+            _warn(ep, f"failed to import: {_describe(exc)}")
             continue
         try:
             pm.register(plugin, name=ep.name)
-        except Exception as exc:  # noqa: BLE001 - e.g. a hookimpl with the wrong arguments
-            _warn(ep, f"is not a valid ablate plugin: {type(exc).__name__}: {exc}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - e.g. a hookimpl with the wrong arguments
+            _warn(ep, f"is not a valid ablate plugin: {_describe(exc)}")
     return pm
 
 
@@ -64,13 +68,15 @@ def load_all(registries) -> pluggy.PluginManager:
         before = {reg.kind: set(reg.names()) for reg in registries}
         try:
             impl.function(registries=registries)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a plugin's sys.exit must not end the command
             if impl.plugin_name == BUILTIN:
                 raise
             for reg in registries:
                 for name in set(reg.names()) - before[reg.kind]:
                     reg.unregister(name)
-            _warn(_entry_point_named(impl.plugin_name), f"failed to register: {type(exc).__name__}: {exc}")
+            _warn(_entry_point_named(impl.plugin_name), f"failed to register: {_describe(exc)}")
     return pm
 
 
@@ -85,6 +91,12 @@ def _entry_point_named(name: str):
         if ep.name == name:
             return ep
     return name
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _dist_name(ep) -> str:

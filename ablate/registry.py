@@ -10,17 +10,18 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from ablate.config_model import StrictModel
 from ablate.errors import RegistryError, did_you_mean
 
 KINDS = ("encoder", "connector", "llm", "data_source", "mixture", "template", "answer_format", "evaluator")
 
 
-class ComponentConfig(BaseModel):
-    """Base of every registered component's config. Unknown keys are errors."""
+class ComponentConfig(StrictModel):
+    """Base of every registered component's config. Unknown keys and non-finite numbers are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    model_config = ConfigDict(frozen=True)
 
     type: str = ""
 

@@ -17,8 +17,70 @@ DEFAULT_URI = "sqlite:///mlflow.db"
 MAX_PARAM_LEN = 6000
 
 
+# The schemes MLflow's tracking store registry knows (mlflow.tracking._tracking_service.utils,
+# private, and importing mlflow costs seconds, so `validate` checks against this list);
+# database schemes may name a driver (`postgresql+psycopg2://`). Plugins add more through the
+# `mlflow.tracking_store` entry points, which are read too.
+MLFLOW_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "databricks-uc", "uc")
+_DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
 def tracking_uri(explicit: str | None = None) -> str:
-    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    """The URI a run tracks to (explicit, else MLFLOW_TRACKING_URI, else the default), checked."""
+    if explicit:
+        return check_tracking_uri(explicit)
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    return check_tracking_uri(env, "MLFLOW_TRACKING_URI") if env else DEFAULT_URI
+
+
+def check_tracking_uri(uri: str, where: str = "tracking URI") -> str:
+    """`uri` if MLflow can open it; AblateError naming it (and a likely fix) otherwise."""
+    problem = tracking_uri_problem(uri)
+    if problem:
+        from ablate.errors import AblateError
+
+        raise AblateError(f"{where} {uri!r}: {problem}")
+    return uri
+
+
+def tracking_uri_problem(uri: str) -> str | None:
+    """Why MLflow could not use `uri` as a tracking store, or None."""
+    from urllib.parse import urlparse
+
+    if not isinstance(uri, str) or not uri.strip():
+        return "must be a non-empty URI such as sqlite:///mlflow.db"
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if scheme == "" or (len(scheme) == 1 and os.name == "nt"):
+        return _plain_path_problem(Path(uri).expanduser())
+    base = scheme.split("+", 1)[0]
+    known = (*MLFLOW_SCHEMES, *_plugin_schemes())
+    if base not in known:
+        from ablate.errors import did_you_mean
+
+        return f"unknown scheme {scheme!r}.{did_you_mean(base, known)} MLflow accepts {', '.join(known)} or a folder path"
+    if base == "sqlite" and not (uri.startswith(f"{scheme}:///") or uri == f"{scheme}://"):
+        return f"a sqlite URI needs three slashes before a relative path: {scheme}:///{parsed.netloc}{parsed.path}"
+    if base in ("http", "https") + _DB_SCHEMES[1:] and not parsed.netloc:
+        return f"a {scheme} URI needs a host, e.g. {scheme}://localhost:5000"
+    if base == "file":
+        return _plain_path_problem(Path(parsed.path).expanduser())
+    return None
+
+
+def _plain_path_problem(path: Path) -> str | None:
+    """A plain path is a file store: a folder (made when missing). A .db file is a typo for sqlite."""
+    if path.suffix == ".db":
+        return f"a plain path is an MLflow folder store; for a database file write sqlite:///{path}"
+    if path.exists() and not path.is_dir():
+        return "a plain path is an MLflow folder store, but this is a file"
+    return None
+
+
+def _plugin_schemes() -> tuple[str, ...]:
+    from importlib import metadata
+
+    return tuple(ep.name for ep in metadata.entry_points(group="mlflow.tracking_store"))
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:

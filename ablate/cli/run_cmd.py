@@ -41,8 +41,10 @@ def run(
     from ablate.ranks import ranks
     from ablate.recipe import load_recipe, recipe_hash
     from ablate.run.runner import run_recipe
+    from ablate.tracking import tracking_uri as checked_uri
 
     resolved = load_recipe(recipe, overrides)
+    checked_uri(tracking_uri or resolved.tracking.tracking_uri)  # a bad URI fails before anything is written
     if not ranks().is_main_process:  # under torchrun/deepspeed, rank 0 alone reports
         run_recipe(resolved, recipe_path=recipe, resume=resume, reuse_stages=not no_reuse, tracking_uri=tracking_uri)
         return

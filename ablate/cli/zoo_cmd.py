@@ -27,6 +27,7 @@ def build(
 
             raise AblateError(f"unknown zoo entry {name!r}.{did_you_mean(name, zoo.ZOO)} Known: {', '.join(zoo.ZOO)}")
         if zoo.is_built(name) and not force:
+            zoo.checked(name, zoo.zoo_dir() / name)  # a damaged folder says so, with the --force hint
             console.print(f"[green]present[/] zoo:{name} -> {zoo.zoo_dir() / name}", highlight=False)
             continue
         with make_progress() as progress:  # a bar for entries that pretrain

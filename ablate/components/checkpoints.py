@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlparse
 
+from safetensors import SafetensorError
+
 from ablate.errors import MissingCheckpointError
 from ablate.zoo import resolve_checkpoint
 
@@ -76,6 +78,8 @@ def _attempt(component: str, name: str, prefix: str, call: Callable[[], T], miss
         raise MissingCheckpointError(component, name, prefix + _first_line(error)) from None
     except ValueError as error:  # unreadable or unrecognised config
         raise MissingCheckpointError(component, name, prefix + _first_line(error)) from None
+    except SafetensorError as error:  # a truncated or overwritten weights file
+        raise MissingCheckpointError(component, name, f"{prefix}a weights file is damaged ({_first_line(error)})") from None
     except RuntimeError as error:
         if "ignore_mismatched_sizes" not in str(error):  # e.g. out of memory: not ours to rename
             raise

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ablate.data.contracts import DataSource
-from ablate.errors import DataError
+from ablate.errors import AblateError, DataError
 
 PIPELINE_VERSION = 1  # bump when the columns or the encoding step change
 COLUMNS = ("id", "image", "input_ids", "labels", "length", "data_type", "meta")
@@ -48,7 +48,8 @@ def _raw_features():
 
 def _rows(source: DataSource) -> Iterator[dict[str, Any]]:
     """The source's samples as Arrow rows, then one row per sample it skipped."""
-    for sample in source:
+    count = 0
+    for count, sample in enumerate(source, 1):
         yield {
             "id": str(sample["id"]),
             "image": sample.get("image"),
@@ -57,8 +58,10 @@ def _rows(source: DataSource) -> Iterator[dict[str, Any]]:
             "meta": json.dumps(sample.get("meta") or {}, sort_keys=True),
             "error": None,
         }
-    for sample_id, reason in source.skipped:
+    for count, (sample_id, reason) in enumerate(source.skipped, count + 1):
         yield {"id": sample_id, "image": None, "conversations": [], "data_type": None, "meta": "{}", "error": reason}
+    if not count:  # datasets would fail on an empty split with its own message
+        raise DataError(f"data source {source.name!r} produced no samples")
 
 
 def _encode(row: dict[str, Any], *, template: Any, tokenizer: Any, max_length: int | None, skip: bool) -> dict[str, Any]:
@@ -110,14 +113,20 @@ def build_dataset(
 def raw_dataset(source: DataSource, cache_dir: str | os.PathLike | None = None):
     """The source's samples as an Arrow dataset, written once per source fingerprint."""
     from datasets import Dataset
+    from datasets.exceptions import DatasetGenerationError
     from datasets.fingerprint import Hasher
 
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     raw_fp = Hasher.hash(["ablate-raw", PIPELINE_VERSION, source.fingerprint])
-    raw = Dataset.from_generator(
-        _rows, gen_kwargs={"source": source}, features=_raw_features(), cache_dir=str(cache), fingerprint=raw_fp,
-    )
+    try:
+        raw = Dataset.from_generator(
+            _rows, gen_kwargs={"source": source}, features=_raw_features(), cache_dir=str(cache), fingerprint=raw_fp,
+        )
+    except DatasetGenerationError as exc:
+        if isinstance(exc.__cause__, AblateError):  # a bad sample or file, raised inside the generator
+            raise exc.__cause__ from None
+        raise
     if len(raw) == 0:
         raise DataError(f"data source {source.name!r} produced no samples")
     return raw

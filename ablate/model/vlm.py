@@ -18,13 +18,14 @@ dropped before re-padding, so the pad id in `input_ids` is never embedded.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from ablate.components.contracts import IGNORE_INDEX, IMAGE_TOKEN_INDEX
-from ablate.errors import DataError
+from ablate.errors import AblateError, DataError
 
 COMPONENTS = ("encoder", "connector", "llm")
 
@@ -66,6 +67,7 @@ class VisionLanguageModel(nn.Module):
         self.keep_eval: set[str] = set()
         # peft tuners of components that carry LoRA adapters, for merging (see trainable.py).
         self.lora_tuners: dict[str, Any] = {}
+        self._dry_run_connector()
 
     # --- attributes Trainer and generation code read ------------------------------------------
 
@@ -183,7 +185,43 @@ class VisionLanguageModel(nn.Module):
                 image_features = self.encoder(pixel_values.to(_float_dtype(self.encoder, pixel_values.dtype)))
         elif image_features.shape[0] == 0:
             return None
-        return self.connector(image_features.to(_float_dtype(self.connector, image_features.dtype)))
+        visual = self.connector(image_features.to(_float_dtype(self.connector, image_features.dtype)))
+        # num_output_tokens is declared for the encoder's token count (tests may feed fewer).
+        full = image_features.shape[1] == getattr(self.encoder, "num_tokens", None)
+        self.check_visual_tokens(tuple(visual.shape), image_features.shape[0], count=full)
+        return visual
+
+    def check_visual_tokens(self, shape: tuple[int, ...], images: int, count: bool = True) -> None:
+        """The connector's output must be [images, its num_output_tokens, the LLM's hidden size]:
+        one clear error naming the connector here, instead of a shape error deep in the splice."""
+        declared = getattr(self.connector, "num_output_tokens", None)
+        width = self.llm.get_input_embeddings().embedding_dim
+        if isinstance(declared, int) and len(shape) == 3 and shape[0] == images and shape[2] == width \
+                and (shape[1] == declared or not count):
+            return
+        name = getattr(self.component_configs.get("connector"), "type", None) or type(self.connector).__name__
+        raise AblateError(
+            f"connector {name!r} returned visual tokens of shape {list(shape)}, but the splice needs "
+            f"[images={images}, num_output_tokens={declared!r}, LLM hidden size={width}]; the connector "
+            "must declare an int num_output_tokens and emit [batch, num_output_tokens, out_dim] "
+            "(ablate.testing.check_connector checks a plugin connector)"
+        )
+
+    def _dry_run_connector(self) -> None:
+        """Check the connector's output shape on the meta device (no memory, no compute) at build
+        time, when the encoder says what it feeds it."""
+        tokens, dim = getattr(self.encoder, "num_tokens", None), getattr(self.encoder, "feature_dim", None)
+        if not (isinstance(tokens, int) and isinstance(dim, int)):
+            return
+        meta = {name: torch.empty_like(t, device="meta") for name, t in self.connector.state_dict(keep_vars=True).items()}
+        try:
+            with torch.no_grad():
+                features = torch.zeros(2, tokens, dim, device="meta", dtype=_float_dtype(self.connector, torch.float32))
+                out = torch.func.functional_call(self.connector, meta, (features,))
+        except Exception:  # noqa: BLE001 - some modules cannot run on meta; the first real splice checks them
+            return
+        if isinstance(out, torch.Tensor):
+            self.check_visual_tokens(tuple(out.shape), 2)
 
     # --- the splice ---------------------------------------------------------------------------
 
@@ -207,60 +245,33 @@ class VisionLanguageModel(nn.Module):
         if padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
         max_length = self.max_length if max_length is None else max_length
-        batch, _ = input_ids.shape
-        device = input_ids.device
         real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
         is_image = (input_ids == IMAGE_TOKEN_INDEX) & real
-        is_text = real & ~is_image
-
         visual = self.encode_images(pixel_values, image_features)
-        n_placeholders = int(is_image.sum())
-        n_images = 0 if visual is None else visual.shape[0]
-        if n_images != n_placeholders:
-            raise DataError(
-                f"the batch has {n_placeholders} image placeholder(s) in input_ids but {n_images} image(s); "
-                "every sample with an image needs exactly one <image> token per image"
-            )
-        per_image = visual.shape[1] if visual is not None else 1
-
-        # Destination of each real token: its rank among the sample's real tokens, plus the extra
-        # (per_image - 1) slots taken by every image placeholder before it.
-        extra = is_image.long() * (per_image - 1)
-        dest = real.long().cumsum(1) - 1 + extra.cumsum(1) - extra
-        new_len = real.sum(1) + extra.sum(1)
-        if max_length is not None:
-            new_len = new_len.clamp(max=max_length)
-        width = int(new_len.max()) if batch else 0
-        offset = (width - new_len) if padding_side == "left" else torch.zeros_like(new_len)
+        _check_image_count(is_image, visual)
+        layout = _splice_layout(real, is_image, visual.shape[1] if visual is not None else 1, max_length, padding_side)
 
         embed_tokens = self.llm.get_input_embeddings()
-        keep_text = is_text & (dest < new_len[:, None])
+        keep_text = real & ~is_image & (layout.dest < layout.new_len[:, None])
         rows, cols = keep_text.nonzero(as_tuple=True)
         text_embeds = embed_tokens(input_ids[rows, cols])
-        dest_text = dest[rows, cols] + offset[rows]
-
+        dest_text = layout.dest[rows, cols] + layout.offset[rows]
         # Written in place: the buffer is fresh, so this spares a copy of it per index_put, and
         # autograd still routes each slot's gradient to the tensor written there.
-        embeds = text_embeds.new_zeros(batch, width, text_embeds.shape[-1])
+        embeds = text_embeds.new_zeros(input_ids.shape[0], layout.width, text_embeds.shape[-1])
         embeds.index_put_((rows, dest_text), text_embeds)
         if visual is not None:
-            img_rows, img_cols = is_image.nonzero(as_tuple=True)  # row-major = order of appearance
-            vis_dest = dest[img_rows, img_cols][:, None] + torch.arange(per_image, device=device)
-            keep_vis = vis_dest < new_len[img_rows][:, None]
-            vis_rows = img_rows[:, None].expand_as(vis_dest)[keep_vis]
-            vis_dest = (vis_dest + offset[img_rows][:, None])[keep_vis]
-            embeds.index_put_((vis_rows, vis_dest), visual[keep_vis].to(embeds.dtype))
+            _scatter_visual(embeds, visual, is_image, layout)
 
-        positions = torch.arange(width, device=device)[None, :]
+        positions = torch.arange(layout.width, device=input_ids.device)[None, :]
         if padding_side == "right":
-            new_mask = positions < new_len[:, None]
+            new_mask = positions < layout.new_len[:, None]
         else:
-            new_mask = positions >= offset[:, None]
+            new_mask = positions >= layout.offset[:, None]
         new_mask = new_mask.to(attention_mask.dtype if attention_mask is not None else torch.long)
-
         new_labels = None
         if labels is not None:
-            new_labels = torch.full((batch, width), IGNORE_INDEX, dtype=labels.dtype, device=device)
+            new_labels = torch.full(embeds.shape[:2], IGNORE_INDEX, dtype=labels.dtype, device=input_ids.device)
             new_labels[rows, dest_text] = labels[rows, cols]
         return embeds, new_mask, new_labels
 
@@ -305,6 +316,49 @@ class VisionLanguageModel(nn.Module):
             kwargs["pad_token_id"] = self.pad_token_id
         # With only inputs_embeds (no input_ids), a decoder-only generate returns just the new tokens.
         return self.llm.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, **kwargs)
+
+
+@dataclass
+class _Layout:
+    """Where each real token goes after the splice."""
+
+    dest: torch.Tensor  # [B, L] destination of each input position (before left-pad offset)
+    new_len: torch.Tensor  # [B] length of each spliced row (after truncation)
+    width: int  # longest spliced row
+    offset: torch.Tensor  # [B] left padding of each row (zeros when right padded)
+
+
+def _splice_layout(real, is_image, per_image: int, max_length: int | None, padding_side: str) -> _Layout:
+    # Destination of each real token: its rank among the sample's real tokens, plus the extra
+    # (per_image - 1) slots taken by every image placeholder before it.
+    extra = is_image.long() * (per_image - 1)
+    dest = real.long().cumsum(1) - 1 + extra.cumsum(1) - extra
+    new_len = real.sum(1) + extra.sum(1)
+    if max_length is not None:
+        new_len = new_len.clamp(max=max_length)
+    width = int(new_len.max()) if real.shape[0] else 0
+    offset = (width - new_len) if padding_side == "left" else torch.zeros_like(new_len)
+    return _Layout(dest, new_len, width, offset)
+
+
+def _scatter_visual(embeds: torch.Tensor, visual: torch.Tensor, is_image: torch.Tensor, layout: _Layout) -> None:
+    per_image = visual.shape[1]
+    img_rows, img_cols = is_image.nonzero(as_tuple=True)  # row-major = order of appearance
+    vis_dest = layout.dest[img_rows, img_cols][:, None] + torch.arange(per_image, device=embeds.device)
+    keep_vis = vis_dest < layout.new_len[img_rows][:, None]
+    vis_rows = img_rows[:, None].expand_as(vis_dest)[keep_vis]
+    vis_dest = (vis_dest + layout.offset[img_rows][:, None])[keep_vis]
+    embeds.index_put_((vis_rows, vis_dest), visual[keep_vis].to(embeds.dtype))
+
+
+def _check_image_count(is_image: torch.Tensor, visual: torch.Tensor | None) -> None:
+    n_placeholders = int(is_image.sum())
+    n_images = 0 if visual is None else visual.shape[0]
+    if n_images != n_placeholders:
+        raise DataError(
+            f"the batch has {n_placeholders} image placeholder(s) in input_ids but {n_images} image(s); "
+            "every sample with an image needs exactly one <image> token per image"
+        )
 
 
 def _float_dtype(module: nn.Module, default: torch.dtype) -> torch.dtype:

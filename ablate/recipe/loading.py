@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ablate.errors import Problem, RecipeError, closest
-from ablate.recipe.schema import Recipe
+from ablate.recipe.schema import SAFE_NAME, Recipe
 from ablate.recipe.yaml_source import Sourced, apply_overrides, load_with_bases
 from ablate.registry import ComponentConfig, registries
 
@@ -24,16 +24,32 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return validate_sourced(src)
 
 
-def recipe_from_dict(data: dict[str, Any], source: str = "<dict>") -> Recipe:
-    return validate_sourced(Sourced(data, {}, source))
+def recipe_from_dict(data: dict[str, Any], source: str = "<dict>", runnable: bool = False) -> Recipe:
+    """A recipe from a dict (tests, tools); `runnable` also requires stages or a usable eval."""
+    return validate_sourced(Sourced(data, {}, source), runnable=runnable)
 
 
-def validate_sourced(src: Sourced) -> Recipe:
+def validate_sourced(src: Sourced, runnable: bool = True) -> Recipe:
+    """The validated recipe; with `runnable`, also one that `ablate run` can carry out."""
     registries()  # load built-ins and plugins before validation looks anything up
     try:
-        return Recipe.model_validate(src.data)
+        recipe = Recipe.model_validate(src.data)
     except ValidationError as exc:
         raise RecipeError(src.source, [pydantic_problem(err, src) for err in exc.errors()]) from None
+    problems = runnable_problems(recipe, src) if runnable else []
+    if problems:
+        raise RecipeError(src.source, problems)
+    return recipe
+
+
+def runnable_problems(recipe: Recipe, src: Sourced) -> list[Problem]:
+    """What makes a schema-valid recipe impossible to run."""
+    if not recipe.stages and recipe.eval is None:
+        return [Problem("stages", "the recipe has no stages and no eval section: nothing to run", src.where(("stages",)))]
+    if not recipe.stages and recipe.eval.template is None:
+        return [Problem("eval.template", "required when the recipe has no stages (there is no last stage "
+                        "whose template evaluation could use)", src.where(("eval", "template")))]
+    return []
 
 
 def recipe_hash(recipe: Recipe) -> str:
@@ -64,6 +80,13 @@ def pydantic_problem(err: dict[str, Any], src: Sourced, root: type[BaseModel] = 
             message += f" Allowed: {', '.join(sorted(allowed))}"
     elif err["type"] == "missing":
         message = message if message != "Field required" else "required field is missing"
+    elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == SAFE_NAME:
+        message = (f"{err['input']!r} cannot name a folder: use letters, digits, '_', '.' and '-', "
+                   "not starting with '.' or '-'")
+    elif err["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
+        if "input" in err and not isinstance(err["input"], (dict, list)) and repr(err["input"]) not in message:
+            message += f" (got {err['input']!r})"
     elif "input" in err and err["type"] not in {"unknown_component"} and not isinstance(err["input"], (dict, list)):
         message += f" (got {err['input']!r})"
     path = ".".join(str(k) for k in loc)

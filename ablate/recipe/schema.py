@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pathlib import Path
 
+from pydantic import Field, field_validator, model_validator
+
+from ablate.config_model import StrictModel
+from ablate.paths import file_in_the_way
 from ablate.recipe.component import Component
 
+# Names that become folder names under output_dir: no separators, no "..", no leading dot.
+SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+class Strict(StrictModel):
+    """Unknown keys, non-finite numbers and booleans given for numbers are errors (StrictModel)."""
 
 
 # --- model -----------------------------------------------------------------------------------
@@ -21,7 +28,7 @@ class ModelSection(Strict):
     connector: Component("connector")
     llm: Component("llm")
     init_connector: str | None = Field(
-        None, description="safetensors file (or run folder) with connector weights to start from, "
+        None, min_length=1, description="safetensors file (or run folder) with connector weights to start from, "
         "like LLaVA's pretrain_mm_mlp_adapter",
     )
 
@@ -33,9 +40,9 @@ class LoraFields(Strict):
     """peft LoraConfig fields."""
 
     r: int = Field(8, gt=0)
-    lora_alpha: int = 16
+    lora_alpha: int = Field(16, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: Union[list[str], str] = "all-linear"
+    target_modules: Union[list[str], str] = Field("all-linear", min_length=1)
     bias: Literal["none", "all", "lora_only"] = "none"
 
 
@@ -59,24 +66,25 @@ Scheduler = Literal[
 
 
 class Stage(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=SAFE_NAME, max_length=100)
     data: Component("mixture")
     template: Component("template")
     trainable: StageTrainable = StageTrainable()
     lr: float = Field(gt=0)
     connector_lr: float | None = Field(None, gt=0, description="like LLaVA's mm_projector_lr")
     epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, description="> 0 overrides epochs")
+    max_steps: int = Field(-1, description="> 0 overrides epochs; -1 trains by epochs")
     batch_size: int = Field(8, gt=0, description="per device")
     grad_accum: int = Field(1, gt=0)
-    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of the steps spent warming up; "
+                                "1.0 would be read by the Trainer as one warm-up step")
     scheduler: Scheduler = "cosine"
     weight_decay: float = Field(0.0, ge=0)
     optimizer: str = "adamw_torch"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     gradient_checkpointing: bool = False
     max_length: int = Field(2048, gt=0)
-    seed: int | None = Field(None, description="defaults to the recipe's seed")
+    seed: int | None = Field(None, ge=0, lt=2**32, description="defaults to the recipe's seed")
     deepspeed: str | dict[str, Any] | None = Field(None, description="ZeRO config: JSON file path or inline dict")
     logging_steps: int = Field(10, gt=0)
     save_steps: int | None = Field(None, gt=0, description="checkpoint every N steps (default: each epoch)")
@@ -84,13 +92,35 @@ class Stage(Strict):
     dataloader_workers: int = Field(0, ge=0)
     group_by_length: bool = False
 
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str) -> str:
+        if value == "adamw_torch":
+            return value  # the default: spares importing transformers' training arguments
+        from transformers.training_args import OptimizerNames
+
+        names = [o.value for o in OptimizerNames]
+        if value not in names:
+            from ablate.errors import did_you_mean
+
+            raise ValueError(f"unknown optimizer {value!r}.{did_you_mean(value, names)} transformers offers: "
+                             f"{', '.join(names)}")
+        return value
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps_or_epochs(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError(f"must be -1 (train for `epochs`) or a positive number of steps, got {value}")
+        return value
+
 
 # --- data, eval, tracking --------------------------------------------------------------------
 
 
 class DataSection(Strict):
     on_bad_sample: Literal["error", "skip"] = "error"
-    cache_dir: str | None = Field(None, description="HF datasets cache for tokenized data")
+    cache_dir: str | None = Field(None, min_length=1, description="HF datasets cache for tokenized data")
     num_proc: int | None = Field(None, gt=0)
     feature_cache: bool = Field(
         True, description="encode each image once with a frozen encoder and read its features from "
@@ -98,10 +128,16 @@ class DataSection(Strict):
     )
 
 
+    @field_validator("cache_dir")
+    @classmethod
+    def _cache_is_a_folder(cls, value: str | None) -> str | None:
+        return value if value is None else checked_folder(value)
+
+
 class EvalSection(Strict):
     data: Component("data_source")
     template: Component("template") | None = Field(None, description="defaults to the last stage's")
-    evaluator: Component("evaluator") = "exact_match"
+    evaluator: Component("evaluator") = Field("exact_match", validate_default=True)
     max_new_tokens: int = Field(16, gt=0)
     batch_size: int = Field(32, gt=0)
     limit: int | None = Field(None, gt=0, description="evaluate only the first N items")
@@ -109,16 +145,41 @@ class EvalSection(Strict):
 
 
 class TrackingSection(Strict):
-    experiment: str = "ablate"
+    experiment: str = Field("ablate", min_length=1, max_length=500)  # MLflow's experiment name limits
     tracking_uri: str | None = Field(None, description="default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
     run_name: str | None = None
     tags: dict[str, str] = {}
 
+    @field_validator("tags")
+    @classmethod
+    def _mlflow_tag_keys(cls, tags: dict[str, str]) -> dict[str, str]:
+        if tags:  # MLflow's own check (importing mlflow costs seconds, so only when there are tags)
+            from mlflow.exceptions import MlflowException
+            from mlflow.utils.validation import _validate_tag_name
+
+            for key in tags:
+                try:
+                    _validate_tag_name(key)
+                except MlflowException as exc:
+                    raise ValueError(f"tag {key!r}: {exc.message}") from None
+        return tags
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        from ablate.tracking import tracking_uri_problem
+
+        problem = None if value is None else tracking_uri_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
 
 class Recipe(Strict):
-    name: str
+    name: str = Field(pattern=SAFE_NAME, max_length=100,
+                      description="names the run folder <output_dir>/<name>-<hash>: letters, digits, _ . -")
     description: str = ""
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2**32, description="numpy and torch take seeds in [0, 2**32)")
     output_dir: str = "runs"
     model: ModelSection
     answer_format: Component("answer_format") | None = Field(
@@ -128,6 +189,11 @@ class Recipe(Strict):
     stages: list[Stage] = []
     eval: EvalSection | None = None
     tracking: TrackingSection = TrackingSection()
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_dir_is_a_folder(cls, value: str) -> str:
+        return checked_folder(value)
 
     @model_validator(mode="after")
     def _unique_stage_names(self) -> "Recipe":
@@ -150,3 +216,11 @@ class Recipe(Strict):
 
     def resolved(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def checked_folder(value: str) -> str:
+    """`value` if it is, or can be made, a folder: neither it nor a parent is an existing file."""
+    blocker = file_in_the_way(Path(value).expanduser())
+    if blocker is not None:
+        raise ValueError(f"{blocker} is a file, not a folder")
+    return value

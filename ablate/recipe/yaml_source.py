@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ablate.errors import AblateError, Problem, RecipeError
+from ablate.errors import AblateError, Problem, ProblemsError, RecipeError
+from ablate.recipe.yaml_reader import parse_yaml, read_user_text
 
 Path_ = tuple  # a key path such as ("model", "connector", "depth") or ("stages", 0, "lr")
 
@@ -34,39 +33,21 @@ class Sourced:
         return None
 
 
-def _node_origins(node: yaml.Node, filename: str, prefix: Path_ = ()) -> dict[Path_, str]:
-    out: dict[Path_, str] = {prefix: f"{filename}:{node.start_mark.line + 1}"}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode) else key_node.value
-            out[prefix + (key,)] = f"{filename}:{key_node.start_mark.line + 1}"
-            for sub, where in _node_origins(value_node, filename, prefix + (key,)).items():
-                if sub != prefix + (key,):
-                    out[sub] = where
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            out.update(_node_origins(item, filename, prefix + (i,)))
-    return out
-
-
-def load_yaml_file(path: str | Path) -> Sourced:
+def load_yaml_file(path: str | Path, what: str = "recipe", error: type[ProblemsError] = RecipeError) -> Sourced:
+    """A YAML mapping file as a Sourced; `error` (naming the file and line) otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise AblateError(f"recipe not found: {path}")
-    text = path.read_text()
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RecipeError(str(path), [Problem("", f"invalid YAML: {getattr(exc, 'problem', exc)}", loc)]) from None
-    if data is None:
-        data = {}
+    parsed = parse_yaml(read_user_text(path, what, error), str(path), error)
+    data = {} if parsed.data is None else parsed.data
     if not isinstance(data, dict):
-        raise RecipeError(str(path), [Problem("", "a recipe must be a mapping at the top level", f"{path}:1")])
-    origins = _node_origins(node, str(path)) if node is not None else {}
-    return Sourced(data, origins, str(path))
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__} ({_short(data)})"
+        raise error(str(path), [Problem("", f"a {what} must be a mapping of keys at the top level, "
+                                              f"but this file holds {kind}", f"{path}:1")])
+    return Sourced(data, parsed.origins, str(path))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def deep_merge(base: Any, over: Any) -> Any:
@@ -88,25 +69,37 @@ def _switches_type(base: dict, over: dict) -> bool:
 
 
 def load_with_bases(path: str | Path, _seen: tuple[Path, ...] = ()) -> Sourced:
-    """Load a recipe file, resolving its `base:` chain (relative to the file)."""
+    """Load a recipe file, resolving its `base:` chain (relative to the file).
+
+    A base that cannot be used (missing, not a mapping, not UTF-8, part of a cycle) is
+    reported as a problem at the `base:` key of the recipe that names it."""
     path = Path(path).resolve()
-    if path in _seen:
-        chain = " -> ".join(str(p) for p in (*_seen, path))
-        raise AblateError(f"recipe base cycle: {chain}")
     here = load_yaml_file(path)
     base_ref = here.data.pop("base", None)
     if base_ref is None:
         return here
-    if not isinstance(base_ref, str):
-        raise RecipeError(str(path), [Problem("base", "must be a path to another recipe", here.where(("base",)))])
+
+    def problem(message: str) -> RecipeError:
+        return RecipeError(str(path), [Problem("base", message, here.where(("base",)))])
+
+    if not isinstance(base_ref, str) or not base_ref.strip():
+        raise problem(f"must be the path of another recipe file, got {base_ref!r}")
     base_path = (path.parent / base_ref).resolve()
-    if not base_path.is_file():
-        raise RecipeError(str(path), [Problem("base", f"base recipe not found: {base_path}", here.where(("base",)))])
-    parent = load_with_bases(base_path, (*_seen, path))
+    if base_path == path or base_path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path, base_path))
+        raise problem(f"base recipes form a cycle: {chain}")
+    try:
+        parent = load_with_bases(base_path, (*_seen, path))
+    except AblateError as exc:
+        raise problem(f"base recipe {base_ref!r} ({base_path}) cannot be used:\n    {_indent(str(exc))}") from None
     merged = deep_merge(parent.data, here.data)
     origins = dict(parent.origins)
     origins.update({k: v for k, v in here.origins.items() if k != ("base",)})
     return Sourced(merged, origins, str(path))
+
+
+def _indent(text: str) -> str:
+    return text.replace("\n", "\n    ")
 
 
 def parse_path(dotted: str) -> list[str]:
@@ -171,10 +164,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise AblateError(f"bad override {text!r}: expected PATH=VALUE, e.g. model.connector.depth=3")
     path, raw = text.split("=", 1)
+    if not raw.strip():
+        return path.strip(), None
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise AblateError(f"bad override {text!r}: value is not valid YAML ({exc})") from None
+        value = parse_yaml(raw, f"-s {text}").data
+    except RecipeError as exc:
+        reason = exc.problems[0].message if exc.problems else str(exc)
+        raise AblateError(f"bad override {text!r}: the value is not valid YAML ({reason})") from None
     return path.strip(), value
 
 

@@ -123,11 +123,10 @@ def _tokenize_own_shard(source, template, stage, ctx: RunContext, state) -> None
 
     recipe = ctx.recipe
     with state.main_process_first():
-        raw = _data_errors(lambda: raw_dataset(source, recipe.data.cache_dir))
-    _data_errors(lambda: tokenize_shard(raw, template, ctx.vlm.tokenizer, index=state.process_index,
-                                        shards=state.num_processes, num_proc=recipe.data.num_proc,
-                                        max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample,
-                                        name=source.name))
+        raw = raw_dataset(source, recipe.data.cache_dir)
+    tokenize_shard(raw, template, ctx.vlm.tokenizer, index=state.process_index, shards=state.num_processes,
+                   num_proc=recipe.data.num_proc, max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample,
+                   name=source.name)
     state.wait_for_everyone()
 
 
@@ -150,21 +149,5 @@ def _collator(ctx: RunContext, index: int, dataset):
 def tokenize(source, template, tokenizer, recipe, stage, shards: int = 1):
     from ablate.data.pipeline import build_dataset
 
-    return _data_errors(lambda: build_dataset(
-        source, template, tokenizer, cache_dir=recipe.data.cache_dir, num_proc=recipe.data.num_proc,
-        max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample, shards=shards))
-
-
-def _data_errors(build):
-    """Run `build`; a bad sample (on_bad_sample: error) raised inside datasets' generator
-    surfaces as our own message, not datasets' wrapper."""
-    from datasets.exceptions import DatasetGenerationError
-
-    from ablate.errors import AblateError
-
-    try:
-        return build()
-    except DatasetGenerationError as exc:
-        if isinstance(exc.__cause__, AblateError):
-            raise exc.__cause__ from None
-        raise
+    return build_dataset(source, template, tokenizer, cache_dir=recipe.data.cache_dir, num_proc=recipe.data.num_proc,
+                         max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample, shards=shards)

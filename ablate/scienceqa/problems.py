@@ -36,13 +36,17 @@ _TEXT_FIELDS = ("question", "hint", "lecture", "solution", "subject", "grade")
 
 def load_json(path: Path) -> Any:
     try:
-        with path.open() as fh:
+        with path.open(encoding="utf-8") as fh:
             return json.load(fh)
     except FileNotFoundError:
         raise DataError(f"ScienceQA: {path} not found (expected the ScienceQA layout: problems.json, "
                         f"pid_splits.json, images/<split>/<pid>/image.png)") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"ScienceQA: {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"ScienceQA: {path} is not valid JSON: {exc}") from None
+    except IsADirectoryError:
+        raise DataError(f"ScienceQA: {path} is a folder, expected a JSON file") from None
 
 
 def load_problems(root: Path) -> dict[str, dict[str, Any]]:

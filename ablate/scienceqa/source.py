@@ -28,6 +28,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ablate.data.contracts import DataSource
+from ablate.data.sources.base import all_skipped_error
 from ablate.errors import AblateError, DataError
 from ablate.fingerprint import content_hash, file_fingerprint, image_stamp
 from ablate.recipe.component import Component
@@ -75,6 +76,8 @@ def build_scienceqa_source(
             skipped.append((pid, reason))
         else:
             raise DataError(f"ScienceQA {root / sqa.PROBLEMS_FILE}: pid {pid} (split {config.split}): {reason}")
+    if skipped and not chosen:
+        raise all_skipped_error(f"ScienceQA {root / sqa.PROBLEMS_FILE} (split {config.split})", skipped)
 
     def iter_samples():
         for pid, problem, image in chosen:

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError, did_you_mean
+from ablate.paths import file_in_the_way
+from ablate.zoo.manifest import manifest_problem, write_manifest
 
 ZOO_PREFIX = "zoo:"
 SPEC_FILE = "zoo.json"
@@ -106,7 +108,12 @@ ZOO: dict[str, ZooSpec] = {
 
 
 def ablate_home() -> Path:
-    return Path(os.environ.get("ABLATE_HOME") or Path.home() / ".cache" / "ablate").expanduser()
+    """$ABLATE_HOME (default ~/.cache/ablate); AblateError when it, or a parent, is a file."""
+    home = Path(os.environ.get("ABLATE_HOME") or Path.home() / ".cache" / "ablate").expanduser()
+    blocker = file_in_the_way(home)
+    if blocker is not None:
+        raise AblateError(f"ABLATE_HOME {str(home)!r} cannot be a folder: {blocker} is a file")
+    return home
 
 
 def zoo_dir() -> Path:
@@ -145,21 +152,33 @@ def build(name: str, dest: str | Path | None = None, force: bool = False, progre
     spec = get_spec(name)
     dest = Path(dest) if dest is not None else zoo_dir() / name
     if not force and is_built(name, dest):
-        return dest
+        return checked(name, dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(dest.parent / f".{dest.name}.lock")):
         if not force and is_built(name, dest):  # another process finished it meanwhile
-            return dest
+            return checked(name, dest)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
             with _quiet_progress():
                 _BUILDERS[spec.family](spec, tmp, progress)
             (tmp / SPEC_FILE).write_text(json.dumps(spec.fingerprint(), indent=2, sort_keys=True))
+            write_manifest(tmp)
             if dest.exists():
                 shutil.rmtree(dest)
             os.replace(tmp, dest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def checked(name: str, dest: Path) -> Path:
+    """`dest` if its files are those written when it was built; AblateError saying how to rebuild."""
+    problem = manifest_problem(dest)
+    if problem:
+        raise AblateError(
+            f"zoo checkpoint {name!r} in {dest} is damaged: {problem}. Rebuild it with "
+            f"`ablate zoo build {name} --force` (or delete the folder and run again)."
+        )
     return dest
 
 

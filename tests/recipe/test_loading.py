@@ -12,6 +12,8 @@ MODEL = {
     "connector": {"type": "mlp", "depth": 2},
     "llm": {"type": "hf_causal_lm", "name_or_path": "zoo:tiny-llama"},
 }
+# A recipe needs stages or an eval with its own template to be runnable.
+EVAL = {"data": {"type": "easy_vqa", "split": "test"}, "template": "plain"}
 
 
 def write(tmp_path: Path, name: str, data) -> Path:
@@ -21,7 +23,7 @@ def write(tmp_path: Path, name: str, data) -> Path:
 
 
 def test_valid_recipe_resolves_component_configs(tmp_path):
-    recipe = load_recipe(write(tmp_path, "r.yaml", {"name": "r", "model": MODEL}))
+    recipe = load_recipe(write(tmp_path, "r.yaml", {"name": "r", "model": MODEL, "eval": EVAL}))
     assert recipe.model.connector.type == "mlp"
     assert recipe.model.connector.depth == 2
     assert recipe.model.encoder.feature_layer == -2  # LLaVA's penultimate layer by default
@@ -65,7 +67,7 @@ def test_nested_unknown_key_in_component_suggests_field(tmp_path):
 
 
 def test_base_inheritance_deep_merges(tmp_path):
-    write(tmp_path, "base.yaml", {"name": "base", "seed": 1, "model": MODEL})
+    write(tmp_path, "base.yaml", {"name": "base", "seed": 1, "model": MODEL, "eval": EVAL})
     child = write(tmp_path, "child.yaml", {"base": "base.yaml", "name": "child", "model": {"connector": {"type": "mlp", "depth": 3}}})
     recipe = load_recipe(child)
     assert (recipe.name, recipe.seed, recipe.model.connector.depth) == ("child", 1, 3)
@@ -80,7 +82,7 @@ def test_base_cycle_is_an_error(tmp_path):
 
 
 def test_overrides_scalar_and_block(tmp_path):
-    path = write(tmp_path, "r.yaml", {"name": "r", "model": MODEL})
+    path = write(tmp_path, "r.yaml", {"name": "r", "model": MODEL, "eval": EVAL})
     recipe = load_recipe(path, ["model.connector.depth=3"])
     assert recipe.model.connector.depth == 3
     recipe = load_recipe(path, ["model.connector={type: qformer, num_queries: 16}"])
@@ -88,7 +90,7 @@ def test_overrides_scalar_and_block(tmp_path):
 
 
 def test_override_error_points_at_the_override(tmp_path):
-    path = write(tmp_path, "r.yaml", {"name": "r", "model": MODEL})
+    path = write(tmp_path, "r.yaml", {"name": "r", "model": MODEL, "eval": EVAL})
     with pytest.raises(RecipeError) as info:
         load_recipe(path, ["model.connector.depth=deep"])
     (problem,) = info.value.problems
@@ -102,9 +104,9 @@ def test_override_list_items_by_index_and_name(tmp_path):
 
 
 def test_hash_is_stable_and_ignores_names(tmp_path):
-    a = load_recipe(write(tmp_path, "a.yaml", {"name": "a", "model": MODEL}))
-    b = load_recipe(write(tmp_path, "b.yaml", {"name": "b", "description": "x", "model": MODEL}))
-    c = load_recipe(write(tmp_path, "c.yaml", {"name": "a", "model": MODEL}), ["model.connector.depth=3"])
+    a = load_recipe(write(tmp_path, "a.yaml", {"name": "a", "model": MODEL, "eval": EVAL}))
+    b = load_recipe(write(tmp_path, "b.yaml", {"name": "b", "description": "x", "model": MODEL, "eval": EVAL}))
+    c = load_recipe(write(tmp_path, "c.yaml", {"name": "a", "model": MODEL, "eval": EVAL}), ["model.connector.depth=3"])
     assert recipe_hash(a) == recipe_hash(b) != recipe_hash(c)
     assert len(recipe_hash(a)) == 12
 
@@ -117,7 +119,7 @@ def test_invalid_yaml_reports_line(tmp_path):
 
 
 def test_base_component_with_new_type_is_replaced_not_merged(tmp_path):
-    base = {"name": "base", "model": {**MODEL, "connector": {"type": "mlp", "depth": 3, "activation": "relu"}}}
+    base = {"name": "base", "model": {**MODEL, "connector": {"type": "mlp", "depth": 3, "activation": "relu"}}, "eval": EVAL}
     write(tmp_path, "base.yaml", base)
     child = write(tmp_path, "child.yaml", {"base": "base.yaml", "model": {"connector": {"type": "qformer", "num_queries": 8}}})
     recipe = load_recipe(child)
@@ -127,7 +129,7 @@ def test_base_component_with_new_type_is_replaced_not_merged(tmp_path):
 @pytest.mark.parametrize("where", ["recipe", "source"])
 def test_option_text_answers_need_choice_matching_in_the_scienceqa_evaluator(tmp_path, where):
     data_source = {"type": "scienceqa", "split": "test"}
-    recipe = {"name": "r", "model": MODEL, "eval": {"data": data_source, "evaluator": "scienceqa"}}
+    recipe = {"name": "r", "model": MODEL, "eval": {"data": data_source, "evaluator": "scienceqa", "template": "plain"}}
     if where == "recipe":
         recipe["answer_format"] = "llava15_short"
     else:

@@ -87,12 +87,12 @@ def test_malformed_records_name_the_pid(tmp_path, bad, reason):
 def test_missing_fields_images_and_pids(tmp_path):
     broken = problem("no solution?", ["a", "b"], 0)
     del broken["solution"]
-    problems = {"1": problem("image?", ["a", "b"], 0, image="image.png"), "2": broken}
-    root = write_scienceqa(tmp_path / "d", problems, {"train": ["1", "2", "3"]}, skip_images={"1"})
+    problems = {"1": problem("image?", ["a", "b"], 0, image="image.png"), "2": broken, "4": problem("ok?", ["a", "b"], 1)}
+    root = write_scienceqa(tmp_path / "d", problems, {"train": ["1", "2", "3", "4"]}, skip_images={"1"})
     with pytest.raises(DataError, match=r"pid 1 .*image .*images/train/1/image.png is missing"):
         build({"root": str(root)})
     source = build({"root": str(root)}, on_bad_sample="skip")
-    assert source.samples() == []
+    assert [s["id"] for s in source.samples()] == ["4"]
     reasons = dict(source.skipped)
     assert "missing" in reasons["1"] and "solution" in reasons["2"] and "not in problems.json" in reasons["3"]
 

@@ -18,8 +18,9 @@ import random
 from collections import defaultdict
 from typing import Any, Iterator
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from ablate.config_model import StrictModel
 from ablate.data.contracts import DataSource
 from ablate.data.sources.base import OnBadSample, check_on_bad_sample, fingerprint
 from ablate.errors import DataError
@@ -27,8 +28,8 @@ from ablate.recipe.component import Component
 from ablate.registry import ComponentConfig
 
 
-class MixtureItem(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class MixtureItem(StrictModel):
+    model_config = ConfigDict(frozen=True)
 
     source: Component("data_source")
     name: str | None = Field(None, description="prefix of this item's sample ids (default: the source's name)")

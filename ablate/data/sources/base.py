@@ -51,16 +51,27 @@ def make_source(
 
     def iter_samples() -> Iterator[dict[str, Any]]:
         source.skipped.clear()
+        kept = 0
         for item in produce():
             if isinstance(item, BadSample):
                 if on_bad_sample == "skip":
                     source.skipped.append((item.sample_id, item.reason))
                     continue
                 raise DataError(f"{where}: sample {item.sample_id!r}: {item.reason}")
+            kept += 1
             yield item
+        if not kept:
+            raise all_skipped_error(where, source.skipped) if source.skipped else DataError(f"{where}: has no samples")
 
     source.iter_samples = iter_samples
     return source
+
+
+def all_skipped_error(where: str, skipped: list[tuple[str, str]]) -> DataError:
+    """on_bad_sample: skip left nothing: almost always a wrong path or format, not bad luck."""
+    first = "; ".join(f"{sid!r}: {reason}" for sid, reason in skipped[:3])
+    return DataError(f"{where}: every sample was skipped ({len(skipped)} of {len(skipped)}, on_bad_sample: skip); "
+                     f"first: {first}")
 
 
 def check_conversations(conversations: Any, sample_id: str, *, has_image: bool) -> list[dict[str, str]]:

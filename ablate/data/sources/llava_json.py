@@ -43,6 +43,8 @@ class LlavaJsonConfig(ComponentConfig):
 def data_file(path: str, *, what: str = "llava_json") -> Path:
     """The expanded data file path; DataError saying it must be downloaded when absent."""
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise DataError(f"{what}: data file {str(file)!r} is a folder; set `path` to the JSON file in it")
     if not file.is_file():
         raise DataError(
             f"{what}: data file {str(file)!r} not found. Download it (LLaVA-format JSON) and set "
@@ -82,20 +84,27 @@ def build_llava_json(
 def _records(file: Path) -> Iterator[tuple[int, Any]]:
     """(index, record) pairs; a record that is not valid JSON comes as a BadSample."""
     if file.suffix == ".jsonl":
-        with file.open(encoding="utf-8") as handle:
+        with file.open("rb") as handle:  # bytes: one line that is not UTF-8 is one bad sample
             for index, line in enumerate(handle):
                 if not line.strip():
                     continue
                 try:
-                    yield index, json.loads(line)
+                    yield index, json.loads(line.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    yield index, BadSample(f"line {index + 1}", f"not UTF-8 text (byte {exc.start}: {exc.reason})")
                 except json.JSONDecodeError as exc:
                     yield index, BadSample(f"line {index + 1}", f"not valid JSON ({exc.msg})")
         return
+    raw = file.read_bytes()
     try:
-        with file.open(encoding="utf-8") as handle:
-            records = json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        records = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"{file}:{line}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
+    except json.JSONDecodeError as exc:
         raise DataError(f"{file}: not a valid JSON file ({exc})") from None
+    except RecursionError:
+        raise DataError(f"{file}: JSON nested too deeply to be LLaVA records") from None
     if not isinstance(records, list):
         raise DataError(f"{file}: expected a JSON list of LLaVA records, got {type(records).__name__}")
     yield from enumerate(records)

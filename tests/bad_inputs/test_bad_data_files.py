@@ -1,0 +1,128 @@
+"""Data files a source cannot use: encodings, shapes, folders for files, files for folders, and
+sources whose every sample is bad. Sources are built through the registry as a run builds them
+(fast); one case goes through `ablate run` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ablate.errors import DataError
+from ablate.registry import registries
+from bad_input_helpers import assert_rejected, cli, good_recipe, tiny_run, write
+from data_helpers import record, write_png  # tests/data and tests/scienceqa, put on sys.path by bad_input_helpers
+from sqa_helpers import problem, write_scienceqa
+
+
+def llava(path, on_bad_sample="error", **config):
+    source = registries().data_source.get("llava_json").build({"path": str(path), **config}, on_bad_sample=on_bad_sample)
+    return source.samples()
+
+
+def good_records(n=3):
+    return [record(str(i)) for i in range(n)]
+
+
+def json_bytes(records) -> bytes:
+    return json.dumps(records).encode()
+
+
+# (file name, content, on_bad_sample, words besides the file name)
+LLAVA_FILES = [
+    ("d.json", json_bytes(good_records()).replace(b"red", b"r\xe9d", 1), "error", ["not UTF-8", "d.json:1"]),
+    ("d.json", json.dumps(good_records()).encode("utf-16"), "error", ["not UTF-8"]),
+    ("d.json", b"\xff\xfe[]", "error", ["not UTF-8"]),
+    ("d.json", "[1, 2,", "error", ["not a valid JSON file"]),
+    ("d.json", "", "error", ["not a valid JSON file"]),
+    ("d.json", '{"id": 1}', "error", ["expected a JSON list"]),
+    ("d.json", "[" * 100_000 + "]" * 100_000, "error", ["nested too deeply"]),
+    ("d.json", "[]", "error", ["has no samples"]),
+    ("d.json", "[]", "skip", ["has no samples"]),
+    ("d.jsonl", "", "error", ["has no samples"]),
+    ("d.jsonl", json_bytes(record("a")) + b"\n\xff\xfe\n", "error", ["line 2", "not UTF-8"]),
+    ("d.jsonl", b"\xc3\x28\n", "skip", ["every sample was skipped", "line 1", "not UTF-8"]),
+    ("d.jsonl", "not json\n{also not\n", "skip", ["every sample was skipped (2 of 2", "not valid JSON"]),
+    ("d.json", json.dumps([record("0", "gone.png"), record("1", "gone.png")]), "skip",
+     ["every sample was skipped (2 of 2", "'0'", "gone.png"]),
+    ("d.json", json.dumps([record("0", "../outside.png")]), "error", ["'0'", "escapes the image root"]),
+    ("d.json", json.dumps([record("0", "folder")]), "error", ["'0'", "image file not found"]),
+    ("d.json", json.dumps([record("0", "")]), "error", ["'0'", "non-empty string path"]),
+    ("d.json", json.dumps([{"id": "0", "conversations": "hi"}]), "error", ["'0'", "non-empty list"]),
+    ("d.json", json.dumps(["just a string"]), "error", ["record 0 is a str"]),
+    ("d.json", json.dumps([{"id": True, "conversations": []}]), "error", ["no usable 'id'"]),
+]
+
+
+@pytest.mark.parametrize("name, content, policy, words",
+                         [pytest.param(*case, id=f"{case[0]}-{i}") for i, case in enumerate(LLAVA_FILES)])
+def test_bad_llava_file(tmp_path, name, content, policy, words):
+    write_png(tmp_path / "a.png")
+    (tmp_path / "folder").mkdir()
+    path = write(tmp_path / name, content)
+    with pytest.raises(DataError) as info:
+        llava(path, policy)
+    message = str(info.value)
+    assert str(path) in message
+    for word in words:
+        assert word in message, message
+
+
+def test_llava_paths_that_are_the_wrong_kind(tmp_path):
+    write_png(tmp_path / "a.png")
+    good = write(tmp_path / "d.json", json.dumps(good_records()))
+    with pytest.raises(DataError, match="is a folder"):
+        llava(tmp_path)
+    with pytest.raises(DataError, match="not found"):
+        llava(tmp_path / "missing.json")
+    with pytest.raises(DataError, match=r"image_root .*a\.png' is not a folder"):
+        llava(good, image_root=str(tmp_path / "a.png"))
+
+
+def test_mixture_whose_only_source_is_all_bad_names_the_file(tmp_path):
+    path = write(tmp_path / "d.json", json.dumps([record("0", "gone.png")]))
+    mixture = registries().mixture.get("inline").build(
+        {"sources": [{"source": {"type": "llava_json", "path": str(path)}}]}, on_bad_sample="skip")
+    with pytest.raises(DataError, match=r"d\.json: every sample was skipped \(1 of 1"):
+        mixture.samples()
+
+
+def sqa(root, on_bad_sample="error"):
+    return registries().data_source.get("scienceqa").build({"root": str(root)}, on_bad_sample=on_bad_sample)
+
+
+@pytest.mark.parametrize("file", ["problems.json", "pid_splits.json"])
+def test_scienceqa_file_that_is_not_utf8(tmp_path, file):
+    root = write_scienceqa(tmp_path / "sqa", {"1": problem("q?", ["a", "b"], 0)}, {"train": ["1"]})
+    (root / file).write_bytes((root / file).read_bytes().replace(b'"', b'"\xff', 1))
+    with pytest.raises(DataError, match=rf"{file} is not UTF-8 text"):
+        sqa(root)
+
+
+def test_scienceqa_problems_that_is_a_folder(tmp_path):
+    root = write_scienceqa(tmp_path / "sqa", {"1": problem("q?", ["a", "b"], 0)}, {"train": ["1"]})
+    (root / "problems.json").unlink()
+    (root / "problems.json").mkdir()
+    with pytest.raises(DataError, match="problems.json is a folder"):
+        sqa(root)
+
+
+def test_scienceqa_every_problem_skipped(tmp_path):
+    root = write_scienceqa(tmp_path / "sqa", {"1": problem("q?", ["a", "b"], 0, image="image.png")},
+                           {"train": ["1", "2"]}, skip_images={"1"})
+    with pytest.raises(DataError, match=r"problems.json \(split train\): every sample was skipped \(2 of 2"):
+        sqa(root, "skip")
+
+
+def test_run_whose_eval_samples_are_all_skipped(tmp_path, capsys):
+    """End to end: `ablate run` stops with the source's message, before any evaluation."""
+    data_file = write(tmp_path / "eval.json", json.dumps([record("q0", "gone.png"), record("q1", "gone.png")]))
+    recipe = good_recipe(tmp_path)
+    del recipe["stages"]
+    recipe["eval"] = {"data": {"type": "llava_json", "path": str(data_file)}, "template": "plain"}
+    recipe["data"] = {"on_bad_sample": "skip"}
+    path = write(tmp_path / "recipe.yaml", recipe)
+    tiny_run.prepare_store(tmp_path)
+    code, out = cli(capsys, "run", path)
+    assert_rejected(code, out, data_file, "every sample was skipped (2 of 2", "'q0'", "gone.png")
+    assert not list((tmp_path / "out").rglob("predictions.jsonl"))

@@ -1,0 +1,212 @@
+"""Recipes that parse but must not validate: non-finite and out-of-range numbers, booleans for
+numbers, names that escape output_dir, unusable output folders and tracking URIs, recipes with
+nothing to run, misspelt component names, and malformed `-s` overrides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bad_input_helpers import assert_rejected, cli, good_recipe, write
+
+LORA = {"lora": {"r": 4}}
+
+
+def put(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = [int(k) if k.isdigit() else k for k in dotted.split(".")]
+    node: Any = data
+    for key in parents:
+        node = node[key] if isinstance(node, list) else node.setdefault(key, {})
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+
+
+DELETE = object()
+INF, NAN = float("inf"), float("nan")
+
+# (YAML path, value, words the message must contain besides the path and the file)
+VALUES = [
+    # non-finite numbers, in every kind of section
+    ("stages.0.lr", INF, ["finite"]),
+    ("stages.0.lr", NAN, ["finite"]),
+    ("stages.0.lr", -INF, ["finite"]),
+    ("stages.0.lr", "1e400", ["finite"]),
+    ("stages.0.lr", 1e308 * 10, ["finite"]),
+    ("stages.0.epochs", INF, ["finite"]),
+    ("stages.0.epochs", NAN, ["finite"]),
+    ("stages.0.connector_lr", INF, ["finite"]),
+    ("stages.0.weight_decay", INF, ["finite"]),
+    ("stages.0.warmup_ratio", NAN, ["finite"]),
+    ("stages.0.batch_size", INF, []),
+    ("seed", INF, ["finite"]),
+    ("eval.max_new_tokens", NAN, ["finite"]),
+    ("model.connector", {"type": "qformer", "num_queries": 8, "dropout": NAN}, ["finite"]),
+    ("stages.0.trainable.llm", {"lora": {"r": 4, "lora_dropout": NAN}}, ["finite"]),
+    ("stages.0.data.sources.0.weight", INF, ["finite"]),
+    ("stages.0.data.sources.0.fraction", NAN, ["finite"]),
+    ("stages.0.data.sources.0.data_types", {"caption": NAN}, ["finite"]),
+    # ranges
+    ("stages.0.warmup_ratio", 1.0, ["less than 1"]),
+    ("stages.0.warmup_ratio", 1.5, ["less than 1"]),
+    ("stages.0.warmup_ratio", -0.1, ["greater than or equal to 0"]),
+    ("stages.0.max_length", -5, ["greater than 0"]),
+    ("stages.0.batch_size", 0, ["greater than 0"]),
+    ("stages.0.grad_accum", 0, ["greater than 0"]),
+    ("stages.0.max_steps", 0, ["-1", "positive"]),
+    ("stages.0.max_steps", -7, ["-1", "positive"]),
+    ("stages.0.lr", 0, ["greater than 0"]),
+    ("stages.0.batch_size", 10**30, ["too large"]),
+    ("seed", -1, ["greater than or equal to 0"]),
+    ("seed", 2**32, ["less than"]),
+    ("stages.0.seed", -3, ["greater than or equal to 0"]),
+    ("stages.0.trainable.llm", {"lora": {"r": 0}}, ["greater than 0"]),
+    ("stages.0.trainable.llm", {"lora": {"r": 4, "lora_alpha": 0}}, ["greater than 0"]),
+    ("stages.0.trainable.llm", {"lora": {"r": 4, "target_modules": []}}, ["at least 1"]),
+    ("eval.limit", 0, ["greater than 0"]),
+    ("eval.batch_size", -1, ["greater than 0"]),
+    ("data.num_proc", 0, ["greater than 0"]),
+    ("model.init_connector", "", ["at least 1 character"]),
+    ("model.connector", {"type": "mlp", "depth": 0}, []),
+    # booleans given for numbers
+    ("stages.0.batch_size", True, ["boolean"]),
+    ("stages.0.epochs", True, ["boolean"]),
+    ("stages.0.lr", False, ["boolean"]),
+    ("model.connector.depth", True, ["boolean"]),
+    ("eval.limit", True, ["boolean"]),
+    # names that would leave output_dir
+    ("name", "../escape", ["cannot name a folder"]),
+    ("name", "a/b", ["cannot name a folder"]),
+    ("name", "..", ["cannot name a folder"]),
+    ("name", ".hidden", ["cannot name a folder"]),
+    ("name", "", ["cannot name a folder"]),
+    ("name", "/abs", ["cannot name a folder"]),
+    ("name", "x" * 300, ["at most 100"]),
+    ("stages.0.name", "..", ["cannot name a folder"]),
+    ("stages.0.name", "a/b", ["cannot name a folder"]),
+    # wrong component names and shapes
+    ("model.connector", {"type": "mpl"}, ["unknown connector 'mpl'", "Did you mean 'mlp'"]),
+    ("model.connector", [1, 2], ["expected a connector block"]),
+    ("model.connector", {"depth": 2}, ["missing 'type'"]),
+    ("stages.0.template", "vicuna_v2", ["Did you mean 'vicuna_v1'"]),
+    ("eval.evaluator", "exact", ["Did you mean 'exact_match'"]),
+    ("eval.data", {"type": "easy_vqa", "split": "dev"}, ["'train' or 'test'"]),
+    ("answer_format", "QCM-XYZ", ["unknown answer_format"]),
+    ("stages.0.data.sources.0.source", {"type": "llava_jsn", "path": "x.json"}, ["Did you mean 'llava_json'"]),
+    ("stages.0.precision", "fp8", ["'fp32', 'bf16' or 'fp16'"]),
+    ("stages.0.scheduler", "cosin", ["'cosine'"]),
+    ("stages.0.trainable.llm", "ful", ["'frozen' or 'full'"]),
+    ("model.connector.dept", 3, ["unknown key 'dept'", "Did you mean 'depth'"]),
+    ("tracking.tags", {"a": [1, 2]}, ["valid string"]),
+    ("tracking.tags", {"a*b": "x"}, ["tag 'a*b'", "Names may only contain"]),
+    ("tracking.experiment", "", ["at least 1 character"]),
+]
+
+
+def _case_id(path: str, value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) or len(value) < 20 else f"str{len(value)}"
+    return f"{path}={text}"
+
+
+@pytest.mark.parametrize("path, value, words", [pytest.param(p, v, w, id=_case_id(p, v)) for p, v, w in VALUES])
+def test_bad_value(tmp_path, capsys, path, value, words):
+    data = good_recipe(tmp_path)
+    put(data, path, value)
+    recipe = write(tmp_path / "recipe.yaml", data)
+    code, out = cli(capsys, "validate", recipe)
+    assert_rejected(code, out, recipe, f"- {path}", *words)
+
+
+@pytest.mark.parametrize("field", ["output_dir", "data.cache_dir"])
+@pytest.mark.parametrize("below", ["", "runs"])
+def test_folder_that_is_a_file(tmp_path, capsys, field, below):
+    (tmp_path / "file").write_text("x")
+    data = good_recipe(tmp_path)
+    put(data, field, str(tmp_path / "file" / below))
+    recipe = write(tmp_path / "recipe.yaml", data)
+    assert_rejected(*cli(capsys, "validate", recipe), recipe, f"- {field}", f"{tmp_path / 'file'} is a file")
+
+
+@pytest.mark.parametrize("uri, words", [
+    ("foo://x", ["unknown scheme 'foo'"]),
+    ("htp://host", ["unknown scheme 'htp'", "Did you mean 'http'"]),
+    ("http://", ["needs a host"]),
+    ("sqlite://mlflow.db", ["three slashes"]),
+    ("mlflow.db", ["sqlite:///mlflow.db"]),
+    ("", ["non-empty"]),
+])
+def test_tracking_uri_in_the_recipe(tmp_path, capsys, uri, words):
+    data = good_recipe(tmp_path)
+    data["tracking"]["tracking_uri"] = uri
+    recipe = write(tmp_path / "recipe.yaml", data)
+    assert_rejected(*cli(capsys, "validate", recipe), recipe, "tracking.tracking_uri", *words)
+
+
+def test_tracking_uri_that_is_a_file(tmp_path, capsys):
+    data = good_recipe(tmp_path)
+    data["tracking"]["tracking_uri"] = str(write(tmp_path / "store", "x"))
+    recipe = write(tmp_path / "recipe.yaml", data)
+    assert_rejected(*cli(capsys, "validate", recipe), recipe, "tracking.tracking_uri", "this is a file")
+
+
+@pytest.mark.parametrize("stages, has_eval, where, words", [
+    (None, False, "stages", ["nothing to run"]),
+    ([], False, "stages", ["nothing to run"]),
+    ([], True, "eval.template", ["required when the recipe has no stages"]),
+    (None, True, "eval.template", ["required when the recipe has no stages"]),
+])
+def test_recipe_that_cannot_run(tmp_path, capsys, stages, has_eval, where, words):
+    data = good_recipe(tmp_path)
+    if stages is None:
+        del data["stages"]
+    else:
+        data["stages"] = stages
+    if not has_eval:
+        del data["eval"]
+    recipe = write(tmp_path / "recipe.yaml", data)
+    assert_rejected(*cli(capsys, "validate", recipe), recipe, f"- {where}", *words)
+
+
+def test_mixture_item_with_two_amounts(tmp_path, capsys):
+    data = good_recipe(tmp_path)
+    data["stages"][0]["data"]["sources"][0].update(weight=2.0, count=2)
+    recipe = write(tmp_path / "recipe.yaml", data)
+    assert_rejected(*cli(capsys, "validate", recipe), recipe, "- stages.0.data.sources.0 (",
+                    "at most one of weight, count, fraction")
+
+
+def test_duplicate_stage_names(tmp_path, capsys):
+    data = good_recipe(tmp_path)
+    data["stages"].append(dict(data["stages"][0]))
+    recipe = write(tmp_path / "recipe.yaml", data)
+    assert_rejected(*cli(capsys, "validate", recipe), recipe, "stage names must be unique", "align")
+
+
+# (override, words): each malformed or wrong `-s`, named in the message.
+OVERRIDES = [
+    ("foo", ["bad override 'foo'", "PATH=VALUE"]),
+    ("=3", ["bad override path"]),
+    ("a..b=1", ["bad override path"]),
+    ("stages.0.lr=[unclosed", ["bad override 'stages.0.lr=[unclosed'", "not valid YAML"]),
+    ("model={a: 1, a: 2}", ["duplicate key 'a'"]),
+    ("model.connector.depth=[&a [1,1,1,1,1,1,1,1,1,1], [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], "
+     "&b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]]", ["model.connector.depth"]),
+    ("model.connector.dept=3", ["unknown key 'dept'", "-s model.connector.dept=3"]),
+    ("stages.9.lr=1", ["index 9 out of range"]),
+    ("stages.nope.lr=1", ["no list item named 'nope'", "align"]),
+    ("name.x=1", ["override 'name.x'", "cannot set a key inside str"]),
+    ("seed=abc", ["seed", "-s seed=abc", "valid integer"]),
+    ("stages.0.lr=.inf", ["stages.0.lr", "finite"]),
+    ("stages.0.warmup_ratio=1", ["stages.0.warmup_ratio", "less than 1"]),
+    ("name=../../etc", ["cannot name a folder"]),
+    ("output_dir=/dev/null", ["/dev/null is a file"]),
+    ("name=\udcff", ["not valid YAML", "'\\udcff' is not allowed"]),  # a non-UTF-8 byte in argv
+]
+
+
+@pytest.mark.parametrize("override, words", [pytest.param(o, w, id=o[:40]) for o, w in OVERRIDES])
+def test_bad_override(tmp_path, capsys, override, words):
+    recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
+    assert_rejected(*cli(capsys, "validate", recipe, "-s", override), *words)

@@ -1,0 +1,54 @@
+"""`ablate run` options and environment that cannot work are rejected before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from bad_input_helpers import assert_rejected, cli, good_recipe, write
+
+
+def nothing_written(root) -> bool:
+    return not (root / "out").exists() and not (root / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("uri, words", [
+    ("foo://x", ["unknown scheme 'foo'"]),
+    ("htp://localhost:5000", ["Did you mean 'http'"]),
+    ("mlflow.db", ["sqlite:///mlflow.db"]),
+    ("sqlite://runs.db", ["three slashes"]),
+    ("https://", ["needs a host"]),
+])
+def test_unknown_tracking_uri_flag(tmp_path, capsys, uri, words):
+    recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
+    code, out = cli(capsys, "run", recipe, "--tracking-uri", uri)
+    assert_rejected(code, out, f"tracking URI {uri!r}", *words)
+    assert nothing_written(tmp_path)
+
+
+def test_unknown_tracking_uri_in_the_environment(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "foo://x")
+    data = good_recipe(tmp_path)
+    del data["tracking"]
+    recipe = write(tmp_path / "recipe.yaml", data)
+    code, out = cli(capsys, "run", recipe)
+    assert_rejected(code, out, "MLFLOW_TRACKING_URI 'foo://x'", "unknown scheme")
+    assert nothing_written(tmp_path)
+
+
+def test_output_dir_that_is_a_file_stops_the_run(tmp_path, capsys):
+    write(tmp_path / "out", "I am a file")
+    recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
+    code, out = cli(capsys, "run", recipe)
+    assert_rejected(code, out, recipe, "output_dir", "is a file, not a folder")
+    assert (tmp_path / "out").read_text() == "I am a file" and not (tmp_path / "mlflow.db").exists()
+
+
+def test_run_name_that_escapes_output_dir(tmp_path, capsys):
+    recipe = write(tmp_path / "recipe.yaml", {**good_recipe(tmp_path), "name": "../../escaped"})
+    assert_rejected(*cli(capsys, "run", recipe), recipe, "- name", "cannot name a folder")
+    assert nothing_written(tmp_path) and not (tmp_path.parent / "escaped").exists()
+
+
+def test_ablate_home_that_is_a_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ABLATE_HOME", str(write(tmp_path / "home", "a file")))
+    assert_rejected(*cli(capsys, "zoo", "build", "tiny-clip"), f"ABLATE_HOME {str(tmp_path / 'home')!r}", "is a file")
