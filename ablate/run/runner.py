@@ -19,9 +19,9 @@ import ablate
 from ablate.features.plan import feature_cache_plan
 from ablate.recipe.loading import recipe_hash
 from ablate.recipe.schema import Recipe
-from ablate.run.evaluation import eval_plan, evaluate, logged_metrics
+from ablate.run.evaluation import EvalPlan, eval_plan, evaluate, logged_metrics
 from ablate.run.execute import RunContext, StageOutcome, carry_out
-from ablate.run.plan import plan_stages
+from ablate.run.plan import StagePlan, plan_stages
 from ablate.run.stage_store import StageStore, read_json, write_json
 from ablate.tracking import Tracker, flatten, git_commit
 
@@ -70,6 +70,9 @@ def run_recipe(
     state_path = run_dir / "state.json"
     state = _resume_state(state_path) if resume else {}
     base_dir = Path(recipe_path).resolve().parent if recipe_path else None
+    # Everything that can fail on bad input (checkpoints, zoo builds, data, the plan) before
+    # anything is written: a bad run leaves no run folder and no MLflow run behind.
+    prepared = prepare(recipe, base_dir, progress, resume=resume, reuse=reuse_stages)
     resolved_yaml = yaml.safe_dump(recipe.resolved(), sort_keys=False)
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +84,7 @@ def run_recipe(
             write_json(state_path, {**state, "mlflow_run_id": tracker.run_id})
         tracker.log_params(flatten(recipe.resolved()))
         tracker.log_text(resolved_yaml, "recipe.yaml")
-        result = _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, reuse_stages)
+        result = _train_and_evaluate(recipe, prepared, run_dir, tracker, progress)
         result.run_id, result.tracking_uri, result.recipe_hash = tracker.run_id, tracker.uri, rhash
         result.seconds = time.perf_counter() - t0
         tracker.log_metrics({"run/seconds": result.seconds,
@@ -115,20 +118,39 @@ def _run_tags(recipe: Recipe, rhash: str, base_dir: Path | None, extra: dict[str
     }
 
 
-def _train_and_evaluate(recipe, run_dir, base_dir, tracker, progress, resume, reuse_stages) -> RunResult:
-    """The run as a plan and a loop: plan every stage, carry the plan out, evaluate, record."""
+@dataclass
+class Prepared:
+    """A run before it trains: the model, the stage plan, the eval items and the feature caches."""
+
+    vlm: Any
+    store: StageStore
+    plan: StagePlan
+    evaluation: EvalPlan | None
+    features: Any
+    cache_stages: list[bool]
+    eval_features: Any
+    base_dir: Path | None
+    reuse: bool
+
+
+def prepare(recipe: Recipe, base_dir: Path | None, progress, *, resume: bool, reuse: bool) -> Prepared:
     from ablate.ranks import ranks
 
     vlm = _prepared_model(recipe, progress)
     store = StageStore(Path(recipe.output_dir) / "stages")
     with ranks().main_process_first():  # rank 0 generates embedded data first
-        plan = plan_stages(recipe, store=store, world_size=ranks().num_processes,
-                           resume=resume, reuse=reuse_stages)
-    _announce(plan, tracker, progress)
+        plan = plan_stages(recipe, store=store, world_size=ranks().num_processes, resume=resume, reuse=reuse)
     features, cache_stages, eval_features = _feature_caches(recipe, vlm, base_dir)
-    # Rank 0 alone evaluates (the other ranks hold the same weights under DDP and ZeRO-2).
     evaluation = eval_plan(recipe) if recipe.eval else None  # every rank evaluates its share
-    ctx = RunContext(recipe, vlm, store, tracker, progress, base_dir, reuse_stages, features, cache_stages, None)
+    return Prepared(vlm, store, plan, evaluation, features, cache_stages, eval_features, base_dir, reuse)
+
+
+def _train_and_evaluate(recipe, prepared: Prepared, run_dir, tracker, progress) -> RunResult:
+    """The run as a plan and a loop: carry the stage plan out, evaluate, record."""
+    p = prepared
+    vlm, plan, evaluation, features, eval_features = p.vlm, p.plan, p.evaluation, p.features, p.eval_features
+    _announce(plan, tracker, progress)
+    ctx = RunContext(recipe, vlm, p.store, tracker, progress, p.base_dir, p.reuse, features, p.cache_stages, None)
     if evaluation is not None and plan.curve_key is not None:
         ctx.evaluate_epoch = partial(_evaluate_epoch, ctx, evaluation, eval_features)
     outcomes = carry_out(plan, ctx)

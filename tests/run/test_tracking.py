@@ -91,13 +91,26 @@ def test_a_scienceqa_eval_logs_the_official_breakdown_under_scienceqa(tmp_path):
 
 
 def test_a_run_that_fails_is_marked_failed_with_the_error(tmp_path):
+    from ablate.errors import AblateError
+
+    data = tiny_run.recipe(tmp_path, [tiny_run.stage("align", deepspeed="no-such-zero.json")])
+    with pytest.raises(AblateError, match="no-such-zero.json"):  # found when the stage starts training
+        tiny_run.run_in_process(data)
+    _, run = _only_run(tmp_path)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"].startswith("AblateError: ")
+    assert "no-such-zero.json" in run.data.tags["error"]
+
+
+def test_a_run_stopped_by_bad_input_writes_nothing(tmp_path):
+    from mlflow import MlflowClient
+
     from ablate.errors import DataError
 
     missing = tmp_path / "nowhere" / "chat.json"
     data = tiny_run.recipe(tmp_path, [tiny_run.stage("align", {"type": "llava_json", "path": str(missing)})])
     with pytest.raises(DataError, match="not found"):
         tiny_run.run_in_process(data)
-    _, run = _only_run(tmp_path)
-    assert run.info.status == "FAILED"
-    assert run.data.tags["error"].startswith("DataError: ")
-    assert str(missing) in run.data.tags["error"]
+    client = MlflowClient(tiny_run.tracking_uri(tmp_path))
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+    assert not (tmp_path / "out").exists()
