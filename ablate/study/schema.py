@@ -41,8 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from ablate.config_model import StrictModel
 from ablate.errors import AblateError, Problem, ProblemsError, closest
 from ablate.recipe.loading import pydantic_problem
 
@@ -53,8 +54,8 @@ LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.,%+()-]*$"
 ARM_JOIN = " / "
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+class Strict(StrictModel):
+    """Study files reject what recipes reject (unknown keys, non-finite numbers, bools for numbers)."""
 
 
 PerScaleStr = Union[str, dict[Scale, str]]
@@ -282,7 +283,7 @@ def load_study(path: str | Path) -> StudyFile:
     path = Path(path)
     if not path.is_file():
         raise AblateError(f"study file not found: {path}")
-    src = load_yaml_file(path)
+    src = load_yaml_file(path, "study", StudyError)
     try:
         spec = Study.model_validate(src.data)
     except ValidationError as exc:
