@@ -8,7 +8,7 @@ are keyed by `ablate.fingerprint.image_stamp` (real path, size, mtime): an edite
 encoded again. Several processes (study workers, DDP ranks, DataLoader workers) may share one cache.
 
 Only valid while the encoder keeps its checkpoint weights: callers must not use it after a stage
-has trained the encoder (see `ablate.features.plan`).
+has trained the encoder (see `ablate.run.feature_plan`).
 """
 
 from __future__ import annotations

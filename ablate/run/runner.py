@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 import ablate
-from ablate.features.plan import feature_cache_plan
+from ablate.run.feature_plan import feature_cache_plan
 from ablate.recipe.loading import recipe_hash
 from ablate.recipe.schema import Recipe
 from ablate.run.evaluation import EvalPlan, eval_plan, evaluate, logged_metrics

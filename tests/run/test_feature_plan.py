@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ablate.features.plan import feature_cache_plan
+from ablate.run.feature_plan import feature_cache_plan
 from ablate.recipe.loading import load_recipe
 
 TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny_easyvqa.yaml"
