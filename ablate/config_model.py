@@ -44,3 +44,9 @@ def is_number_annotation(annotation: Any) -> bool:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         return bool(args) and all(a in _NUMBERS for a in args)
     return False
+
+
+def repeated(values) -> list:
+    """The values that occur more than once, sorted (for "names must be unique" checks)."""
+    values = list(values)
+    return sorted({v for v in values if values.count(v) > 1})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from ablate.config_model import StrictModel
+from ablate.config_model import StrictModel, repeated
 from ablate.paths import file_in_the_way
 from ablate.recipe.component import Component
 
@@ -197,9 +197,7 @@ class Recipe(Strict):
 
     @model_validator(mode="after")
     def _unique_stage_names(self) -> "Recipe":
-        names = [s.name for s in self.stages]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
+        if dupes := repeated(s.name for s in self.stages):
             raise ValueError(f"stage names must be unique; repeated: {', '.join(dupes)}")
         return self
 

@@ -43,7 +43,7 @@ from typing import Any, Literal, Union
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ablate.config_model import StrictModel
+from ablate.config_model import StrictModel, repeated
 from ablate.errors import AblateError, Problem, ProblemsError, closest
 from ablate.recipe.loading import pydantic_problem
 
@@ -105,9 +105,7 @@ class Axis(Strict):
 
     @model_validator(mode="after")
     def _unique_labels(self) -> "Axis":
-        labels = [a.label for a in self.arms]
-        dupes = sorted({x for x in labels if labels.count(x) > 1})
-        if dupes:
+        if dupes := repeated(a.label for a in self.arms):
             raise ValueError(f"arm labels must be unique within an axis; repeated: {', '.join(dupes)}")
         return self
 

@@ -43,7 +43,8 @@ def test_a_reader_inside_a_mixture_counts(tmp_path):
 
 
 def test_exact_match_needs_an_answer_pattern_for_formats_that_reason(tmp_path):
-    evaluation = {"data": {"type": "scienceqa", "split": "test", "answer_format": "QCM-LEA"}, "evaluator": "exact_match"}
+    evaluation = {"data": {"type": "scienceqa", "split": "test", "answer_format": "QCM-LEA"}, "evaluator": "exact_match",
+                  "template": "vicuna_v1"}
     recipe = {"name": "r", "model": MODEL, "eval": evaluation}
     with pytest.raises(RecipeError, match="eval.evaluator: answer format QCM-LEA trains answers with more than"):
         load(tmp_path, recipe)

@@ -66,11 +66,9 @@ ARMS = {
 
 
 def _require(path: str, field: str, *, what: str, file_name: str, where: str) -> str:
-    if not Path(path).expanduser().is_file():
-        raise DataError(
-            f"{what}: {field} file {str(Path(path).expanduser())!r} not found. Download {file_name} from "
-            f"{where} and set stages.<name>.data.{field} to its path."
-        )
+    from ablate.data.sources.llava_json import data_file
+
+    data_file(path, what=what, field=field, download=f"{file_name} from {where}")
     return path
 
 

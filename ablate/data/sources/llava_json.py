@@ -40,15 +40,16 @@ class LlavaJsonConfig(ComponentConfig):
     limit: int | None = Field(None, gt=0, description="keep only the first N good samples")
 
 
-def data_file(path: str, *, what: str = "llava_json") -> Path:
+def data_file(path: str, *, what: str = "llava_json", field: str = "path",
+              download: str = "it (LLaVA-format JSON)") -> Path:
     """The expanded data file path; DataError saying it must be downloaded when absent."""
     file = Path(path).expanduser()
     if file.is_dir():
-        raise DataError(f"{what}: data file {str(file)!r} is a folder; set `path` to the JSON file in it")
+        raise DataError(f"{what}: {field} {str(file)!r} is a folder; set `{field}` to the JSON file in it")
     if not file.is_file():
         raise DataError(
-            f"{what}: data file {str(file)!r} not found. Download it (LLaVA-format JSON) and set "
-            f"the data block's `path` to it."
+            f"{what}: {field} file {str(file)!r} not found. Download {download} and set the data "
+            f"block's `{field}` (stages.<name>.data.{field}, or eval.data.{field}) to its path."
         )
     return file
 
