@@ -20,13 +20,15 @@ ANSWERS = {0: "The bus is red.", 1: "A red bus waits at a stop on a busy street.
            3: "There are two dogs.", 4: "They could chase the ball."}
 CONTEXTS = [
     {"id": "000000000001", "image": "000000000001.jpg", "captions": ["A red bus at a stop.", "A bus on a street."],
-     "instances": [{"category": "bus", "bbox": [0.1, 0.2, 0.75, 0.9]}, {"category": "person", "bbox": [0.0, 0.5, 1, 0.25]}]},
+     "instances": [{"category": "bus", "bbox": [0.1, 0.2, 0.75, 0.9]},
+                   {"category": "person", "bbox": [0.0, 0.5, 1, 0.25]}]},
     {"id": "000000000002", "image": "000000000002.jpg", "captions": ["Two dogs on grass."],
      "instances": [{"category": "dog", "bbox": [0.3, 0.3, 0.5, 0.6]}]},
 ]
 # What the judge reads as context, joined as LLaVA's review script joins captions and boxes
 COCO_CONTEXT = {
-    "000000000001.jpg": "A red bus at a stop.\nA bus on a street.\n\nbus: [0.1, 0.2, 0.75, 0.9]\nperson: [0.0, 0.5, 1, 0.25]",
+    "000000000001.jpg": "A red bus at a stop.\nA bus on a street.\n\n"
+                        "bus: [0.1, 0.2, 0.75, 0.9]\nperson: [0.0, 0.5, 1, 0.25]",
     "000000000002.jpg": "Two dogs on grass.\n\ndog: [0.3, 0.3, 0.5, 0.6]",
 }
 
@@ -42,7 +44,8 @@ def write_coco_copy(folder: Path, *, rules: bool = True) -> Path:
     write_jsonl(folder / "qa90_questions.jsonl", QUESTIONS)
     # answers in another order than the questions: they are joined by question_id
     write_jsonl(folder / "qa90_gpt4_answer.jsonl", [
-        {"question_id": qid, "text": ANSWERS[qid], "category": q["category"]} for qid, q in reversed(list(enumerate(QUESTIONS)))])
+        {"question_id": q["question_id"], "text": ANSWERS[q["question_id"]], "category": q["category"]}
+        for q in reversed(QUESTIONS)])
     write_jsonl(folder / "caps_boxes_coco2014_val_80.jsonl", CONTEXTS)
     if rules:
         (folder / "rule.json").write_text(json.dumps(RULES, indent=4), encoding="utf-8")

@@ -53,7 +53,8 @@ def test_prepare_writes_what_llava_json_reads_back_as_the_same_samples(tmp_path)
     direct = _source({"path": str(copy)}).samples()
     assert again == direct
     assert main(["data", "prepare", "llava-bench-coco", str(copy)]) == 2  # no silent overwrite
-    assert main(["data", "prepare", "llava-bench-coco", str(copy), "--overwrite", "--out", str(tmp_path / "q.jsonl")]) == 0
+    jsonl = str(tmp_path / "q.jsonl")
+    assert main(["data", "prepare", "llava-bench-coco", str(copy), "--overwrite", "--out", jsonl]) == 0
     assert len((tmp_path / "q.jsonl").read_text().splitlines()) == 5
 
 
@@ -86,7 +87,8 @@ def _break_line(path, number, text):
      "rule.json: no rule for category 'ocr'"),
     ("qa90_gpt4_answer.jsonl", 1, b'{"question_id": 4, "text": null}\n',
      "qa90_gpt4_answer.jsonl:1: field 'text' must be a str (got None)"),
-    ("caps_boxes_coco2014_val_80.jsonl", 2, b'{"image": "000000000002.jpg", "captions": [], "instances": [{"bbox": []}]}\n',
+    ("caps_boxes_coco2014_val_80.jsonl", 2,
+     b'{"image": "000000000002.jpg", "captions": [], "instances": [{"bbox": []}]}\n',
      "caps_boxes_coco2014_val_80.jsonl:2: instance 0: field 'category' must be a str (it is missing)"),
     ("caps_boxes_coco2014_val_80.jsonl", 1, b'{"image": "000000000001.jpg", "captions": ["a"]\n',
      "caps_boxes_coco2014_val_80.jsonl:1: not valid JSON"),

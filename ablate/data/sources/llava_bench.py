@@ -67,7 +67,9 @@ LAYOUTS = {
 class LlavaBenchConfig(ComponentConfig):
     path: str = Field(description="folder holding the released LLaVA-Bench files (see the layout)")
     layout: Literal["coco", "wild"] = Field("coco", description="coco: LLaVA-Bench (COCO); wild: In-the-Wild")
-    rules: str | None = Field(None, description=f"the judge's rules file (default: <path>/{RULES_FILE}; it is {RULES_HOME})")
+    rules: str | None = Field(
+        None, description=f"the judge's rules file (default: <path>/{RULES_FILE}; it is {RULES_HOME})",
+    )
     image_root: str | None = Field(
         None, description="image folder (default: <path>/images if present, else <path>); for COCO, val2014",
     )
@@ -97,7 +99,8 @@ def locate(config: LlavaBenchConfig) -> Bench:
     layout = LAYOUTS[config.layout]
     for name in (layout.questions, layout.answers, layout.context):
         if not (folder / name).is_file():
-            raise DataError(f"llava_bench ({config.layout}): {folder / name} not found; copy {name} from {layout.where}")
+            raise DataError(
+                f"llava_bench ({config.layout}): {folder / name} not found; copy {name} from {layout.where}")
     rules = Path(config.rules).expanduser() if config.rules else folder / RULES_FILE
     if not rules.is_file():
         raise DataError(
@@ -120,7 +123,8 @@ def read_jsonl(file: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 record = json.loads(raw.decode("utf-8"))
             except UnicodeDecodeError as exc:
-                raise DataError(f"{file}:{number}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
+                raise DataError(
+                    f"{file}:{number}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
             except json.JSONDecodeError as exc:
                 raise DataError(f"{file}:{number}: not valid JSON ({exc.msg})") from None
             if not isinstance(record, dict):
@@ -147,7 +151,8 @@ def read_rules(file: Path) -> dict[str, dict[str, str]]:
     except json.JSONDecodeError as exc:
         raise DataError(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(rules, dict):
-        raise DataError(f"{file}: expected LLaVA's rules object (category -> {{role, prompt}}), got {type(rules).__name__}")
+        raise DataError(
+            f"{file}: expected LLaVA's rules object (category -> {{role, prompt}}), got {type(rules).__name__}")
     return rules
 
 
@@ -222,7 +227,8 @@ def bench_records(bench: Bench, limit: int | None = None) -> list[dict[str, Any]
             raise DataError(f"{where}: image {image!r} has no captions in {bench.context}")
         records.append({
             "id": qid, "image": find_image(bench.image_root, image, bench.layout, where),
-            "conversations": [{"from": "human", "value": f"{IMAGE_TOKEN}\n{text}"}, {"from": "gpt", "value": answers[qid]}],
+            "conversations": [{"from": "human", "value": f"{IMAGE_TOKEN}\n{text}"},
+                              {"from": "gpt", "value": answers[qid]}],
             "category": category, "question_id": question["question_id"], "question": text,
             "context": contexts[image], "judge_rule": rule_for(rules, bench.layout.rule_prefix + category, bench.rules),
         })
@@ -239,8 +245,14 @@ def as_sample(record: dict[str, Any], root: Path) -> dict[str, Any]:
             "data_type": record["category"], "meta": meta}
 
 
-def build_llava_bench(config: LlavaBenchConfig, *, answer_format: Any = None, on_bad_sample: str = "error") -> DataSource:
-    """LLaVA-Bench (COCO or in-the-wild) from the released files and the user's rule.json."""
+def build_llava_bench(
+    config: LlavaBenchConfig, *, answer_format: Any = None, on_bad_sample: str = "error"
+) -> DataSource:
+    """LLaVA-Bench (COCO or in-the-wild) from the released files and the user's rule.json.
+
+    `on_bad_sample: skip` does not apply: a benchmark with questions left out is another
+    benchmark, so any bad line is a DataError.
+    """
     bench = locate(config)
     files = {str(f): file_fingerprint(f) for f in bench.files()}
     fp = fingerprint("llava_bench", config.model_dump(mode="json"), files, str(bench.image_root))
@@ -253,7 +265,9 @@ def build_llava_bench(config: LlavaBenchConfig, *, answer_format: Any = None, on
                        on_bad_sample="error", files=files)
 
 
-def write_prepared(config: LlavaBenchConfig, out: Path, *, overwrite: bool = False) -> tuple[list[dict[str, Any]], Path]:
+def write_prepared(
+    config: LlavaBenchConfig, out: Path, *, overwrite: bool = False
+) -> tuple[list[dict[str, Any]], Path]:
     """Check the copy whole and write it as `llava_json` records (a .json list, else JSONL).
 
     Returns the records and the image root their `image` names are relative to. Nothing is
