@@ -65,7 +65,7 @@ LAYOUTS = {
 
 
 class LlavaBenchConfig(ComponentConfig):
-    path: str = Field(description="folder holding the released LLaVA-Bench files (see the layout)")
+    path: str = Field(description="folder holding the released LLaVA-Bench files: the questions, GPT-4 answers and context JSONL")
     layout: Literal["coco", "wild"] = Field("coco", description="coco: LLaVA-Bench (COCO); wild: In-the-Wild")
     rules: str | None = Field(
         None, description=f"the judge's rules file (default: <path>/{RULES_FILE}; it is {RULES_HOME})",
