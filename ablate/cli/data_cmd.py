@@ -1,14 +1,19 @@
-"""`ablate data ...`: build the embedded data sets."""
+"""`ablate data ...`: build the embedded data sets and prepare released benchmarks."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import typer
 
 from ablate.cli.console import console
 
-app = typer.Typer(help="Embedded data sets that ablate generates.", no_args_is_help=True)
+app = typer.Typer(help="Embedded data sets that ablate generates, and released benchmarks it prepares.",
+                  no_args_is_help=True)
+
+# benchmark name -> (llava_bench layout, default output file in the copy's folder)
+PREPARABLE = {"llava-bench-coco": ("coco", "qa90_llava.json"), "llava-bench-wild": ("wild", "llava_bench_wild.json")}
 
 
 @app.command("make-scienceqa")
@@ -23,3 +28,32 @@ def make_scienceqa(
     path = make(out, seed=seed, overwrite=overwrite)
     console.print(f"[green]wrote[/] ScienceQA-format data to {path}", highlight=False)
     console.print(f"always-pick-the-most-common-letter baseline on test: {majority_baseline(path, 'test'):.2f}%", highlight=False)
+
+
+@app.command("prepare")
+def prepare(
+    name: str = typer.Argument(..., help="llava-bench-coco (LLaVA-Bench (COCO)) or llava-bench-wild (In-the-Wild)"),
+    folder: Path = typer.Argument(..., help="your copy of the released files, with LLaVA's rule.json"),
+    out: Path | None = typer.Option(
+        None, "--out", help="the eval file to write (.json list or .jsonl; default in FOLDER)"),
+    rules: Path | None = typer.Option(
+        None, "--rules", help="LLaVA's llava/eval/table/rule.json (default: FOLDER/rule.json)"),
+    images: Path | None = typer.Option(None, "--images", help="image folder (default: FOLDER/images, else FOLDER)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output file"),
+) -> None:
+    """Check a released benchmark's files and write the eval set ablate's `llava_json` source reads."""
+    from ablate.data.sources.llava_bench import LlavaBenchConfig, write_prepared
+    from ablate.errors import DataError, did_you_mean
+
+    if name not in PREPARABLE:
+        raise DataError(
+            f"unknown benchmark {name!r}; ablate prepares {', '.join(PREPARABLE)}.{did_you_mean(name, PREPARABLE)}")
+    layout, default_name = PREPARABLE[name]
+    config = LlavaBenchConfig(path=str(folder), layout=layout, rules=str(rules) if rules else None,
+                              image_root=str(images) if images else None)
+    target = out or folder / default_name
+    records, image_root = write_prepared(config, target, overwrite=overwrite)
+    counts = ", ".join(f"{c} {n}" for c, n in Counter(r["category"] for r in records).items())
+    console.print(f"[green]wrote[/] {len(records)} questions ({counts}) to {target}", highlight=False)
+    console.print(f"eval data: {{type: llava_json, path: {target}, image_root: {image_root}, "
+                  "data_type_field: category}", highlight=False)

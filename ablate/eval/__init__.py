@@ -3,6 +3,7 @@
     contracts.py    the Evaluator and AnswerFormat protocols and the evaluators' base class
     evaluators.py   `exact_match` (VQA-normalised; per-category accuracy)
     judges.py       `gpt4_relative_score` (LLaVA-Bench: a judge model behind an OpenAI-compatible API)
+    judge_cache.py  the judge's replies on disk, keyed by the whole request (re-runs never re-bill)
     generation.py   greedy generation over a held-out set, judging, a predictions JSONL
 
 ScienceQA's evaluator lives with the rest of ScienceQA (`ablate.scienceqa.evaluator`).

@@ -1,12 +1,23 @@
 """LLM-judged evaluators (registry `evaluator`), for metrics that need a judge model.
 
-`gpt4_relative_score`: LLaVA's LLaVA-Bench metric. A judge model behind an OpenAI-compatible
-chat API reads the question (and any text description of the image in the record's meta:
-`caption`/`context`), the reference answer (LLaVA-Bench ships GPT-4's answers) and the
-model's answer, and scores each 1-10. The relative score is
-100 x sum(model scores) / sum(reference scores), overall and per category
-(`relative_score/<category>`). `accuracy` is the share of items where the model scored at
-least as high as the reference (each record's `correct`).
+`gpt4_relative_score`: LLaVA-Bench scored as LLaVA's review and summary scripts score it
+(llava/eval/eval_gpt_review_visual.py, eval_gpt_review_bench.py, summarize_gpt_review.py).
+A judge model behind an OpenAI-compatible chat API gets a system message and one user message:
+the image's text context (captions and boxes), the question, answer 1 (the reference: GPT-4's
+answer) and answer 2 (the model's), each in LLaVA's bracketed sections, then the per-category
+rule prompt from LLaVA's rule.json. The rule comes with each record (`meta.judge_rule`, put there
+by the `llava_bench` source or `ablate data prepare llava-bench-coco` from the user's copy of the
+rules file); a record without one (data that is not LLaVA-Bench) gets `DEFAULT_RULE`.
+
+Scores as LLaVA parses them: the reply's first line, commas read as spaces, split on single
+spaces into exactly two numbers; anything else is a failure, scored [-1, -1] and, as in LLaVA's
+summary, kept in the means (and counted in `judge_failures`). Per category and overall:
+relative_score = 100 x mean(model) / mean(reference), with LLaVA's rounding (means to 3
+decimals, the ratio to 1), plus `reference_score`/`model_score` (10 x the means, as LLaVA prints
+them). `accuracy` is the share of items where the model scored at least the reference.
+
+Every reply is cached on disk (ablate.eval.judge_cache, default `$ABLATE_HOME/judge_cache`),
+keyed by the whole request, so re-runs and reports never pay twice.
 
 The endpoint comes from the config (`base_url`, `api_key_env`) or the environment
 (ABLATE_JUDGE_BASE_URL or OPENAI_BASE_URL; OPENAI_API_KEY). Without either, building the
@@ -17,38 +28,32 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
+from pathlib import Path
 from typing import Any, Iterable
 
 from pydantic import Field
 
+from ablate.components.contracts import IMAGE_TOKEN
 from ablate.errors import AblateError
 from ablate.eval.contracts import EvaluatorBase
+from ablate.eval.judge_cache import JudgeCache
 from ablate.registry import ComponentConfig
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENVS = ("ABLATE_JUDGE_BASE_URL", "OPENAI_BASE_URL")
+FAILED = [-1.0, -1.0]  # LLaVA's score pair for a reply it cannot parse
 
-SYSTEM_PROMPT = (
-    "You grade answers to questions about an image you cannot see; you are given a text "
-    "description of it instead. Judge each answer for helpfulness, relevance, accuracy and level of detail."
-)
-USER_TEMPLATE = """Image description:
-{context}
-
-Question:
-{question}
-
-Answer 1:
-{reference}
-
-Answer 2:
-{prediction}
-
-Give each answer an overall score from 1 to 10 (higher is better). On the first line write only the two
-scores, Answer 1's then Answer 2's, separated by a space. From the second line on, explain your scores
-briefly, without letting the order of the answers or their length sway you."""
+# LLaVA's review scripts send this one-sentence system message with every request.
+LLAVA_SYSTEM_PROMPT = "You are a helpful and precise assistant for checking the quality of the answer."
+DEFAULT_RULE = {
+    "role": "Assistant",
+    "prompt": "You are shown a text description of an image, a question about it and two assistants' answers. "
+              "Rate each answer's helpfulness, relevance, accuracy and level of detail with an overall score "
+              "from 1 to 10, higher being better. Write only the two scores, Assistant 1's then Assistant 2's, "
+              "separated by a space, on the first line. Then explain your rating, without letting the order of "
+              "the answers or their length sway you.",
+}
 
 
 class GPT4RelativeScoreConfig(ComponentConfig):
@@ -58,22 +63,37 @@ class GPT4RelativeScoreConfig(ComponentConfig):
         "(default: $ABLATE_JUDGE_BASE_URL, $OPENAI_BASE_URL, else api.openai.com with a key)",
     )
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
-    temperature: float = Field(0.2, ge=0)
-    max_tokens: int = Field(512, gt=0)
+    temperature: float = Field(0.2, ge=0, description="LLaVA's review scripts use 0.2")
+    max_tokens: int = Field(1024, gt=0, description="LLaVA's review scripts use 1024")
+    system_prompt: str = Field(LLAVA_SYSTEM_PROMPT, description="the system message (LLaVA's by default)")
+    cache: bool = Field(True, description="keep every judge reply on disk and reuse it for the same request")
+    cache_dir: str | None = Field(None, description="where the replies are kept (default: $ABLATE_HOME/judge_cache)")
     timeout_s: float = Field(120.0, gt=0)
     retries: int = Field(3, ge=0, description="retries on network errors, 429 and 5xx")
     retry_wait_s: float = Field(1.0, ge=0, description="wait before the first retry; doubles each retry, at most 30 s")
 
 
 class RelativeScoreJudge(EvaluatorBase):
-    def __init__(self, config: GPT4RelativeScoreConfig, base_url: str, api_key: str | None):
-        self.config, self.base_url, self.api_key = config, base_url.rstrip("/"), api_key
+    def __init__(self, config: GPT4RelativeScoreConfig, base_url: str, api_key: str | None,
+                 cache: JudgeCache | None = None):
+        self.config, self.base_url, self.api_key, self.cache = config, base_url.rstrip("/"), api_key, cache
 
     # --- the API ---------------------------------------------------------------------------
 
-    def _chat(self, messages: list[dict[str, str]]) -> str:
-        body = json.dumps({"model": self.config.model, "messages": messages,
-                           "temperature": self.config.temperature, "max_tokens": self.config.max_tokens}).encode()
+    def ask(self, messages: list[dict[str, str]]) -> str:
+        """The judge's reply to `messages`: from the cache when this exact request was answered before."""
+        request = {"model": self.config.model, "messages": messages,
+                   "temperature": self.config.temperature, "max_tokens": self.config.max_tokens}
+        cached = self.cache.get(request) if self.cache is not None else None
+        if cached is not None:
+            return cached
+        reply = self._chat(request)
+        if self.cache is not None:
+            self.cache.put(request, reply)
+        return reply
+
+    def _chat(self, request: dict[str, Any]) -> str:
+        body = json.dumps(request).encode()
         url = f"{self.base_url}/chat/completions"
         attempts = self.config.retries + 1
         for attempt in range(attempts):
@@ -109,65 +129,81 @@ class RelativeScoreJudge(EvaluatorBase):
 
     # --- the evaluator contract ------------------------------------------------------------
 
-    def judge(self, record: dict[str, Any]) -> dict[str, Any]:
+    def messages(self, record: dict[str, Any]) -> list[dict[str, str]]:
+        """LLaVA's request for one record: the system message, then context, question, answers, rule."""
         meta = record.get("meta") or {}
-        context = meta.get("context") or meta.get("caption") or "(none given)"
         reference = record.get("answer")
         reference = reference[0] if isinstance(reference, (list, tuple)) and reference else reference
-        text = self._chat([
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": USER_TEMPLATE.format(
-                context=context, question=record.get("prompt", ""), reference=reference or "",
-                prediction=record.get("prediction") or "")},
-        ])
+        question = meta.get("question") or str(record.get("prompt") or "").replace(IMAGE_TOKEN, "").strip()
+        return [{"role": "system", "content": self.config.system_prompt},
+                {"role": "user", "content": review_content(
+                    meta.get("context") or meta.get("caption") or "(none given)", question, reference or "",
+                    record.get("prediction") or "", meta.get("judge_rule") or DEFAULT_RULE)}]
+
+    def judge(self, record: dict[str, Any]) -> dict[str, Any]:
+        text = self.ask(self.messages(record))
         scores = parse_scores(text)
-        out = {**record, "judge_review": text}
+        out = {**record, "judge_review": text, "judge_failed": scores is None}
         if scores is None:
-            return {**out, "judge_scores": None, "correct": False}
+            return {**out, "judge_scores": list(FAILED), "correct": False}
         return {**out, "judge_scores": list(scores), "correct": scores[1] >= scores[0]}
 
     def score(self, records: Iterable[dict[str, Any]]) -> dict[str, float]:
         return relative_scores(self.judged(records, "gpt4_relative_score", done_key="judge_scores"))
 
 
+def review_content(context: str, question: str, reference: str, prediction: str, rule: dict[str, str]) -> str:
+    """The user message in the sections LLaVA's review scripts write (answer 1 is the reference)."""
+    role = rule["role"]
+    return (f"[Context]\n{context}\n\n[Question]\n{question}\n\n"
+            f"[{role} 1]\n{reference}\n\n[End of {role} 1]\n\n"
+            f"[{role} 2]\n{prediction}\n\n[End of {role} 2]\n\n[System]\n{rule['prompt']}\n\n")
+
+
 def parse_scores(text: str) -> tuple[float, float] | None:
-    """The two scores on the judge's first line ("8 6", "8, 6", "8.5/10 6/10"); None if absent."""
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    match = _SCORES.fullmatch(first.strip())
-    if match is None:
+    """LLaVA's parse: the first line, commas as spaces, must split on single spaces into two numbers.
+
+    So "8 7" and "8,7" parse; "8, 7" (three parts), " 8 7" and "8/10 7/10" do not, as in LLaVA.
+    """
+    parts = text.split("\n")[0].replace(",", " ").split(" ")
+    if len(parts) != 2:
         return None
-    scores = float(match.group(1)), float(match.group(2))
-    return scores if all(0 <= x <= 10 for x in scores) else None
-
-
-_NUMBER = r"(\d+(?:\.\d+)?)(?:\s*/\s*10)?"
-_SCORES = re.compile(_NUMBER + r"\s*[,;\s]\s*" + _NUMBER)
+    try:
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        return None
 
 
 def relative_scores(records: list[dict[str, Any]]) -> dict[str, float]:
+    """LLaVA's summary: per category and over all, the mean score pair (failures as [-1, -1])."""
     from ablate.eval.evaluators import record_category
 
-    scored = [r for r in records if r.get("judge_scores")]
-    if not scored:
-        raise AblateError("gpt4_relative_score: the judge scored no item (its replies had no scores)")
-    groups: dict[str, list[dict[str, Any]]] = {"": scored}
-    for record in scored:
+    if all(r.get("judge_failed") for r in records):
+        raise AblateError("gpt4_relative_score: the judge scored no item (no reply began with a line of two scores)")
+    groups: dict[str, list[list[float]]] = {"": []}
+    for record in records:
+        groups[""].append(record["judge_scores"])
         if (category := record_category(record)) is not None:
-            groups.setdefault(category, []).append(record)
+            groups.setdefault(category, []).append(record["judge_scores"])
     out: dict[str, float] = {}
-    for name, group in groups.items():
-        ref = sum(r["judge_scores"][0] for r in group)
-        ans = sum(r["judge_scores"][1] for r in group)
-        out["relative_score" + (f"/{name}" if name else "")] = 100.0 * ans / ref if ref else 0.0
-    out["accuracy"] = sum(bool(r["correct"]) for r in scored) / len(scored)
-    out["judged_items"] = float(len(scored))
+    for name, pairs in groups.items():
+        # plain sums, as numpy's mean over axis 0 adds row after row; rounded where LLaVA rounds
+        reference = round(sum(p[0] for p in pairs) / len(pairs), 3)
+        model = round(sum(p[1] for p in pairs) / len(pairs), 3)
+        suffix = f"/{name}" if name else ""
+        out["relative_score" + suffix] = round(model / reference * 100, 1) if reference else 0.0
+        out["reference_score" + suffix] = round(reference * 10, 1)
+        out["model_score" + suffix] = round(model * 10, 1)
+    out["accuracy"] = sum(bool(r["correct"]) for r in records) / len(records)
+    out["judged_items"] = float(len(records))
+    out["judge_failures"] = float(sum(bool(r.get("judge_failed")) for r in records))
     return out
 
 
 def build_gpt4_relative_score(config: GPT4RelativeScoreConfig) -> RelativeScoreJudge:
-    """LLaVA-Bench: a judge model scores answer vs reference (1-10); 100 x sum ratio; needs an API.
+    """LLaVA-Bench as LLaVA scores it: a judge model rates reference and answer with rule.json's prompts.
 
-    The judge (GPT-4 in LLaVA) is reached through an OpenAI-compatible chat API.
+    The judge (GPT-4 in LLaVA) is reached through an OpenAI-compatible chat API; replies are cached.
     """
     base_url = config.base_url or next((os.environ[e] for e in BASE_URL_ENVS if os.environ.get(e)), None)
     api_key = os.environ.get(config.api_key_env) or None
@@ -178,5 +214,16 @@ def build_gpt4_relative_score(config: GPT4RelativeScoreConfig) -> RelativeScoreJ
             "OPENAI_BASE_URL (e.g. a local vLLM server), or eval.evaluator.base_url in the recipe. "
             "This metric cannot be computed offline."
         )
-    return RelativeScoreJudge(config, base_url or DEFAULT_BASE_URL, api_key)
+    return RelativeScoreJudge(config, base_url or DEFAULT_BASE_URL, api_key, judge_cache(config))
 
+
+def judge_cache(config: GPT4RelativeScoreConfig) -> JudgeCache | None:
+    if not config.cache:
+        return None
+    from ablate.paths import file_in_the_way
+    from ablate.zoo import ablate_home
+
+    root = Path(config.cache_dir).expanduser() if config.cache_dir else ablate_home() / "judge_cache"
+    if (blocker := file_in_the_way(root)) is not None:
+        raise AblateError(f"gpt4_relative_score: cache_dir {str(root)!r} cannot be a folder: {blocker} is a file")
+    return JudgeCache(root)

@@ -1,15 +1,12 @@
 """The LLM-judged evaluator (`gpt4_relative_score`) against a local OpenAI-compatible server."""
 
-import json
 import socket
-import threading
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from judge_server import reply, send, serve
 
 from ablate.errors import AblateError
-from ablate.eval.judges import parse_scores
+from ablate.eval.judges import parse_scores, relative_scores
 from ablate.registry import registries
 
 ENVS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ABLATE_JUDGE_BASE_URL")
@@ -21,33 +18,10 @@ def no_endpoint(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-@contextmanager
-def _serve(answer):
-    """A local HTTP server calling `answer(handler, json_body)` for each POST; yields its /v1 URL."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            answer(self, json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"null"))
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/v1"
-    server.shutdown()
-
-
-def _send(handler, status: int, data: bytes) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
-
-
-def _reply(text: str) -> bytes:
-    return json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+@pytest.fixture(autouse=True)
+def _own_judge_cache(monkeypatch, tmp_path):
+    """Each test starts with an empty judge cache, so every request reaches its server."""
+    monkeypatch.setenv("ABLATE_HOME", str(tmp_path / "home"))
 
 
 @pytest.fixture
@@ -58,9 +32,9 @@ def judge_server():
     def answer(handler, body):
         seen.append({"path": handler.path, "auth": handler.headers.get("Authorization"), "body": body})
         scores = "8 4" if "wrong answer" in body["messages"][-1]["content"] else "7 7"
-        _send(handler, 200, _reply(f"{scores}\nBecause."))
+        send(handler, 200, reply(f"{scores}\nBecause."))
 
-    with _serve(answer) as url:
+    with serve(answer) as url:
         yield url, seen
 
 
@@ -86,7 +60,7 @@ def test_relative_score_through_an_openai_compatible_api(no_endpoint, monkeypatc
     assert [j["judge_scores"] for j in judged] == [[8.0, 4.0], [7.0, 7.0]]
     assert [j["correct"] for j in judged] == [False, True]
     scores = judge.score(judged)
-    assert scores["relative_score"] == pytest.approx(100 * 11 / 15)
+    assert scores["relative_score"] == 73.3  # 100 x 5.5 / 7.5, rounded as LLaVA rounds
     assert scores["relative_score/conv"] == pytest.approx(50.0)
     assert scores["relative_score/detail"] == pytest.approx(100.0)
     assert scores["accuracy"] == 0.5
@@ -109,12 +83,33 @@ def test_unreachable_judge_is_an_ablate_error(no_endpoint):
         judge.judge({"id": "1", "prompt": "q", "prediction": "p", "answer": "a"})
 
 
-def test_parse_scores():
+def test_parse_scores_as_llava_parses_them():
     assert parse_scores("8 6\nreview") == (8.0, 6.0)
-    assert parse_scores("8.5, 6") == (8.5, 6.0)
-    assert parse_scores("8/10 6/10") == (8.0, 6.0)
+    assert parse_scores("8,6") == (8.0, 6.0)
+    assert parse_scores("8.5 6\r\nreview") == (8.5, 6.0)
+    # LLaVA splits on single spaces after reading commas as spaces: these are failures there too
+    assert parse_scores("8, 6") is None
+    assert parse_scores(" 8 6") is None
+    assert parse_scores("8/10 6/10") is None
     assert parse_scores("Assistant 1 gets 8") is None
     assert parse_scores("") is None
+
+
+def test_relative_scores_match_llavas_summary_on_uneven_means():
+    """LLaVA's summary: numpy means of the score pairs, rounded to 3 places, the ratio to 1."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    pairs = [[float(a), float(b)] for a, b in rng.integers(1, 21, size=(37, 2)) / 2] + [[-1, -1]]
+    records = [{"judge_scores": p, "correct": False, "meta": {"category": "conv" if i % 3 else "detail"}}
+               for i, p in enumerate(pairs)]
+    scores = relative_scores(records)
+    for name, group in (("", pairs), ("/conv", [p for i, p in enumerate(pairs) if i % 3]),
+                        ("/detail", [p for i, p in enumerate(pairs) if not i % 3])):
+        reference, model = (round(x, 3) for x in np.asarray(group).mean(0).tolist())
+        assert scores["relative_score" + name] == round(model / reference * 100, 1)
+        assert scores["reference_score" + name] == round(reference * 10, 1)
+        assert scores["model_score" + name] == round(model * 10, 1)
 
 
 @pytest.fixture
@@ -131,9 +126,9 @@ def scripted_server():
             handler.close_connection = True
             handler.connection.shutdown(socket.SHUT_RDWR)
         else:
-            _send(handler, *step)
+            send(handler, *step)
 
-    with _serve(answer) as url:
+    with serve(answer) as url:
         yield url, script, hits
 
 
@@ -148,14 +143,14 @@ def _judge(url: str, retries: int):
 @pytest.mark.parametrize("failure", [(500, b"overloaded"), (429, b"slow down"), "reset"])
 def test_the_judge_retries_a_failed_request(no_endpoint, scripted_server, failure):
     url, script, hits = scripted_server
-    script += [failure, (200, _reply("6 9\nfine"))]
+    script += [failure, (200, reply("6 9\nfine"))]
     assert _judge(url, retries=1).judge(RECORD)["judge_scores"] == [6.0, 9.0]
     assert len(hits) == 2
 
 
 def test_the_judge_gives_up_after_its_retries_with_the_last_error(no_endpoint, scripted_server):
     url, script, hits = scripted_server
-    script += ["reset", (502, b"bad gateway"), (503, b"still down"), (200, _reply("6 9"))]
+    script += ["reset", (502, b"bad gateway"), (503, b"still down"), (200, reply("6 9"))]
     with pytest.raises(AblateError) as info:
         _judge(url, retries=2).judge(RECORD)
     assert str(info.value) == f"gpt4_relative_score: the judge at {url}/chat/completions failed after 3 attempts: HTTP 503: still down"
@@ -169,7 +164,7 @@ def test_the_judge_gives_up_after_its_retries_with_the_last_error(no_endpoint, s
 ])
 def test_a_bad_request_or_reply_is_not_retried(no_endpoint, scripted_server, step, error):
     url, script, hits = scripted_server
-    script += [step, (200, _reply("6 9"))]
+    script += [step, (200, reply("6 9"))]
     with pytest.raises(AblateError) as info:
         _judge(url, retries=3).judge(RECORD)
     assert str(info.value).endswith(f"failed after 1 attempt: {error}")
