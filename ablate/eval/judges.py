@@ -45,7 +45,10 @@ BASE_URL_ENVS = ("ABLATE_JUDGE_BASE_URL", "OPENAI_BASE_URL")
 FAILED = [-1.0, -1.0]  # LLaVA's score pair for a reply it cannot parse
 
 # LLaVA's review scripts send this one-sentence system message with every request.
-LLAVA_SYSTEM_PROMPT = "You are a helpful and precise assistant for checking the quality of the answer."
+# ablate's own wording. LLaVA's eval script sends a one-sentence system message of its own; to
+# send exactly LLaVA's request, set `system_prompt` to it from your copy of LLaVA's code, as the
+# rules file is read from your copy of rule.json.
+DEFAULT_SYSTEM_PROMPT = "You carefully and fairly grade how well each answer serves the question."
 DEFAULT_RULE = {
     "role": "Assistant",
     "prompt": "You are shown a text description of an image, a question about it and two assistants' answers. "
@@ -65,7 +68,8 @@ class GPT4RelativeScoreConfig(ComponentConfig):
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
     temperature: float = Field(0.2, ge=0, description="LLaVA's review scripts use 0.2")
     max_tokens: int = Field(1024, gt=0, description="LLaVA's review scripts use 1024")
-    system_prompt: str = Field(LLAVA_SYSTEM_PROMPT, description="the system message (LLaVA's by default)")
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="the judge's system message (set LLaVA's own "
+                               "from your copy of its eval script to send exactly its request)")
     cache: bool = Field(True, description="keep every judge reply on disk and reuse it for the same request")
     cache_dir: str | None = Field(None, description="where the replies are kept (default: $ABLATE_HOME/judge_cache)")
     timeout_s: float = Field(120.0, gt=0)

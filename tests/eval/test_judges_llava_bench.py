@@ -8,7 +8,7 @@ from judge_server import reply, send, serve
 
 from ablate.eval.generation import prompt_turns, reference_answer
 from ablate.eval.judge_cache import JudgeCacheWarning
-from ablate.eval.judges import LLAVA_SYSTEM_PROMPT
+from ablate.eval.judges import DEFAULT_SYSTEM_PROMPT
 from ablate.registry import registries
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
@@ -57,7 +57,7 @@ def test_the_request_is_llavas_with_the_rule_of_the_category(tmp_path, judge_ser
     assert seen == [{
         "model": "judge-x", "temperature": 0.2, "max_tokens": 1024,
         "messages": [
-            {"role": "system", "content": LLAVA_SYSTEM_PROMPT},
+            {"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
             {"role": "user", "content": (
                 f"[Context]\n{COCO_CONTEXT['000000000001.jpg']}\n\n[Question]\nWhat colour is the bus?\n\n"
                 "[Assistant 1]\nThe bus is red.\n\n[End of Assistant 1]\n\n"
