@@ -87,13 +87,17 @@ class PostgresServer:
         self.version = self._run(str(self.bin_dir / "postgres"), "--version").strip()
         return self
 
-    def create_database(self, name: str) -> str:
-        """CREATE DATABASE `name`; returns its SQLAlchemy URL (psycopg 3 driver)."""
+    def connect(self, database: str = "postgres"):
+        """A psycopg 3 connection (autocommit) as the test user."""
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=DB_USER, password=self.password,
-                             dbname="postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        return psycopg.connect(host="127.0.0.1", port=self.port, user=DB_USER, password=self.password,
+                               dbname=database, autocommit=True)
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """CREATE DATABASE `name` (a copy of `template` if given); returns its SQLAlchemy URL."""
+        with self.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return self.dsn(name)
 
     def stop(self) -> None:
