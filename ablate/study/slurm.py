@@ -122,16 +122,16 @@ def slurm_options_from(study_section: SlurmOptions | Mapping[str, Any] | None,
 
 
 def _launch_settings(options: Any) -> SlurmOptions:
-    """SlurmOptions from `ablate.study.launch.LaunchOptions` (its `slurm` dict, merged from the
-    study file and the CLI by `slurm_options_from`); --nproc-per-node and --nnodes fill in what
-    that dict leaves unset."""
+    """SlurmOptions from `ablate.study.launch.LaunchOptions`: its `slurm` dict (the study file's
+    section merged with the SLURM flags by `slurm_options_from`), then --nproc-per-node and
+    --nnodes > 1, which are command-line values too and so win over the study file."""
     if isinstance(options, SlurmOptions):
         return options
     settings = dict(getattr(options, "slurm", None) or {})
     if getattr(options, "nproc_per_node", None):
-        settings.setdefault("nproc_per_node", options.nproc_per_node)
+        settings["nproc_per_node"] = options.nproc_per_node
     if getattr(options, "nnodes", 1) > 1:
-        settings.setdefault("nodes", options.nnodes)
+        settings["nodes"] = options.nnodes
     return slurm_options_from(settings)
 
 

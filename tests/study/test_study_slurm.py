@@ -134,9 +134,12 @@ def test_options_merge_the_study_file_and_the_command_line():
 def test_launch_options_fill_in_processes_and_nodes():
     from types import SimpleNamespace
 
-    launch_options = SimpleNamespace(slurm={"partition": "gpu", "gpus_per_node": 8}, nproc_per_node=None, nnodes=4)
+    study_and_flags = slurm_options_from({"partition": "gpu", "nodes": 2, "gpus_per_node": 8}, {"time_limit": "60"})
+    launch_options = SimpleNamespace(slurm=study_and_flags.model_dump(exclude_unset=True), nproc_per_node=None, nnodes=4)
     options = SlurmLauncher(launch_options).options
-    assert (options.partition, options.nodes, options.procs_per_node) == ("gpu", 4, 8)
+    assert (options.partition, options.nodes, options.procs_per_node, options.timeout_min) == ("gpu", 4, 8, 60)
+    launch_options = SimpleNamespace(slurm={"gpus_per_node": 8}, nproc_per_node=2, nnodes=1)
+    assert (SlurmLauncher(launch_options).options.nodes, SlurmLauncher(launch_options).options.procs_per_node) == (1, 2)
 
 
 def test_no_slurm_here_is_one_clear_message(tmp_path, monkeypatch):
