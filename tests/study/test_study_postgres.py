@@ -25,7 +25,7 @@ from ablate.cli import main
 from ablate.study import queue
 from ablate.study.parent import nested_runs, saved_parent
 from ablate.study.runner import run_study
-from postgres_server import PostgresMissing, start_server
+from postgres_server import PostgresMissing, free_port, start_server
 from study_fakes import BASE_RECIPE, fake_run, quiet_console, run_log, write_project
 
 CELLS = {f"{arm}|seed={seed}" for arm in ("linear", "mlp2") for seed in (7, 8)}
@@ -62,12 +62,10 @@ def say(request, line: str) -> None:
 
 def _make_mlflow_template(server) -> None:
     import mlflow
-    import psycopg
 
     mlflow.MlflowClient(server.create_database(MLFLOW_TEMPLATE)).search_experiments()
     with server.connect() as conn:  # a template must have no open connections; ours are done with it
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (MLFLOW_TEMPLATE,))
-    assert psycopg  # the driver the `cluster` extra installs
 
 
 @pytest.fixture
@@ -212,7 +210,7 @@ def test_machine_killed_mid_cell_loses_and_duplicates_nothing(cluster, monkeypat
 
 def test_unreachable_or_refused_postgresql_is_one_clear_message(project, postgres, capsys):
     wrong_password = postgres.dsn("postgres").replace(postgres.password, "not-the-password")
-    nobody_listens = postgres.dsn("postgres").replace(f":{postgres.port}/", f":{_closed_port()}/")
+    nobody_listens = postgres.dsn("postgres").replace(f":{postgres.port}/", f":{free_port()}/")  # bound and released
     for url, reason in ((wrong_password, 'password authentication failed for user "ablate"'),
                         (nobody_listens, "Connection refused")):
         assert main(["study", "demo", "--scale", "tiny", "--storage", url]) == 2
@@ -223,7 +221,22 @@ def test_unreachable_or_refused_postgresql_is_one_clear_message(project, postgre
     assert not (project / "runs" / "studies" / "demo-tiny" / "mlflow.json").exists()
 
 
-def _closed_port() -> int:
-    from postgres_server import free_port
+def test_database_urls_pick_psycopg_and_hide_passwords(monkeypatch):
+    from importlib.util import find_spec
 
-    return free_port()
+    from ablate.errors import AblateError
+    from ablate.study.storage import database_url, masked, open_storage
+
+    assert find_spec("psycopg2") is None  # the `cluster` extra installs psycopg 3 only
+    assert database_url("postgresql://u:p%40ss@db:5432/s") == "postgresql+psycopg://u:p%40ss@db:5432/s"
+    assert database_url("postgres://u:p@db/s") == "postgresql+psycopg://u:p@db/s"  # as hosting services print it
+    assert database_url("postgresql+psycopg2://u:p@db/s") == "postgresql+psycopg2://u:p@db/s"  # asked for: kept
+    assert database_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert masked("postgresql+psycopg://u:secret@db/s") == "postgresql+psycopg://u:***@db/s"
+    with pytest.raises(AblateError, match=r"--storage 'redis://u:\*\*\*@db': expected a database URL"):
+        database_url("redis://u:secret@db")
+    with pytest.raises(AblateError, match=r"--storage 'postgresql://u:\*\*\*@db:port/s': not a database URL"):
+        database_url("postgresql://u:secret@db:port/s")
+    monkeypatch.setenv("ABLATE_STUDY_GRACE_S", "soon")
+    with pytest.raises(AblateError, match=r"ABLATE_STUDY_GRACE_S='soon': expected a whole number of seconds"):
+        open_storage("sqlite:///:memory:", Path("."))
