@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 MAX_PARAM_LEN = 6000
+ARTIFACTS_ENV = "ABLATE_MLFLOW_ARTIFACTS"
 
 
 # The schemes MLflow's tracking store registry knows (mlflow.tracking._tracking_service.utils,
@@ -106,18 +107,24 @@ def git_commit(path: str | Path = ".") -> str | None:
 
 
 def artifact_location(uri: str, experiment: str) -> str | None:
-    """Artifacts of a sqlite store go next to its database file (`<db folder>/mlruns/<experiment>`).
+    """Where a new experiment keeps its artifacts: `$ABLATE_MLFLOW_ARTIFACTS/<experiment>` when set
+    (a shared folder, or an artifact URI such as s3://bucket/path, for a database store that
+    several machines use), else next to a sqlite store's file (`<db folder>/mlruns/<experiment>`).
 
     MLflow's default puts them under `./mlruns` of whatever directory the run started in, so a
     store in another folder would have its artifacts scattered over working directories.
     """
     import re
 
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment) or "experiment"
+    if root := os.environ.get(ARTIFACTS_ENV):
+        if "://" in root:
+            return f"{root.rstrip('/')}/{safe}"
+        return (Path(root).expanduser().resolve() / safe).as_uri()
     prefix = "sqlite:///"
     if not uri.startswith(prefix) or uri[len(prefix):] in ("", ":memory:"):
         return None
     db = Path(uri[len(prefix):].split("?", 1)[0]).expanduser().resolve()
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment) or "experiment"
     return (db.parent / "mlruns" / safe).as_uri()
 
 

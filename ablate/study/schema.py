@@ -31,6 +31,7 @@
         measure: test accuracy (%)
         values: {penultimate: 90.92, last: 89.96}
     report: {epoch_curves: false, model_columns: [connector]}
+    slurm: {partition: gpu, nodes: 4, gpus_per_node: 8, time_limit: "2-00:00:00"}   # for --launcher slurm
 
 An arm with neither `value` nor `per_scale` keeps the base recipe's value at the axis path.
 """
@@ -46,6 +47,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from ablate.config_model import StrictModel, repeated
 from ablate.errors import AblateError, Problem, ProblemsError, closest
 from ablate.recipe.loading import pydantic_problem
+from ablate.study.slurm import SlurmOptions
 
 Scale = Literal["paper", "tiny"]
 SCALES: tuple[str, ...] = ("paper", "tiny")
@@ -215,6 +217,7 @@ class Study(Strict):
     baseline: Union[str, dict[str, str]]
     paper: list[PaperResult] = []
     report: ReportOptions = ReportOptions()
+    slurm: SlurmOptions | None = Field(None, description="each cell's SLURM job with --launcher slurm (CLI flags win)")
 
 
 # --- the loaded file ------------------------------------------------------------------------
