@@ -108,7 +108,12 @@ def test_cache_key_tracks_config_and_weights(clip_dir, tmp_path):
     copy = zoo.build("tiny-clip", dest=tmp_path / "copy")
     weights = copy / "model.safetensors"
     before = build("hf_clip", name_or_path=str(copy)).cache_key
+    # Content, not stamps: a touched file keeps the key, other weights at the same path change it.
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert build("hf_clip", name_or_path=str(copy)).cache_key == before
+    from safetensors.torch import load_file, save_file
+
+    save_file({k: v + 1 for k, v in load_file(str(weights)).items()}, str(weights), metadata={"format": "pt"})
     assert build("hf_clip", name_or_path=str(copy)).cache_key != before
 
 
