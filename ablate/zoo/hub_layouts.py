@@ -156,13 +156,12 @@ def write_clip_l336_like(folder: str | Path, *, weights: str = "bin", seed: int 
 def write_siglip_so400m_like(folder: str | Path, *, weights: str = "safetensors", seed: int = 0) -> Path:
     """google/siglip-so400m-patch14-384's layout: config.json of a full SiglipModel, one
     model.safetensors, its preprocessor_config.json."""
-    from transformers import SiglipConfig, SiglipModel
+    from transformers import SiglipConfig, SiglipModel, SiglipTextConfig
 
-    config = SiglipConfig(
-        text_config=dict(TINY_TOWER, vocab_size=32000, max_position_embeddings=64, bos_token_id=1, eos_token_id=1,
-                         pad_token_id=1),
-        vision_config=dict(TINY_TOWER, image_size=384, patch_size=14),
-    )
+    # Built whole first: a partial dict is filled from defaults whose ids lie outside the vocab.
+    text = SiglipTextConfig(**TINY_TOWER, vocab_size=32000, max_position_embeddings=64, pad_token_id=1,
+                            bos_token_id=1, eos_token_id=1)
+    config = SiglipConfig(text_config=text.to_dict(), vision_config=dict(TINY_TOWER, image_size=384, patch_size=14))
     return _write_tower(folder, SiglipModel, config, SIGLIP_SO400M_PREPROCESSOR, weights, seed)
 
 
