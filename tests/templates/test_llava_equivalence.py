@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import VICUNA_VARIANTS
 from llava_reference import (
     IGNORE,
     llava_image_tokens,
@@ -18,6 +17,7 @@ from llava_reference import (
     llava_preprocess_v1,
     llava_v1_prompt,
 )
+from vicuna_folders import VICUNA_VARIANTS
 
 from ablate.templates import PlainTemplate, VicunaV1Template
 
