@@ -119,7 +119,6 @@ def tokenize_with_image(text: str, tokenizer: Any, at: str = "template") -> Toke
     return TokenizedText(ids, spans, added)
 
 
-
 def _skips_dummy_prefix(tokenizer: Any) -> bool:
     """True for a Metaspace tokenizer that prepends "▁" only when the text does not already
     start with one (transformers 5's Llama). SentencePiece, and so the slow LlamaTokenizer LLaVA
