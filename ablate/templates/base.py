@@ -23,6 +23,7 @@ from ablate.components.contracts import IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_I
 from ablate.errors import AblateError, DataError
 
 HUMAN, GPT = "human", "gpt"
+WORD_START = "\u2581"  # SentencePiece's "▁"
 ROLES = (HUMAN, GPT)
 Turn = tuple[str, str]  # (role, text)
 
@@ -72,7 +73,9 @@ def tokenize_with_image(text: str, tokenizer: Any, at: str = "template") -> Toke
 
     The ids equal LLaVA's: with one "<image>" they are `tokenizer(before)` (BOS included),
     IMAGE_TOKEN_INDEX, then `tokenizer(after)` without its first token when the first piece
-    began with BOS. Text without "<image>" gives exactly `tokenizer(text).input_ids`.
+    began with BOS. Text without "<image>" gives `tokenizer(text).input_ids`. "tokenizer" means
+    the slow SentencePiece one LLaVA uses: a piece that starts with a space keeps its extra
+    word-start "▁" (" What" -> "▁", "▁What") where a Metaspace tokenizer would drop it.
     """
     if not getattr(tokenizer, "is_fast", False):
         raise AblateError(
@@ -80,7 +83,12 @@ def tokenize_with_image(text: str, tokenizer: Any, at: str = "template") -> Toke
             f"got {type(tokenizer).__name__}; load it with use_fast=True"
         )
     pieces = text.split(IMAGE_TOKEN)
-    encoded = tokenizer(pieces, add_special_tokens=True, return_offsets_mapping=True)
+    # One extra leading space where the tokenizer would skip SentencePiece's word-start "▁"
+    # (see `_skips_dummy_prefix`); its offsets are shifted back below.
+    pad = _skips_dummy_prefix(tokenizer)
+    extra = [int(pad and piece.startswith((" ", WORD_START))) for piece in pieces]
+    inputs = [" " * e + piece for e, piece in zip(extra, pieces)]
+    encoded = tokenizer(inputs, add_special_tokens=True, return_offsets_mapping=True)
     bos = tokenizer.bos_token_id
     first = encoded["input_ids"][0]
     drop_bos = bos is not None and len(first) > 0 and first[0] == bos
@@ -102,12 +110,23 @@ def tokenize_with_image(text: str, tokenizer: Any, at: str = "template") -> Toke
                 if not piece_ids or piece_ids[0] != bos:
                     raise DataError(f"{at}: the text after {IMAGE_TOKEN} does not start with BOS when tokenized")
                 skip = 1
+        shift = extra[n]
         for token, (lo, hi), seq in zip(piece_ids[skip:], offsets[skip:], from_text[skip:]):
             ids.append(token)
-            spans.append((start + lo, start + hi))
+            spans.append((start + max(lo - shift, 0), start + max(hi - shift, 0)))
             added.append(seq is None)
         start += len(piece) + len(IMAGE_TOKEN)
     return TokenizedText(ids, spans, added)
+
+
+def _skips_dummy_prefix(tokenizer: Any) -> bool:
+    """True for a Metaspace tokenizer that prepends "▁" only when the text does not already
+    start with one (transformers 5's Llama). SentencePiece, and so the slow LlamaTokenizer LLaVA
+    uses, prepends it anyway: " What" is "▁", "▁What" there and "▁What" here. A space in front
+    makes the two agree. Tokenizers that prepend with a normalizer (ablate's load of a legacy
+    `tokenizer.model`, see ablate.components.llms.slow_llama) need nothing."""
+    pre = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
+    return type(pre).__name__ == "Metaspace" and getattr(pre, "prepend_scheme", "never") != "never"
 
 
 def labels_from_spans(tokens: TokenizedText, targets: Sequence[tuple[int, int]], at: str) -> list[int]:

@@ -8,8 +8,10 @@ Trained with the `tokenizers` BPE trainer on `corpus.tokenizer_corpus()`.
 
 from __future__ import annotations
 
+import io
 import json
 import string
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -79,3 +81,43 @@ def _train(vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
     vocab = {piece: i for i, piece in enumerate(pieces)}
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     return vocab, merges
+
+
+# Llama's SentencePiece trainer settings (as read from its tokenizer.model's trainer_spec):
+# BPE, byte fallback, digits split, a "▁" dummy prefix, no whitespace clean-up, <unk> <s> </s> = 0 1 2.
+LLAMA_SENTENCEPIECE = dict(
+    model_type="bpe",
+    byte_fallback=True,
+    split_digits=True,
+    add_dummy_prefix=True,
+    remove_extra_whitespaces=False,
+    allow_whitespace_only_pieces=True,
+    normalization_rule_name="identity",
+    character_coverage=1.0,
+    unk_id=0,
+    bos_id=1,
+    eos_id=2,
+    pad_id=-1,
+)
+
+
+def train_sentencepiece(lines: list[str], dest: str | Path, vocab_size: int = 700) -> Path:
+    """Train a Llama-style SentencePiece model on `lines` and write it to `dest` (a
+    `tokenizer.model` file). Deterministic for the same lines; under a second for a few
+    thousand short lines. `vocab_size` is an upper bound on a small corpus."""
+    import sentencepiece
+
+    dest = Path(dest)
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        num_threads=1,  # thread scheduling would otherwise change the merges' order
+        minloglevel=2,
+        **LLAMA_SENTENCEPIECE,
+    )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(model.getvalue())
+    return dest

@@ -1,11 +1,11 @@
-"""Tokenizers for the template tests, all real transformers LlamaTokenizer objects.
+"""Tokenizers for the template tests.
 
 - zoo: ablate's own tiny tokenizer (Metaspace prepend "first", i.e. legacy=False).
-- legacy: the zoo vocabulary with prepend "always" (legacy=True), the behaviour LLaVA-1.5 was
-  trained with: text right after "</s>" gets a word-start "▁", as at the start of a string.
-- vicuna_like: legacy=False with "USER" a piece but "▁USER" not, so "USER" alone tokenizes to
-  one token more ("▁", "USER") than right after "</s>" ("USER"): the case LLaVA's
-  non-legacy "-1" adjustment was written for.
+- vicuna: the Vicuna-layout checkpoints of vicuna_folders.py (`tokenizer.model` only), loaded
+  through ablate's LLM loader, each next to the slow tokenizer LLaVA would use on the same
+  `tokenizer.model` (llava_reference.SlowLlamaTokenizer).
+- vicuna_mismatch: "legacy": false with "▁USER" a piece, so that adjustment is wrong and LLaVA
+  masks every multi-turn sample.
 """
 
 from __future__ import annotations
@@ -13,6 +13,26 @@ from __future__ import annotations
 import json
 
 import pytest
+from llava_reference import SlowLlamaTokenizer
+from vicuna_folders import VICUNA_VARIANTS, load_tokenizer, vicuna_corpus, vicuna_folder
+
+
+@pytest.fixture(scope="session")
+def vicuna(tmp_path_factory):
+    """name -> (ablate's tokenizer, the slow reference) for each VICUNA_VARIANTS entry."""
+    root = tmp_path_factory.mktemp("vicuna")
+    corpus = vicuna_corpus(user_after_space=False)
+    out = {}
+    for name, (configured, slow_legacy) in VICUNA_VARIANTS.items():
+        folder = vicuna_folder(root, name, corpus, configured)
+        out[name] = (load_tokenizer(folder), SlowLlamaTokenizer(folder / "tokenizer.model", legacy=slow_legacy))
+    return out
+
+
+@pytest.fixture(scope="session")
+def vicuna_mismatch(tmp_path_factory):
+    folder = vicuna_folder(tmp_path_factory.mktemp("vicuna"), "mismatch", vicuna_corpus(True), False)
+    return load_tokenizer(folder), SlowLlamaTokenizer(folder / "tokenizer.model", legacy=False)
 
 
 @pytest.fixture(scope="session")
@@ -22,35 +42,7 @@ def zoo_tokenizer():
     return build_tokenizer()
 
 
-def _llama(vocab, merges, legacy):
-    from transformers import LlamaTokenizer
-
-    return LlamaTokenizer(
-        vocab=vocab, merges=merges, legacy=legacy, add_bos_token=True,
-        unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<unk>",
-    )
-
-
 @pytest.fixture(scope="session")
 def zoo_pieces(zoo_tokenizer):
     model = json.loads(zoo_tokenizer.backend_tokenizer.to_str())["model"]
     return dict(model["vocab"]), [tuple(m) for m in model["merges"]]
-
-
-@pytest.fixture(scope="session")
-def legacy_tokenizer(zoo_pieces):
-    vocab, merges = zoo_pieces
-    return _llama(vocab, merges, legacy=True)
-
-
-@pytest.fixture(scope="session")
-def vicuna_like_tokenizer(zoo_pieces):
-    vocab, merges = zoo_pieces
-    vocab = {**vocab, "USER": len(vocab)}
-    merges = [m for m in merges if m != ("▁", "USE")] + [("USE", "R")]
-    return _llama(vocab, merges, legacy=False)
-
-
-@pytest.fixture(scope="session")
-def tokenizers(zoo_tokenizer, legacy_tokenizer, vicuna_like_tokenizer):
-    return {"zoo": zoo_tokenizer, "legacy": legacy_tokenizer, "vicuna_like": vicuna_like_tokenizer}

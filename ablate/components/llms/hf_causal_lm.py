@@ -5,6 +5,7 @@ from __future__ import annotations
 from ablate.components.contracts import LoadedLLM
 from ablate.errors import AblateError, MissingCheckpointError
 from ablate.components.checkpoints import open_checkpoint
+from ablate.components.llms.slow_llama import match_slow_llama
 
 
 def load_causal_lm(config) -> LoadedLLM:
@@ -49,6 +50,7 @@ def load_causal_lm(config) -> LoadedLLM:
             f"{where}: the tokenizer of {config.tokenizer or config.name_or_path!r} is not a fast "
             f"(tokenizers-backed) tokenizer; ablate needs one for offsets and batching"
         )
+    match_slow_llama(tokenizer)  # LLaVA's ids are the slow SentencePiece tokenizer's
     if tokenizer.pad_token is None:
         # LLaVA pads Llama/Vicuna with <unk>; models without one use eos.
         tokenizer.pad_token = tokenizer.unk_token if tokenizer.unk_token is not None else tokenizer.eos_token
