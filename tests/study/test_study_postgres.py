@@ -188,9 +188,12 @@ def test_machine_killed_mid_cell_loses_and_duplicates_nothing(cluster, monkeypat
     (dead,) = [t for t in optuna_trials(cluster["optuna"]) if t.state == TrialState.RUNNING]
     assert dead.user_attrs["host"] == "machine-a"
 
-    first = run_here(cluster, monkeypatch)  # B drains the rest; A's cell still has a recent heartbeat
-    assert first.counts()["done"] == 3
-    assert first.states[dead.user_attrs["cell"]].state in ("running", "pending")
+    first = run_here(cluster, monkeypatch)  # B drains the rest; A's cell may still have a recent heartbeat
+    # On a loaded machine B's drain can outlast the grace period: then B already failed the silent
+    # trial and ran its cell. Either way, what follows must hold.
+    assert first.counts()["done"] in (3, 4)
+    if first.counts()["done"] == 3:
+        assert first.states[dead.user_attrs["cell"]].state in ("running", "pending")
     time.sleep(max(0.0, killed_at + GRACE_S + 1 - time.time()))  # A's heartbeat is now older than the grace period
     outcome = run_here(cluster, monkeypatch)  # a rerun fails the silent trial and runs its cell
     assert outcome.counts()["done"] == 4
