@@ -129,16 +129,6 @@ def _step(node: Any, key: str, dotted: str, create: bool) -> tuple[Any, Any]:
     raise AblateError(f"override {dotted!r}: cannot descend into {type(node).__name__} at {key!r}")
 
 
-def resolve_path(data: dict[str, Any], dotted: str) -> tuple[Any, ...]:
-    """Concrete key path (list names turned into indices) for a dotted path."""
-    node: Any = data
-    out: list[Any] = []
-    for key in parse_path(dotted):
-        k, node = _step(node, key, dotted, create=False)
-        out.append(k)
-    return tuple(out)
-
-
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> tuple[Any, ...]:
     """Set `value` at a dotted path, creating mappings as needed. Returns the concrete path."""
     keys = parse_path(dotted)

@@ -485,7 +485,3 @@ def make_report(study: StudyFile, scale: str, parent: ParentRun, folder: Path, *
     paths = write_report(report, folder)
     log_report(parent, report, paths)
     return report, paths
-
-
-def load_report_json(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
