@@ -120,22 +120,20 @@ def worker_identity() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": pid, "proc_start": process_start(pid), "started": time.time()}
 
 
-def reap_dead(study) -> list[Any]:
-    """FAIL the RUNNING trials whose worker is gone; returns them (their cells become pending)."""
+def reap_dead(study, storage) -> list[Any]:
+    """FAIL the RUNNING trials whose worker is gone; returns them (their cells become pending).
+
+    Only Optuna's public API: `fail_stale_trials` for RDB storages' expired heartbeats, and the
+    storage's own methods for trials whose worker process on this machine is gone."""
     import optuna
-    from optuna.storages._heartbeat import is_heartbeat_enabled
+    from optuna.storages import fail_stale_trials
+
+    from ablate.study.storage import trial_id
 
     TrialState = _trial_state()
-    storage = study._storage
-    reaped: list[Any] = []
-    if is_heartbeat_enabled(storage):  # RDB storages: what optuna.storages.fail_stale_trials does, plus the reason
-        for trial_id in storage._get_stale_trial_ids(study._study_id):
-            try:
-                storage.set_trial_user_attr(trial_id, DIED, "heartbeat expired")
-                if storage.set_trial_state_values(trial_id, TrialState.FAIL):
-                    reaped.append(storage.get_trial(trial_id))
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # another process failed it first
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    fail_stale_trials(study)  # RDB storages: trials whose heartbeat stopped
+    reaped = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in running]
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
@@ -143,22 +141,35 @@ def reap_dead(study) -> list[Any]:
             continue  # another machine's worker: its heartbeat tells
         if process_alive(int(attrs["pid"]), attrs.get("proc_start")):
             continue
+        ident = trial_id(storage, study, trial.number)
         try:
-            storage.set_trial_user_attr(trial._trial_id, DIED, f"worker pid {attrs['pid']} on {host} is gone")
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            storage.set_trial_user_attr(ident, DIED, f"worker pid {attrs['pid']} on {host} is gone")
+            storage.set_trial_state_values(ident, TrialState.FAIL)
             reaped.append(trial)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # it finished after all
     return reaped
 
 
+def died_reason(trial) -> str | None:
+    """Why a FAILed trial's worker vanished, or None: a worker that fails a cell itself records an
+    error, so a failed trial with neither reason nor error was failed by its expired heartbeat."""
+    if trial is None:
+        return None
+    if DIED in trial.user_attrs:
+        return trial.user_attrs[DIED]
+    if trial.state == _trial_state().FAIL and ERROR not in trial.user_attrs:
+        return "heartbeat expired"
+    return None
+
+
 # --- enqueue and claim -----------------------------------------------------------------------
 
 
-def sync(study, cells, lock, *, retry_failed: bool = False) -> tuple[dict[str, CellState], list[Any]]:
+def sync(study, cells, lock, *, storage, retry_failed: bool = False) -> tuple[dict[str, CellState], list[Any]]:
     """Reap dead workers' trials and enqueue every cell that is pending (or failed, if asked)."""
     with lock:
-        reaped = reap_dead(study)
+        reaped = reap_dead(study, storage)
         states = cell_states(study, [c.id for c in cells])
         for cell in cells:
             state = states[cell.id]

@@ -106,6 +106,7 @@ class _Session:
     parent: ParentRun
     lock: Any
     states: dict[str, queue.CellState]
+    storage: Any
 
 
 def run_study(
@@ -161,10 +162,12 @@ def _open_session(prepared: PreparedStudy, storage: str | None, uri: str, retry_
     """Open (or create) the Optuna study and the parent run, queue the pending cells, say where it stands."""
     folder = prepared.folder
     folder.mkdir(parents=True, exist_ok=True)
-    study, created = load_or_create(open_storage(storage, folder), prepared.optuna_name, prepared.study.spec.direction)
-    parent = open_parent(folder, uri, prepared.experiment, prepared.study, prepared.scale)
+    opened = open_storage(storage, folder)
+    study, created = load_or_create(opened, prepared.optuna_name, prepared.study.spec.direction)
     lock = queue_lock(folder)
-    states, reaped = queue.sync(study, prepared.cells, lock, retry_failed=retry_failed)
+    with lock:  # two machines starting at once must not both create the study's parent run
+        parent = open_parent(folder, uri, prepared.experiment, prepared.study, prepared.scale)
+    states, reaped = queue.sync(study, prepared.cells, lock, storage=opened, retry_failed=retry_failed)
     kill_orphans(parent, [t.number for t in reaped])
     console.print(
         f"[bold]ablate study[/] {prepared.study.name} ({prepared.scale} scale) · {len(prepared.cells)} cells "
@@ -175,7 +178,7 @@ def _open_session(prepared: PreparedStudy, storage: str | None, uri: str, retry_
     if reaped:
         console.print(f"[yellow]{len(reaped)} cell(s) whose worker died are queued again[/]")
     console.print(status_table(prepared, states))
-    return _Session(study, parent, lock, states)
+    return _Session(study, parent, lock, states, opened)
 
 
 def _drain(spec: WorkerSpec, workers: int, run_fn, prepared: PreparedStudy, session: _Session, console,
@@ -196,7 +199,7 @@ def _drain(spec: WorkerSpec, workers: int, run_fn, prepared: PreparedStudy, sess
 def _finish(prepared: PreparedStudy, session: _Session, interrupted: bool, stale: dict[str, str]) -> StudyOutcome:
     """Reap workers that died, read the cells' states, and close the parent run accordingly."""
     with session.lock:  # a worker that died during this run leaves its cell RUNNING: mark it for the next run
-        kill_orphans(session.parent, [t.number for t in queue.reap_dead(session.study)])
+        kill_orphans(session.parent, [t.number for t in queue.reap_dead(session.study, session.storage)])
     states = queue.cell_states(session.study, [c.id for c in prepared.cells])
     outcome = StudyOutcome(prepared, session.parent, states, interrupted=interrupted, stale=stale)
     counts = outcome.counts()
@@ -329,7 +332,8 @@ def status_table(prepared: PreparedStudy, states: dict[str, queue.CellState]):
         worker = f"{attrs['host']}:{attrs['pid']}" if st.state == "running" and "pid" in attrs else ""
         seconds = attrs.get("seconds")
         value = st.trial.value if st.state == "done" and st.trial is not None else None
-        note = st.error or (f"retry after: {attrs.get(queue.DIED)}" if queue.DIED in attrs and st.state != "done" else "")
+        died = queue.died_reason(st.trial) if st.state != "done" else None
+        note = st.error or (f"retry after: {died}" if died else "")
         table.add_row(escape(cell.arm), str(cell.seed), f"[{STATE_STYLE[st.state]}]{st.state}[/]",
                       str(st.trial.number) if st.trial is not None else "", worker,
                       f"{seconds:.1f}s" if seconds is not None else "", f"{value:.4f}" if value is not None else "",

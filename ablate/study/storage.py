@@ -10,9 +10,12 @@ heartbeat stops is failed and its cell queued again. `ABLATE_STUDY_HEARTBEAT_S` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
 from pathlib import Path
+from typing import Iterator
 
 from ablate.errors import AblateError
 
@@ -154,3 +157,35 @@ def load_or_create(storage, name: str, direction: str):
                 f"but the study file says {direction}; use another --storage or delete the study"
             ) from None
         return study, False
+
+
+def trial_id(storage, study, number: int) -> int:
+    """A trial's storage id from its number, through the storage's public API."""
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+
+
+@contextlib.contextmanager
+def heartbeat(storage, study, number: int) -> Iterator[None]:
+    """Record trial `number`'s heartbeat every interval while the body runs (RDB storages with
+    heartbeats; nothing on the journal file). Optuna beats only inside `study.optimize`, which a
+    queue of enqueued cells does not use, so ablate beats through the storage's public
+    `record_heartbeat`."""
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+    if not interval:
+        yield
+        return
+    ident, stop = trial_id(storage, study, number), threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(ident)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"ablate-heartbeat-{number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -199,7 +199,7 @@ def test_machine_killed_mid_cell_loses_and_duplicates_nothing(cluster, monkeypat
     assert outcome.counts()["done"] == 4
     assert_each_cell_once(cluster, outcome)
     failed = [t for t in optuna_trials(cluster["optuna"]) if t.state == TrialState.FAIL]
-    assert [(t.number, t.user_attrs[queue.DIED]) for t in failed] == [(dead.number, "heartbeat expired")]
+    assert [(t.number, queue.died_reason(t)) for t in failed] == [(dead.number, "heartbeat expired")]
     statuses = Counter(r.info.status for r in nested_runs(outcome.parent) if r.data.tags["ablate.study.cell"] == dead.user_attrs["cell"])
     assert statuses == Counter({"KILLED": 1, "FINISHED": 1})  # the dead machine's run closed, not counted
 

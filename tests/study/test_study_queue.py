@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from ablate.study import queue
 from ablate.study.parent import nested_runs, saved_parent
 from ablate.study.runner import run_study
-from ablate.study.storage import open_storage, queue_lock
+from ablate.study.storage import open_storage, queue_lock, trial_id
 from study_fakes import fake_run, quiet_console, run_log
 
 CELLS = {f"{arm}|seed={seed}" for arm in ("linear", "mlp2") for seed in (7, 8)}
@@ -197,16 +197,17 @@ def test_stale_heartbeat_on_rdb_storage_requeues_the_cell(project, tmp_path):
     storage = open_storage(url, prepared.folder, heartbeat_interval=1, grace_period=1)
     study, _ = load_or_create(storage, "demo-tiny", "maximize")
     lock = queue_lock(prepared.folder)
-    states, _ = queue.sync(study, prepared.cells, lock)
+    states, _ = queue.sync(study, prepared.cells, lock, storage=storage)
     assert {s.state for s in states.values()} == {"queued"}
     trial, cell = queue.claim(study, {c.id: c for c in prepared.cells}, lock)
-    storage.set_trial_user_attr(trial._trial_id, "host", "another-machine")
-    storage.record_heartbeat(trial._trial_id)
+    ident = trial_id(storage, study, trial.number)
+    storage.set_trial_user_attr(ident, "host", "another-machine")
+    storage.record_heartbeat(ident)
     time.sleep(2.5)
-    states, reaped = queue.sync(study, prepared.cells, lock)
+    states, reaped = queue.sync(study, prepared.cells, lock, storage=storage)
     assert [t.number for t in reaped] == [trial.number]
     assert states[cell.id].state == "queued" and states[cell.id].attempts == 1
-    assert study.get_trials(deepcopy=False)[trial.number].user_attrs[queue.DIED] == "heartbeat expired"
+    assert queue.died_reason(study.get_trials(deepcopy=False)[trial.number]) == "heartbeat expired"
 
 
 def test_rdb_storage_with_heartbeats_runs_the_study(project, tmp_path):
