@@ -1,5 +1,6 @@
 """`ablate study NAME|PATH [--scale paper|tiny] [--seeds N] [--workers N] [--storage URL]
-[--tracking-uri URI] [--retry-failed] [--include-stale]` and `ablate study list`.
+[--tracking-uri URI] [--retry-failed] [--include-stale] [--nproc-per-node N] [--nnodes M
+--rdzv-endpoint HOST:PORT] [--launcher local|torchrun|deepspeed|slurm]` and `ablate study list`.
 
 One command whose NAME `list` lists the studies: a click group with a NAME argument would
 swallow the options that follow NAME."""
@@ -25,6 +26,21 @@ class ScaleChoice(str, Enum):
     tiny = "tiny"
 
 
+class LauncherChoice(str, Enum):
+    local = "local"
+    torchrun = "torchrun"
+    deepspeed = "deepspeed"
+    slurm = "slurm"
+
+
+NPROC = typer.Option(None, "--nproc-per-node", min=1, help="run each cell as a job of N processes per node "
+                     "(torchrun, or deepspeed for DeepSpeed recipes on GPUs); default: in the worker process")
+NNODES = typer.Option(1, "--nnodes", min=1, help="nodes per cell job (needs --rdzv-endpoint)")
+RDZV = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the c10d rendezvous for --nnodes > 1")
+LAUNCHER = typer.Option(None, "--launcher", help="how cell jobs start (default: torchrun, or deepspeed when "
+                        "the recipe uses DeepSpeed and GPUs are here)")
+
+
 def study(
     name: str = typer.Argument(..., help="study name (studies/NAME.yaml), a study file, or 'list' to list the studies"),
     scale: ScaleChoice = typer.Option(ScaleChoice.paper, "--scale", help="paper: the paper's models; tiny: CPU-size models"),
@@ -37,17 +53,25 @@ def study(
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="run cells that failed with an error again"),
     include_stale: bool = INCLUDE_STALE,
+    nproc_per_node: Optional[int] = NPROC,
+    nnodes: int = NNODES,
+    rdzv_endpoint: Optional[str] = RDZV,
+    launcher: Optional[LauncherChoice] = LAUNCHER,
 ) -> None:
     """Run every (arm x seed) cell of a study, resumably; print the report against the paper."""
     if name == "list":
         list_studies()
         return
     from ablate.cli.run_cmd import make_progress
+    from ablate.study.launch import LaunchOptions
     from ablate.study.runner import run_study
 
+    launch = LaunchOptions(kind=launcher.value if launcher else None, nproc_per_node=nproc_per_node, nnodes=nnodes,
+                           rdzv_endpoint=rdzv_endpoint)
     run_study(
         name, scale=scale.value, seeds=seeds, workers=workers, storage=storage, tracking_uri=tracking_uri,
         retry_failed=retry_failed, include_stale=include_stale, console=console, progress_factory=make_progress,
+        launch=launch,
     )
 
 

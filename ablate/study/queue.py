@@ -27,6 +27,7 @@ from typing import Any
 CELL = "cell"
 ERROR = "error"
 DIED = "died"  # why the worker of a FAILed trial vanished; such cells run again
+JOB = "job"  # the launched job of a running cell: its process group, log and description
 
 STATES = ("done", "running", "queued", "failed", "pending")
 
@@ -143,6 +144,7 @@ def reap_dead(study) -> list[Any]:
             continue  # another machine's worker: its heartbeat tells
         if process_alive(int(attrs["pid"]), attrs.get("proc_start")):
             continue
+        _kill_job(attrs.get(JOB))
         try:
             storage.set_trial_user_attr(trial._trial_id, DIED, f"worker pid {attrs['pid']} on {host} is gone")
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -150,6 +152,20 @@ def reap_dead(study) -> list[Any]:
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # it finished after all
     return reaped
+
+
+def _kill_job(job: dict[str, Any] | None) -> None:
+    """Kill the job a dead worker launched (its ranks would still write to the cell's MLflow run);
+    the job normally stopped with its worker already (launch.py's parent-death signal)."""
+    if not job or not job.get("pgid"):
+        return
+    from ablate.study.launch import kill_group
+
+    pgid = int(job["pgid"])
+    # The launcher alive, or gone while ranks may remain in its group (Linux allocates no pid
+    # still used as a group id); but not a new process that reused the pid.
+    if process_alive(pgid, job.get("pgid_start")) or not process_alive(pgid):
+        kill_group(pgid)
 
 
 # --- enqueue and claim -----------------------------------------------------------------------

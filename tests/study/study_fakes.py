@@ -44,7 +44,7 @@ def fake_run(recipe, *, recipe_path=None, resume=False, reuse_stages=True, track
              tags=None, progress=None):
     from ablate.recipe.loading import recipe_hash
     from ablate.run.runner import RunResult, StageOutcome, run_dir_for
-    from ablate.study.staleness import current_stage_keys
+    from ablate.run.plan import current_stage_keys
     from ablate.tracking import Tracker
 
     _log("start", recipe.name)
