@@ -123,43 +123,73 @@ def launcher_for(options: LaunchOptions, *, deepspeed: bool = False) -> Launcher
 
 
 class ProcessJob:
-    """A launcher process in its own session; its output goes to `log_path` and our stdout."""
+    """A launcher process in its own session; its output goes to `log_path` and our stdout.
+
+    torchrun starts every rank in a session of its own, so the job's process group does not
+    hold its ranks: the job remembers every process the launcher started (pid and start time,
+    looked up with psutil at each `wait`) and kills those that are left when it ends."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, name: str, echo: bool = True):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.argv, self.log_path, self.name = argv, log_path, name
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=_stop_with_parent)
+        self._seen: dict[int, float] = {}
         self._tee = threading.Thread(target=_tee, args=(self.proc.stdout, log_path, echo), daemon=True)
         self._tee.start()
+        self.processes()
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
+    def processes(self) -> list[list[float]]:
+        """[pid, start time] of the launcher and of every process it started so far."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            procs = []
+        for proc in procs:
+            try:
+                self._seen.setdefault(proc.pid, proc.create_time())
+            except psutil.NoSuchProcess:
+                pass
+        return [[pid, start] for pid, start in self._seen.items()]
+
     def wait(self, timeout: float | None = None) -> int | None:
+        self.processes()
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
-        _signal_group(self.pid, signal.SIGKILL)  # ranks the launcher left behind (it was SIGKILLed)
-        self._tee.join(timeout=10)
+        self._reap()
         return code
 
     def kill(self, grace: float = 10.0) -> None:
-        """SIGTERM the whole group (torchrun passes it on to its ranks), SIGKILL what is left after `grace` s."""
+        """SIGTERM the launcher (torchrun and deepspeed pass it on to their ranks); SIGKILL what is
+        left after `grace` seconds."""
+        self.processes()
         if self.proc.poll() is None:
             _signal_group(self.pid, signal.SIGTERM)
             try:
                 self.proc.wait(grace)
             except subprocess.TimeoutExpired:
                 pass
-        _signal_group(self.pid, signal.SIGKILL)
+        self.proc.kill()
         self.proc.wait()
+        self._reap()
+
+    def _reap(self) -> None:
+        """Kill the ranks a launcher left behind (it was SIGKILLed, or died on its own)."""
+        kill_processes(self.processes(), group=self.pid)  # the group of a launcher we just waited for
         self._tee.join(timeout=10)
 
     def describe(self) -> str:
-        return f"{self.name}: pid {self.pid} ({' '.join(self.argv[:8])}{' ...' if len(self.argv) > 8 else ''}); log {self.log_path}"
+        cmd = " ".join(self.argv[:8]) + (" ..." if len(self.argv) > 8 else "")
+        return f"{self.name}: pid {self.pid} ({cmd}); log {self.log_path}"
 
 
 def _tee(stream, log_path: Path, echo: bool) -> None:
@@ -179,9 +209,30 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def kill_group(pgid: int) -> None:
-    """SIGKILL a job's process group (the job of a worker that died); nothing if it is gone."""
-    _signal_group(pgid, signal.SIGKILL)
+def running(pid: int, start: float) -> bool:
+    """Whether `pid` is the process that started at `start` (not a later one that reused the pid)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(int(pid))
+        return abs(proc.create_time() - start) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def kill_processes(processes: list[list[float]], group: int | None = None) -> None:
+    """SIGKILL the recorded processes ([pid, start time]) that still run, and process group
+    `group` (pass it only when it is known to be the job's)."""
+    import psutil
+
+    if group:
+        _signal_group(int(group), signal.SIGKILL)
+    for pid, start in processes:
+        if running(pid, start):
+            try:
+                psutil.Process(int(pid)).kill()
+            except psutil.Error:
+                pass
 
 
 PR_SET_PDEATHSIG = 1

@@ -155,17 +155,13 @@ def reap_dead(study) -> list[Any]:
 
 
 def _kill_job(job: dict[str, Any] | None) -> None:
-    """Kill the job a dead worker launched (its ranks would still write to the cell's MLflow run);
-    the job normally stopped with its worker already (launch.py's parent-death signal)."""
-    if not job or not job.get("pgid"):
-        return
-    from ablate.study.launch import kill_group
+    """Kill what is left of the job a dead worker launched (its ranks would still write to the
+    cell's MLflow run); it normally stopped with its worker (launch.py's parent-death signal)."""
+    if job and job.get("processes"):
+        from ablate.study.launch import kill_processes, running
 
-    pgid = int(job["pgid"])
-    # The launcher alive, or gone while ranks may remain in its group (Linux allocates no pid
-    # still used as a group id); but not a new process that reused the pid.
-    if process_alive(pgid, job.get("pgid_start")) or not process_alive(pgid):
-        kill_group(pgid)
+        launcher = job["processes"][0]  # its group too, while it is the launcher (not a reused pid)
+        kill_processes(job["processes"], group=int(launcher[0]) if running(*launcher) else None)
 
 
 # --- enqueue and claim -----------------------------------------------------------------------

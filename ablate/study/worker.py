@@ -175,12 +175,8 @@ class Worker:
         name = f"{self.study_file.name}-{self.spec.scale}-trial-{trial.number}"
         job = launcher.launch([sys.executable, "-m", "ablate.study.cell", str(spec_path)],
                               env=job_env(), log_path=log, name=name)
-        # the next `ablate study` kills this job's group if the worker dies (queue.reap_dead)
-        pid = getattr(job, "pid", None)
-        trial.set_user_attr(queue.JOB, {"describe": job.describe(), "log": str(log), "pgid": pid,
-                                        "pgid_start": queue.process_start(pid) if pid else None})
         try:
-            code = wait_for(job, self.spec.poll_s)
+            code = wait_for(job, self.spec.poll_s, on_tick=_job_recorder(trial, job, log))
         except BaseException:
             job.kill()
             self._close_runs(trial.number, "KILLED")
@@ -210,6 +206,21 @@ class Worker:
             run = mlflow.MlflowClient(self.spec.tracking_uri).get_run(self.spec.parent_run_id)
             parent = ParentRun(self.spec.parent_run_id, self.spec.tracking_uri, run.info.experiment_id)
         kill_orphans(parent, [number], status)
+
+
+def _job_recorder(trial, job, log: Path) -> Callable[[], None]:
+    """Keep the job's processes in the trial (what the next `ablate study` kills if this worker
+    dies: queue.reap_dead), updated when the launcher starts more."""
+    recorded: list[Any] = []
+
+    def record() -> None:
+        procs = job.processes() if hasattr(job, "processes") else []
+        if procs != recorded or not recorded:
+            recorded[:] = procs
+            trial.set_user_attr(queue.JOB, {"describe": job.describe(), "log": str(log), "processes": procs})
+
+    record()
+    return record
 
 
 def job_env() -> dict[str, str]:
