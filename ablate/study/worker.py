@@ -169,8 +169,8 @@ class Worker:
             "recipe_path": str(self.study_file.base_path(self.spec.scale)), "run_fn": self.spec.run_fn,
             "run_kwargs": self.spec.run_kwargs,
         })
-        uses_deepspeed = any(stage.deepspeed for stage in recipe.stages)
-        launcher = launcher_for(self.launch, deepspeed=uses_deepspeed)
+        self._build_zoo(recipe)
+        launcher = launcher_for(self.launch, deepspeed=any(stage.deepspeed for stage in recipe.stages))
         log = folder / "job.log"
         name = f"{self.study_file.name}-{self.spec.scale}-trial-{trial.number}"
         job = launcher.launch([sys.executable, "-m", "ablate.study.cell", str(spec_path)],
@@ -184,6 +184,19 @@ class Worker:
         if code == 0 and Path(cell_spec.result_file).is_file():
             return CellResult.load(Path(cell_spec.result_file))
         return self._job_failed(trial.number, code, log, Path(cell_spec.error_file))
+
+    def _build_zoo(self, recipe) -> None:
+        """Build the cell's `zoo:` checkpoints here, in one process, before its ranks start: a zoo
+        stand-in is pretrained with the Trainer, which under torchrun's environment would wrap it
+        in DDP on rank 0 alone while the other ranks wait (a deadlock)."""
+        from ablate.zoo import build, is_built, zoo_names
+
+        names = [name for name in zoo_names(recipe.model) if not is_built(name)]
+        if not names:
+            return
+        with self.progress_factory() if self.progress_factory else contextlib.nullcontext() as progress:
+            for name in names:
+                build(name, progress=progress)
 
     def _job_failed(self, number: int, code: int, log: Path, error_file: Path):
         """Raise what the failed job says: died of a signal (run again) or an error (recorded)."""
