@@ -1,6 +1,7 @@
 """`ablate study NAME|PATH [--scale paper|tiny] [--seeds N] [--workers N] [--storage URL]
 [--tracking-uri URI] [--retry-failed] [--include-stale] [--nproc-per-node N] [--nnodes M
---rdzv-endpoint HOST:PORT] [--launcher local|torchrun|deepspeed|slurm]` and `ablate study list`.
+--rdzv-endpoint HOST:PORT [--node-rank K]] [--launcher local|torchrun|deepspeed|slurm]` and
+`ablate study list`.
 
 One command whose NAME `list` lists the studies: a click group with a NAME argument would
 swallow the options that follow NAME."""
@@ -36,6 +37,8 @@ class LauncherChoice(str, Enum):
 NPROC = typer.Option(None, "--nproc-per-node", min=1, help="run each cell as a job of N processes per node "
                      "(torchrun, or deepspeed for DeepSpeed recipes on GPUs); default: in the worker process")
 NNODES = typer.Option(1, "--nnodes", min=1, help="nodes per cell job (needs --rdzv-endpoint)")
+NODE_RANK = typer.Option(0, "--node-rank", min=0, help="with --nnodes: 0 runs the study (default); 1..M-1 join "
+                        "the cell jobs node 0 starts")
 RDZV = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the c10d rendezvous for --nnodes > 1")
 LAUNCHER = typer.Option(None, "--launcher", help="how cell jobs start (default: torchrun, or deepspeed when "
                         "the recipe uses DeepSpeed and GPUs are here)")
@@ -57,6 +60,7 @@ def study(
     nnodes: int = NNODES,
     rdzv_endpoint: Optional[str] = RDZV,
     launcher: Optional[LauncherChoice] = LAUNCHER,
+    node_rank: int = NODE_RANK,
 ) -> None:
     """Run every (arm x seed) cell of a study, resumably; print the report against the paper."""
     if name == "list":
@@ -64,10 +68,13 @@ def study(
         return
     from ablate.cli.run_cmd import make_progress
     from ablate.study.launch import LaunchOptions
-    from ablate.study.runner import run_study
+    from ablate.study.runner import follow_study, run_study
 
     launch = LaunchOptions(kind=launcher.value if launcher else None, nproc_per_node=nproc_per_node, nnodes=nnodes,
                            rdzv_endpoint=rdzv_endpoint)
+    if node_rank:
+        follow_study(name, launch, node_rank, scale=scale.value, seeds=seeds, console=console)
+        return
     run_study(
         name, scale=scale.value, seeds=seeds, workers=workers, storage=storage, tracking_uri=tracking_uri,
         retry_failed=retry_failed, include_stale=include_stale, console=console, progress_factory=make_progress,

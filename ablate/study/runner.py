@@ -134,6 +134,9 @@ def run_study(
     launch = launch or LaunchOptions()
     if workers < 1:
         raise AblateError(f"--workers must be >= 1, got {workers}")
+    if workers > 1 and launch.nnodes > 1:
+        raise AblateError(f"--workers {workers} with --nnodes {launch.nnodes}: a multi-node study runs one worker "
+                          "(on node 0; the other nodes follow with --node-rank)")
     # each worker its own GPUs (a clear error if too few, before anything starts)
     device_envs = split_devices(workers, launch.nproc_per_node or 1) if workers > 1 or launch.as_job else [{}]
     # worker and cell processes import the run function by name; in this process any callable will do
@@ -162,6 +165,21 @@ def run_study(
         console.print("[yellow]interrupted[/]: re-run the same command to resume")
         raise KeyboardInterrupt
     return outcome
+
+
+def follow_study(ref: str | Path, launch: LaunchOptions, node_rank: int, *, scale: str = "paper",
+                 seeds: int | None = None, console=None) -> int:
+    """Node `node_rank` (> 0) of multi-node cell jobs: join each job node 0 posts (follow.py)."""
+    from rich.console import Console
+
+    from ablate.study.follow import follow
+
+    if launch.nnodes < 2 or not 0 < node_rank < launch.nnodes:
+        raise AblateError(f"--node-rank {node_rank}: expected 1..{launch.nnodes - 1} with --nnodes {launch.nnodes} "
+                          "(node 0 runs the study without --node-rank)")
+    console = console or Console()
+    prepared = prepare_study(ref, scale, seeds=seeds, check_checkpoints=False)
+    return follow(prepared.folder.resolve(), launch, node_rank, say=lambda line: console.print(line, highlight=False))
 
 
 def _open_session(prepared: PreparedStudy, storage: str | None, uri: str, retry_failed: bool, console) -> _Session:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ablate.errors import AblateError
-from ablate.study import queue
+from ablate.study import follow, queue
 from ablate.study.cell import DEFAULT_RUN_FN, CellResult, import_run_fn, write_cell
 from ablate.study.launch import LaunchOptions, exit_signal, launcher_for, signal_label, wait_for
 from ablate.study.parent import ParentRun, cell_tags, kill_orphans, saved_parent
@@ -103,7 +103,14 @@ class Worker:
                 break
             trial, cell = claimed
             done += self.execute(trial, cell)
+        if self._leads_nodes:
+            follow.post_done(self.folder)  # the other nodes stop
         return done
+
+    @property
+    def _leads_nodes(self) -> bool:
+        """Whether this worker is node 0 of multi-node jobs that the other nodes follow (follow.py)."""
+        return self.launch.nnodes > 1 and self.launch.kind != "slurm"
 
     def execute(self, trial, cell) -> bool:
         from optuna.storages._heartbeat import get_heartbeat_thread
@@ -173,14 +180,19 @@ class Worker:
         launcher = launcher_for(self.launch, deepspeed=any(stage.deepspeed for stage in recipe.stages))
         log = folder / "job.log"
         name = f"{self.study_file.name}-{self.spec.scale}-trial-{trial.number}"
-        job = launcher.launch([sys.executable, "-m", "ablate.study.cell", str(spec_path)],
-                              env=job_env(), log_path=log, name=name)
+        argv = [sys.executable, "-m", "ablate.study.cell", str(spec_path)]
+        if self._leads_nodes:
+            follow.post_job(self.folder, name, argv, folder)
+        job = launcher.launch(argv, env=job_env(), log_path=log, name=name)
         try:
             code = wait_for(job, self.spec.poll_s, on_tick=_job_recorder(trial, job, log))
         except BaseException:
             job.kill()
             self._close_runs(trial.number, "KILLED")
             raise
+        finally:
+            if self._leads_nodes:
+                follow.post_ended(self.folder, name)
         if code == 0 and Path(cell_spec.result_file).is_file():
             return CellResult.load(Path(cell_spec.result_file))
         return self._job_failed(trial.number, code, log, Path(cell_spec.error_file))
