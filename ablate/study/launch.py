@@ -14,10 +14,10 @@ cell and records the trial from the job's exit code and the result file rank 0 w
 Kinds (`--launcher`):
     local      the cell as one plain subprocess (nproc_per_node must be 1)
     torchrun   `python -m torch.distributed.run` (single node: --standalone; many: c10d rendezvous)
-    deepspeed  the `deepspeed` launcher, for recipes with a `deepspeed:` stage on GPUs. It needs
-               GPUs (on a CPU-only machine it stops with "no GPU resources available"), so there
-               the job runs under torchrun, which DeepSpeed (through transformers' Trainer)
-               supports as well; across nodes it would need a hostfile and pdsh, so there too.
+    deepspeed  the `deepspeed` launcher (`python -m deepspeed.launcher.runner`), for recipes with a
+               `deepspeed:` stage. It runs on CPU-only machines too (DeepSpeed's CPU accelerator:
+               gloo). Across nodes it needs a hostfile and pdsh, so there the job runs under
+               torchrun, which DeepSpeed (through transformers' Trainer) supports as well.
     slurm      `ablate.study.slurm.SlurmLauncher(options)` (submitit), imported only when asked
 Without a kind, a recipe with DeepSpeed gets `deepspeed`, any other `torchrun`.
 
@@ -113,9 +113,9 @@ def launcher_for(options: LaunchOptions, *, deepspeed: bool = False) -> Launcher
         except ImportError as exc:
             raise AblateError(f"--launcher slurm is not available here ({exc}); install ablate[cluster]") from None
         return SlurmLauncher(options)
-    if kind == "deepspeed" and options.nnodes == 1 and _cuda_devices():
+    if kind == "deepspeed" and options.nnodes == 1:
         return DeepSpeedLauncher(nproc)
-    # torchrun, or deepspeed on CPU or across nodes (see the module docstring)
+    # torchrun, or deepspeed across nodes (see the module docstring)
     return TorchrunLauncher(nproc, nnodes=options.nnodes, rdzv_endpoint=options.rdzv_endpoint)
 
 
@@ -287,7 +287,9 @@ class DeepSpeedLauncher:
         devices = ["--include", f"localhost:{','.join(visible[:self.num_gpus])}"] if visible else ["--num_gpus", str(self.num_gpus)]
         script = _script(argv)
         module = ["--module", *script[1:]] if script[0] == "-m" else script
-        return [argv[0], "-m", "deepspeed.launcher.runner", *devices, "--master_port", str(free_port()), *module]
+        # --no_local_rank: the ranks read LOCAL_RANK from the environment, as under torchrun
+        return [argv[0], "-m", "deepspeed.launcher.runner", *devices, "--master_port", str(free_port()),
+                "--no_local_rank", *module]
 
     def launch(self, argv: list[str], *, env: dict[str, str], log_path: Path, name: str) -> CellJob:
         return ProcessJob(self.command(argv, env), env, log_path, name)
@@ -338,8 +340,9 @@ def split_devices(workers: int, per_worker: int) -> list[dict[str, str]]:
 
 
 def exit_signal(code: int, log_path: Path) -> int | None:
-    """The signal that killed the job or one of its ranks (torchrun exits 1 and names the rank's
-    exit code, e.g. `exitcode  : -9`, in the failure summary it logs); None if none did."""
+    """The signal that killed the job or one of its ranks; None if none did. torchrun exits 1 and
+    names the rank's exit code in the failure summary it logs (`exitcode  : -9`); the deepspeed
+    launcher exits with 256 - 9 and logs `exits with return code = -9`."""
     if code < 0:
         return -code
     try:
@@ -348,7 +351,7 @@ def exit_signal(code: int, log_path: Path) -> int | None:
         return None
     import re
 
-    codes = [int(c) for c in re.findall(r"exitcode\s*:\s*(-\d+)", tail)]
+    codes = [int(c) for c in re.findall(r"(?:exitcode\s*:|exits with return code =)\s*(-\d+)", tail)]
     return -codes[0] if codes else None
 
 

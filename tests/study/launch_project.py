@@ -44,3 +44,19 @@ def study_cmd(path: Path, *args: str) -> list[str]:
 
 def env(**extra: str) -> dict[str, str]:
     return tiny_run.cli_env(DS_BUILD_OPS="0", **extra)
+
+
+def ranked_fake_run(recipe, *, tags=None, **kwargs):
+    """study_fakes.fake_run on rank 0 of a job whose ranks first sum a tensor together (so the
+    job really is one process group); the run is tagged with the world size and that sum."""
+    import torch
+    import torch.distributed as dist
+
+    from ablate.ranks import ranks
+    from study_fakes import fake_run
+
+    state = ranks()
+    total = torch.ones(1)
+    dist.all_reduce(total)
+    tags = {**(tags or {}), "ablate.world_size": str(state.num_processes), "test.rank_sum": str(int(total.item()))}
+    return fake_run(recipe, tags=tags, **kwargs) if state.is_main_process else None

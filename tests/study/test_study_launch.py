@@ -56,16 +56,16 @@ def test_torchrun_wraps_one_cell_process_in_n_processes():
 def test_deepspeed_keeps_a_worker_on_its_own_gpus():
     argv = DeepSpeedLauncher(2).command(CELL_ARGV, {"CUDA_VISIBLE_DEVICES": "4,5"})
     assert argv[:5] == [sys.executable, "-m", "deepspeed.launcher.runner", "--include", "localhost:4,5"]
-    assert argv[-3:] == ["--module", "ablate.study.cell", "spec.json"]
+    assert argv[-4:] == ["--no_local_rank", "--module", "ablate.study.cell", "spec.json"]
     assert DeepSpeedLauncher(2).command(CELL_ARGV, {})[3:5] == ["--num_gpus", "2"]
 
 
-def test_deepspeed_recipes_run_under_torchrun_without_gpus(monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert isinstance(launcher_for(LaunchOptions(nproc_per_node=2), deepspeed=True), TorchrunLauncher)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+def test_deepspeed_recipes_get_the_deepspeed_launcher_on_one_node():
     assert isinstance(launcher_for(LaunchOptions(nproc_per_node=2), deepspeed=True), DeepSpeedLauncher)
     assert isinstance(launcher_for(LaunchOptions(nproc_per_node=2), deepspeed=False), TorchrunLauncher)
+    assert isinstance(launcher_for(LaunchOptions(kind="torchrun", nproc_per_node=2), deepspeed=True), TorchrunLauncher)
+    across = LaunchOptions(nproc_per_node=2, nnodes=2, rdzv_endpoint="node0:29500")  # deepspeed would need pdsh
+    assert isinstance(launcher_for(across, deepspeed=True), TorchrunLauncher)
 
 
 def test_slurm_launcher_is_imported_only_when_asked(monkeypatch):
@@ -99,6 +99,8 @@ def test_the_exit_signal_of_a_rank_is_read_from_torchruns_summary(tmp_path):
     assert exit_signal(-15, log) == signal.SIGTERM  # the launcher itself
     log.write_text("  exitcode  : 1 (pid: 4242)\n")
     assert exit_signal(1, log) is None
+    log.write_text("[launch.py:259:sigkill_handler] ['python', '-u', '-m', 'ablate.study.cell'] exits with return code = -9\n")
+    assert exit_signal(247, log) == signal.SIGKILL
 
 
 def _cmdline(pid: int) -> str:
@@ -168,6 +170,26 @@ def test_a_failing_cell_job_is_failed_with_the_ranks_error_and_its_log(project, 
     assert log.name == "job.log" and "synthetic failure" in log.read_text()
     runs = nested_runs(saved_parent(outcome.prepared.folder))
     assert Counter(r.info.status for r in runs) == {"FINISHED": 1}  # the fake fails before its run starts
+
+
+def test_two_nodes_run_each_cell_as_one_job_node_0_claims_node_1_follows(project):
+    """Two "nodes" (one process each) on this machine: node 1 only joins the jobs node 0 posts."""
+    from ablate.study.launch import free_port
+
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-endpoint", endpoint]
+    follower = subprocess.Popen([sys.executable, "-m", "ablate.cli", "study", "demo", "--scale", "tiny", "--seeds", "1",
+                                 *nodes, "--node-rank", "1"], cwd=project, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    outcome = run_study("demo", scale="tiny", seeds=1, run_fn="launch_project:ranked_fake_run", console=quiet_console(),
+                        launch=LaunchOptions(nnodes=2, nproc_per_node=1, rdzv_endpoint=endpoint), report=False)
+    out = follower.communicate(timeout=60)[0]
+    assert follower.returncode == 0 and "joined 2 cell job(s)" in out, out[-3000:]
+    assert outcome.counts()["done"] == 2
+    runs = nested_runs(saved_parent(outcome.prepared.folder))
+    assert sorted((r.data.tags["ablate.world_size"], r.data.tags["test.rank_sum"]) for r in runs) == [("2", "2")] * 2
+    logs = sorted(p.name for p in (outcome.prepared.folder / "cells").glob("*/trial-*/job*.log"))
+    assert logs == ["job-node1.log", "job-node1.log", "job.log", "job.log"]
 
 
 # --- real cells as 2-process gloo jobs ----------------------------------------------------------
@@ -276,13 +298,15 @@ def test_a_deepspeed_zero2_cell_on_two_cpu_processes(tmp_path, empty_mlflow_db):
     path = launch_project.write_study(tmp_path, batch_size=2,
                                       stage_fields={"deepspeed": "zero2.json", "optimizer": "adamw_torch",
                                                     "save_steps": 2})
-    proc = subprocess.run(launch_project.study_cmd(path, "--nproc-per-node", "2", "--launcher", "deepspeed"),
+    proc = subprocess.run(launch_project.study_cmd(path, "--nproc-per-node", "2"),  # a deepspeed recipe: its launcher
                           cwd=tmp_path, env=launch_project.env(ABLATE_HOME=os.environ["ABLATE_HOME"]),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [run] = _cell_runs(tmp_path)
     assert run.info.status == "FINISHED" and run.data.tags["ablate.world_size"] == "2"
     assert len(_losses(tmp_path, run)) == 3 and "eval/accuracy" in run.data.metrics
+    [log] = (tmp_path / "out" / "studies").glob("*/cells/*/trial-0/job.log")
+    assert "deepspeed.launcher.launch" in log.read_text()  # the deepspeed launcher started the ranks
     # ZeRO-2 really ran: DeepSpeed's own checkpoint layout in the stage store
     assert len(list((tmp_path / "out" / "stages").glob("*/checkpoints/checkpoint-2/global_step2"))) == 1
     [result] = (tmp_path / "out" / "studies").glob("*/cells/*/trial-0/result.json")
