@@ -236,12 +236,12 @@ class Worker:
 def _job_recorder(trial, job, log: Path) -> Callable[[], None]:
     """Keep the job's processes in the trial (what the next `ablate study` kills if this worker
     dies: queue.reap_dead), updated when the launcher starts more."""
-    recorded: list[Any] = []
+    recorded: list[Any] = [None]
 
     def record() -> None:
-        procs = job.processes() if hasattr(job, "processes") else []
-        if procs != recorded or not recorded:
-            recorded[:] = procs
+        procs = job.processes() if hasattr(job, "processes") else []  # a SLURM job has no local processes
+        if procs != recorded[0]:
+            recorded[0] = procs
             trial.set_user_attr(queue.JOB, {"describe": job.describe(), "log": str(log), "processes": procs})
 
     record()
