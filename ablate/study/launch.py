@@ -18,7 +18,8 @@ Kinds (`--launcher`):
                `deepspeed:` stage. It runs on CPU-only machines too (DeepSpeed's CPU accelerator:
                gloo). Across nodes it needs a hostfile and pdsh, so there the job runs under
                torchrun, which DeepSpeed (through transformers' Trainer) supports as well.
-    slurm      `ablate.study.slurm.SlurmLauncher(options)` (submitit), imported only when asked
+    slurm      `ablate.study.slurm.SlurmLauncher(options)` (submitit), imported only when asked;
+               `options.slurm` holds its settings (`--slurm KEY=VALUE`, e.g. partition=gpu)
 Without a kind, a recipe with DeepSpeed gets `deepspeed`, any other `torchrun`.
 
 Every job runs in its own session (process group): killing the job kills all its ranks, and
@@ -56,6 +57,9 @@ class CellJob(Protocol):
 
     def describe(self) -> str:
         """One line for messages: what runs where, and its log."""
+
+    # A job may also offer `processes() -> [[pid, start time], ...]` (its local processes): the
+    # worker records them in the trial, and the next `ablate study` kills them if it died.
 
 
 @runtime_checkable

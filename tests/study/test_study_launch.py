@@ -89,6 +89,8 @@ def test_bad_launch_options_are_one_message(project, capsys):
     assert "--nnodes 2 needs --rdzv-endpoint HOST:PORT" in capsys.readouterr().err
     assert main(["study", "demo", "--scale", "tiny", "--launcher", "local", "--nproc-per-node", "2"]) == 2
     assert "--launcher local runs one process" in capsys.readouterr().err
+    assert main(["study", "demo", "--scale", "tiny", "--launcher", "slurm", "--slurm", "partition"]) == 2
+    assert "--slurm 'partition': expected KEY=VALUE" in capsys.readouterr().err
 
 
 def test_the_exit_signal_of_a_rank_is_read_from_torchruns_summary(tmp_path):
