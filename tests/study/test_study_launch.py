@@ -174,6 +174,7 @@ def test_a_failing_cell_job_is_failed_with_the_ranks_error_and_its_log(project, 
     assert Counter(r.info.status for r in runs) == {"FINISHED": 1}  # the fake fails before its run starts
 
 
+@pytest.mark.slow
 def test_two_nodes_run_each_cell_as_one_job_node_0_claims_node_1_follows(project):
     """Two "nodes" (one process each) on this machine: node 1 only joins the jobs node 0 posts."""
     from ablate.study.launch import free_port
