@@ -202,8 +202,11 @@ def _tee(stream, log_path: Path, echo: bool) -> None:
             log.write(line)
             log.flush()
             if echo:
-                sys.stdout.buffer.write(line)
-                sys.stdout.flush()
+                try:
+                    sys.stdout.buffer.write(line)
+                    sys.stdout.flush()
+                except (AttributeError, OSError, ValueError):
+                    echo = False  # stdout replaced or closed: keep draining the pipe into the log
 
 
 def _signal_group(pgid: int, sig: int) -> None:
