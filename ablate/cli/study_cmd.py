@@ -1,5 +1,8 @@
 """`ablate study NAME|PATH [--scale paper|tiny] [--seeds N] [--workers N] [--storage URL]
-[--tracking-uri URI] [--retry-failed] [--include-stale]` and `ablate study list`.
+[--tracking-uri URI] [--retry-failed] [--include-stale] [--nproc-per-node N] [--nnodes M
+--rdzv-endpoint HOST:PORT [--node-rank K]] [--launcher local|torchrun|deepspeed|slurm]
+[--slurm KEY=VALUE ...]` and
+`ablate study list`.
 
 One command whose NAME `list` lists the studies: a click group with a NAME argument would
 swallow the options that follow NAME."""
@@ -7,7 +10,7 @@ swallow the options that follow NAME."""
 from __future__ import annotations
 
 from enum import Enum
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -25,30 +28,77 @@ class ScaleChoice(str, Enum):
     tiny = "tiny"
 
 
+class LauncherChoice(str, Enum):
+    local = "local"
+    torchrun = "torchrun"
+    deepspeed = "deepspeed"
+    slurm = "slurm"
+
+
+NPROC = typer.Option(None, "--nproc-per-node", min=1, help="run each cell as a job of N processes per node "
+                     "(torchrun, or deepspeed for DeepSpeed recipes); default: in the worker process")
+NNODES = typer.Option(1, "--nnodes", min=1, help="nodes per cell job (needs --rdzv-endpoint)")
+NODE_RANK = typer.Option(0, "--node-rank", min=0, help="with --nnodes: 0 runs the study (default); 1..M-1 join "
+                        "the cell jobs node 0 starts")
+RDZV = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the c10d rendezvous for --nnodes > 1")
+SLURM = typer.Option(None, "--slurm", help="with --launcher slurm: a SLURM setting KEY=VALUE (repeatable), "
+                     "e.g. partition=gpu, timeout_min=240")
+LAUNCHER = typer.Option(None, "--launcher", help="how cell jobs start (default: torchrun, or deepspeed when "
+                        "the recipe uses DeepSpeed)")
+
+
 def study(
     name: str = typer.Argument(..., help="study name (studies/NAME.yaml), a study file, or 'list' to list the studies"),
     scale: ScaleChoice = typer.Option(ScaleChoice.paper, "--scale", help="paper: the paper's models; tiny: CPU-size models"),
     seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="seeds per arm (default: the study file's)"),
     workers: int = typer.Option(1, "--workers", min=1, help="local worker processes draining the queue"),
     storage: Optional[str] = typer.Option(
-        None, "--storage", help="Optuna RDB URL for many machines, e.g. postgresql+psycopg2://user:pass@host/db "
+        None, "--storage", help="Optuna RDB URL for many machines, e.g. postgresql+psycopg://user:pass@host/db "
         "(default: a journal file in the study folder)",
     ),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="run cells that failed with an error again"),
     include_stale: bool = INCLUDE_STALE,
+    nproc_per_node: Optional[int] = NPROC,
+    nnodes: int = NNODES,
+    rdzv_endpoint: Optional[str] = RDZV,
+    launcher: Optional[LauncherChoice] = LAUNCHER,
+    node_rank: int = NODE_RANK,
+    slurm: Optional[List[str]] = SLURM,
 ) -> None:
     """Run every (arm x seed) cell of a study, resumably; print the report against the paper."""
     if name == "list":
         list_studies()
         return
     from ablate.cli.run_cmd import make_progress
-    from ablate.study.runner import run_study
+    from ablate.study.launch import LaunchOptions
+    from ablate.study.runner import follow_study, run_study
 
+    launch = LaunchOptions(kind=launcher.value if launcher else None, nproc_per_node=nproc_per_node, nnodes=nnodes,
+                           rdzv_endpoint=rdzv_endpoint, slurm=key_values(slurm or [], "--slurm"))
+    if node_rank:
+        follow_study(name, launch, node_rank, scale=scale.value, seeds=seeds, console=console)
+        return
     run_study(
         name, scale=scale.value, seeds=seeds, workers=workers, storage=storage, tracking_uri=tracking_uri,
         retry_failed=retry_failed, include_stale=include_stale, console=console, progress_factory=make_progress,
+        launch=launch,
     )
+
+
+def key_values(items: list[str], option: str) -> dict:
+    """{KEY: VALUE} from KEY=VALUE strings, each VALUE read as a YAML scalar (240 -> int)."""
+    import yaml
+
+    from ablate.errors import AblateError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise AblateError(f"{option} {item!r}: expected KEY=VALUE, e.g. partition=gpu")
+        out[key.strip()] = yaml.safe_load(value) if value else ""
+    return out
 
 
 def list_studies() -> None:

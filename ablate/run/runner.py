@@ -232,9 +232,16 @@ def _build_zoo_checkpoints(model_section, progress=None) -> None:
     """Build the `zoo:` checkpoints a recipe names (once per ABLATE_HOME), rank 0 first."""
     from ablate.ranks import ranks
 
-    from ablate.zoo import build, zoo_names
+    from ablate.errors import AblateError
+    from ablate.zoo import build, get_spec, is_built, zoo_names
 
     state = ranks()
+    # Pretraining a zoo entry runs a Trainer, which under torchrun would wrap the stand-in in DDP
+    # on rank 0 alone while the other ranks wait: build those in one process first.
+    pretrained = [n for n in zoo_names(model_section) if get_spec(n).pretrain is not None and not is_built(n)]
+    if state.num_processes > 1 and pretrained:
+        raise AblateError(f"zoo checkpoint(s) {', '.join(pretrained)} are not built yet and are pretrained: build them "
+                          f"in one process first (ablate zoo build {' '.join(pretrained)}), then launch the job")
     with state.main_process_first():
         for name in zoo_names(model_section):
             build(name, progress=progress if state.is_main_process else None)

@@ -84,14 +84,15 @@ def close_parent(parent: ParentRun, status: str) -> None:
     parent.client().set_terminated(parent.run_id, status=status)
 
 
-def kill_orphans(parent: ParentRun, trial_numbers: list[int]) -> None:
-    """Mark KILLED the nested runs that dead workers left RUNNING, so the report ignores them."""
+def kill_orphans(parent: ParentRun, trial_numbers: list[int], status: str = "KILLED") -> None:
+    """Mark KILLED (or `status`) the nested runs that dead workers or jobs left RUNNING, so the
+    report ignores them."""
     if not trial_numbers:
         return
     client = parent.client()
     for run in nested_runs(parent, status="RUNNING"):
         if run.data.tags.get(f"{TAG}.trial") in {str(n) for n in trial_numbers}:
-            client.set_terminated(run.info.run_id, status="KILLED")
+            client.set_terminated(run.info.run_id, status=status)
 
 
 def nested_runs(parent: ParentRun, status: str | None = None) -> list:

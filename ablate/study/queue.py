@@ -27,6 +27,7 @@ from typing import Any
 CELL = "cell"
 ERROR = "error"
 DIED = "died"  # why the worker of a FAILed trial vanished; such cells run again
+JOB = "job"  # the launched job of a running cell: its process group, log and description
 
 STATES = ("done", "running", "queued", "failed", "pending")
 
@@ -141,6 +142,7 @@ def reap_dead(study, storage) -> list[Any]:
             continue  # another machine's worker: its heartbeat tells
         if process_alive(int(attrs["pid"]), attrs.get("proc_start")):
             continue
+        _kill_job(attrs.get(JOB))
         ident = trial_id(storage, study, trial.number)
         try:
             storage.set_trial_user_attr(ident, DIED, f"worker pid {attrs['pid']} on {host} is gone")
@@ -161,6 +163,16 @@ def died_reason(trial) -> str | None:
     if trial.state == _trial_state().FAIL and ERROR not in trial.user_attrs:
         return "heartbeat expired"
     return None
+
+
+def _kill_job(job: dict[str, Any] | None) -> None:
+    """Kill what is left of the job a dead worker launched (its ranks would still write to the
+    cell's MLflow run); it normally stopped with its worker (launch.py's parent-death signal)."""
+    if job and job.get("processes"):
+        from ablate.study.launch import kill_processes, running
+
+        launcher = job["processes"][0]  # its group too, while it is the launcher (not a reused pid)
+        kill_processes(job["processes"], group=int(launcher[0]) if running(*launcher) else None)
 
 
 # --- enqueue and claim -----------------------------------------------------------------------

@@ -30,6 +30,7 @@ from ablate.study.cells import (
     validate_cells,
 )
 from ablate.study.discovery import find_study
+from ablate.study.launch import LaunchOptions, split_devices
 from ablate.study.parent import ParentRun, close_parent, kill_orphans, open_parent, saved_parent
 from ablate.study.schema import StudyFile, load_study
 from ablate.study.storage import load_or_create, open_storage, optuna_study_name, queue_lock, study_folder
@@ -126,24 +127,34 @@ def run_study(
     console=None,
     progress_factory: Callable[[], Any] | None = None,
     poll_s: float = 1.0,
+    launch: LaunchOptions | None = None,
 ) -> StudyOutcome:
     from rich.console import Console
 
     console = console or Console()
+    launch = launch or LaunchOptions()
     if workers < 1:
         raise AblateError(f"--workers must be >= 1, got {workers}")
-    # worker processes import the run function by name; in this process any callable will do
-    fn_ref = run_fn_ref(run_fn) if (workers > 1 or not callable(run_fn)) else f"{getattr(run_fn, '__module__', '?')}:<in-process>"
+    if workers > 1 and launch.nnodes > 1:
+        raise AblateError(f"--workers {workers} with --nnodes {launch.nnodes}: a multi-node study runs one worker "
+                          "(on node 0; the other nodes follow with --node-rank)")
+    # each worker its own GPUs (a clear error if too few, before anything starts)
+    device_envs = split_devices(workers, launch.nproc_per_node or 1) if workers > 1 or launch.as_job else [{}]
+    # worker and cell processes import the run function by name; in this process any callable will do
+    by_name = workers > 1 or launch.as_job or not callable(run_fn)
+    fn_ref = run_fn_ref(run_fn) if by_name else f"{getattr(run_fn, '__module__', '?')}:<in-process>"
     prepared = prepare_study(ref, scale, seeds=seeds, check_checkpoints=check_checkpoints)
+    launch = _with_study_slurm(launch, prepared)
     uri = resolve_tracking_uri(prepared, tracking_uri)
     session = _open_session(prepared, storage, uri, retry_failed, console)
     stale = warn_stale(prepared, session.parent, console)
     spec = WorkerSpec(
         study_path=str(prepared.study.path), scale=scale, seeds=prepared.seeds, folder=str(prepared.folder.resolve()),
         storage=storage, tracking_uri=uri, parent_run_id=session.parent.run_id, run_fn=fn_ref,
-        run_kwargs=dict(run_kwargs or {}),
+        run_kwargs=dict(run_kwargs or {}), launch=launch.to_dict(), poll_s=min(poll_s, 1.0),
     )
-    interrupted, live = _drain(spec, workers, run_fn, prepared, session, console, progress_factory, poll_s)
+    in_process_fn = run_fn if callable(run_fn) and not launch.as_job else None
+    interrupted, live = _drain(spec, device_envs, in_process_fn, prepared, session, console, progress_factory, poll_s)
     outcome = _finish(prepared, session, interrupted, stale)
     if live:
         console.print()  # the live view leaves the final table on screen
@@ -156,6 +167,33 @@ def run_study(
         console.print("[yellow]interrupted[/]: re-run the same command to resume")
         raise KeyboardInterrupt
     return outcome
+
+
+def _with_study_slurm(launch: LaunchOptions, prepared: PreparedStudy) -> LaunchOptions:
+    """For --launcher slurm: the study file's `slurm:` section, the --slurm settings on top."""
+    if launch.kind != "slurm":
+        return launch
+    import dataclasses
+
+    from ablate.study.slurm import slurm_options_from
+
+    merged = slurm_options_from(prepared.study.spec.slurm, launch.slurm)
+    return dataclasses.replace(launch, slurm=merged.model_dump(exclude_unset=True))
+
+
+def follow_study(ref: str | Path, launch: LaunchOptions, node_rank: int, *, scale: str = "paper",
+                 seeds: int | None = None, console=None) -> int:
+    """Node `node_rank` (> 0) of multi-node cell jobs: join each job node 0 posts (follow.py)."""
+    from rich.console import Console
+
+    from ablate.study.follow import follow
+
+    if launch.nnodes < 2 or not 0 < node_rank < launch.nnodes:
+        raise AblateError(f"--node-rank {node_rank}: expected 1..{launch.nnodes - 1} with --nnodes {launch.nnodes} "
+                          "(node 0 runs the study without --node-rank)")
+    console = console or Console()
+    prepared = prepare_study(ref, scale, seeds=seeds, check_checkpoints=False)
+    return follow(prepared.folder.resolve(), launch, node_rank, say=lambda line: console.print(line, highlight=False))
 
 
 def _open_session(prepared: PreparedStudy, storage: str | None, uri: str, retry_failed: bool, console) -> _Session:
@@ -181,16 +219,18 @@ def _open_session(prepared: PreparedStudy, storage: str | None, uri: str, retry_
     return _Session(study, parent, lock, states, opened)
 
 
-def _drain(spec: WorkerSpec, workers: int, run_fn, prepared: PreparedStudy, session: _Session, console,
-           progress_factory, poll_s: float) -> tuple[bool, bool]:
-    """Run the queued cells here or in worker processes; (interrupted, whether a live view showed)."""
+def _drain(spec: WorkerSpec, device_envs: list[dict[str, str]], run_fn, prepared: PreparedStudy, session: _Session,
+           console, progress_factory, poll_s: float) -> tuple[bool, bool]:
+    """Run the queued cells here or in worker processes (one per entry of `device_envs`, each
+    with its own devices); (interrupted, whether a live view showed)."""
     if not any(s.state == "queued" for s in session.states.values()):
         return False, False
+    workers = len(device_envs)
     try:
         if workers == 1:
-            _run_in_process(spec, run_fn if callable(run_fn) else None, console, progress_factory)
+            _run_in_process(spec, run_fn, console, progress_factory)
         else:
-            _run_processes(spec, workers, prepared, session.study, console, poll_s)
+            _run_processes(spec, device_envs, prepared, session.study, console, poll_s)
     except KeyboardInterrupt:
         return True, workers > 1
     return False, workers > 1
@@ -271,8 +311,10 @@ def _event_line(kind: str, cell: Cell, info: dict[str, Any]) -> str:
             f"feature cache {info.get('feature_cache_hits', 0)} hits")
 
 
-def _run_processes(spec: WorkerSpec, n: int, prepared: PreparedStudy, study, console, poll_s: float) -> None:
-    """N `python -m ablate.study.worker` processes on the shared storage, with a live status table."""
+def _run_processes(spec: WorkerSpec, device_envs: list[dict[str, str]], prepared: PreparedStudy, study, console,
+                   poll_s: float) -> None:
+    """`python -m ablate.study.worker` processes on the shared storage (each with its own
+    CUDA_VISIBLE_DEVICES where there are GPUs), with a live status table."""
     from rich.live import Live
 
     folder = Path(spec.folder)
@@ -282,10 +324,10 @@ def _run_processes(spec: WorkerSpec, n: int, prepared: PreparedStudy, study, con
     procs: list[subprocess.Popen] = []
     handles = []
     try:
-        for i in range(n):
+        for i, devices in enumerate(device_envs):
             handle = (logs / f"worker-{i}.log").open("a")
             handles.append(handle)
-            env = {**os.environ, "ABLATE_STUDY_WORKER": str(i)}
+            env = {**os.environ, **devices, "ABLATE_STUDY_WORKER": str(i)}
             procs.append(subprocess.Popen([sys.executable, "-m", "ablate.study.worker", str(spec_path)],
                                           stdout=handle, stderr=subprocess.STDOUT, env=env))
         ids = [c.id for c in prepared.cells]

@@ -1,15 +1,19 @@
-"""A study worker: claim a queued cell, run its recipe as a nested MLflow run, tell Optuna, repeat.
+"""A study worker: claim a queued cell, run it, tell Optuna, repeat.
 
 Runs in the `ablate study` process (one worker) or as `python -m ablate.study.worker SPEC.json`
-(`--workers N` starts N of these on the same journal file). The run function defaults to
+(`--workers N` starts N of these on the same journal file). A cell runs either here, in the
+worker's process (the default), or, when the study asks for a launcher or `--nproc-per-node`,
+as a job of N processes (`ablate.study.launch`) running `python -m ablate.study.cell`; the
+worker waits for the job, keeping the trial's heartbeat, and records the trial from the job's
+exit and the result file its rank 0 writes. The run function defaults to
 `ablate.run.runner.run_recipe`; tests inject another as "module:function".
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
+import re
 import sys
 import time
 import traceback
@@ -18,10 +22,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ablate.errors import AblateError
-from ablate.study import queue
-from ablate.study.parent import cell_tags
+from ablate.study import follow, queue
+from ablate.study.cell import DEFAULT_RUN_FN, CellResult, import_run_fn, write_cell
+from ablate.study.launch import LaunchOptions, exit_signal, launcher_for, signal_label, wait_for
+from ablate.study.parent import ParentRun, cell_tags, kill_orphans, saved_parent
 
-DEFAULT_RUN_FN = "ablate.run.runner:run_recipe"
+__all__ = ["DEFAULT_RUN_FN", "Worker", "WorkerSpec", "import_run_fn", "objective_value", "run_fn_ref"]
 
 
 @dataclass
@@ -37,6 +43,8 @@ class WorkerSpec:
     parent_run_id: str
     run_fn: str = DEFAULT_RUN_FN
     run_kwargs: dict[str, Any] = field(default_factory=dict)
+    launch: dict[str, Any] = field(default_factory=dict)  # LaunchOptions; {}: cells run in the worker
+    poll_s: float = 1.0  # how often a worker looks at its running job
 
     def save(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -45,16 +53,6 @@ class WorkerSpec:
     @classmethod
     def load(cls, path: str | Path) -> "WorkerSpec":
         return cls(**json.loads(Path(path).read_text()))
-
-
-def import_run_fn(ref: str) -> Callable[..., Any]:
-    module, _, attr = ref.partition(":")
-    if not attr:
-        raise AblateError(f"run function {ref!r}: expected 'module:function'")
-    fn: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        fn = getattr(fn, part)
-    return fn
 
 
 def run_fn_ref(fn: Callable[..., Any] | str | None) -> str:
@@ -67,6 +65,10 @@ def run_fn_ref(fn: Callable[..., Any] | str | None) -> str:
     if "<" in ref or fn.__module__ == "__main__":
         raise AblateError(f"run function {ref}: worker processes cannot import it; pass a module-level function")
     return ref
+
+
+class CellJobDied(Exception):
+    """The cell's job was killed by a signal (SIGKILL of a rank or of its launcher): run it again."""
 
 
 class Worker:
@@ -87,7 +89,8 @@ class Worker:
         self.study, _ = load_or_create(self.storage, optuna_study_name(self.study_file.name, spec.scale),
                                        self.study_file.spec.direction)
         self.lock = queue_lock(self.folder)
-        self.run_fn = run_fn or import_run_fn(spec.run_fn)
+        self.launch = LaunchOptions(**spec.launch)
+        self.run_fn = run_fn or (None if self.launch.as_job else import_run_fn(spec.run_fn))
         self.progress_factory = progress_factory  # a fresh rich Progress per cell, so bars do not pile up
         self.on_event = on_event or (lambda *_: None)
 
@@ -100,30 +103,27 @@ class Worker:
                 break
             trial, cell = claimed
             done += self.execute(trial, cell)
+        if self._leads_nodes:
+            follow.post_done(self.folder)  # the other nodes stop
         return done
 
-    def execute(self, trial, cell) -> bool:
-        from optuna.storages._heartbeat import get_heartbeat_thread
+    @property
+    def _leads_nodes(self) -> bool:
+        """Whether this worker is node 0 of multi-node jobs that the other nodes follow (follow.py)."""
+        return self.launch.nnodes > 1 and self.launch.kind != "slurm"
+
+    def _outcome(self, trial, cell):
+        """(the cell's result, its objective value), or None when it failed or its job died (the
+        trial is told so)."""
         from optuna.trial import TrialState
 
-        from ablate.recipe.loading import recipe_hash
-        from ablate.study.cells import cell_recipe
-
-        self.on_event("start", cell, {"trial": trial.number})
-        heartbeat = get_heartbeat_thread(trial._trial_id, self.storage)
-        heartbeat.start()
-        t0 = time.perf_counter()
         try:
-            recipe = cell_recipe(self.study_file, self.spec.scale, cell, self.base)
-            rhash = recipe_hash(recipe)
-            trial.set_user_attr("recipe_hash", rhash)
-            tags = cell_tags(self.study_file.name, self.spec.scale, cell, trial.number, rhash)
-            with self.progress_factory() if self.progress_factory else contextlib.nullcontext() as progress:
-                result = self.run_fn(
-                    recipe, recipe_path=self.study_file.base_path(self.spec.scale), tracking_uri=self.spec.tracking_uri,
-                    parent_run_id=self.spec.parent_run_id, tags=tags, progress=progress, **self.spec.run_kwargs,
-                )
-            value = objective_value(result, self.section)
+            result = self._run_cell(trial, cell)
+            return result, objective_value(result, self.section)
+        except CellJobDied as exc:
+            trial.set_user_attr(queue.DIED, str(exc)[:4000])  # like a dead worker's cell: it runs again
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.on_event("fail", cell, {"trial": trial.number, "error": f"{exc} (queued to run again)"})
         except Exception as exc:  # noqa: BLE001 - a failing cell is recorded, the study goes on
             message = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr(queue.ERROR, message[:4000])
@@ -131,14 +131,23 @@ class Worker:
                 trial.set_user_attr("traceback", traceback.format_exc()[-8000:])
             self.study.tell(trial, state=TrialState.FAIL)
             self.on_event("fail", cell, {"trial": trial.number, "error": message})
-            return False
         except BaseException:
             # Ctrl-C or a kill signal turned exception: the cell did not fail, it was stopped.
             trial.set_user_attr(queue.DIED, "interrupted")
             self.study.tell(trial, state=TrialState.FAIL)
             raise
-        finally:
-            heartbeat.join()
+        return None
+
+    def execute(self, trial, cell) -> bool:
+        from ablate.study.storage import heartbeat
+
+        self.on_event("start", cell, {"trial": trial.number})
+        t0 = time.perf_counter()
+        with heartbeat(self.storage, self.study, trial.number):  # a silent trial is failed and requeued
+            outcome = self._outcome(trial, cell)
+        if outcome is None:
+            return False
+        result, value = outcome
         attrs = result_attrs(result, time.perf_counter() - t0)
         for key, val in attrs.items():
             trial.set_user_attr(key, val)
@@ -146,6 +155,108 @@ class Worker:
         self.study.tell(trial, value)
         self.on_event("done", cell, {"trial": trial.number, "value": value, **attrs})
         return True
+
+    def _run_cell(self, trial, cell) -> CellResult:
+        from ablate.recipe.loading import recipe_hash
+        from ablate.study.cells import cell_recipe
+
+        recipe = cell_recipe(self.study_file, self.spec.scale, cell, self.base)
+        rhash = recipe_hash(recipe)
+        trial.set_user_attr("recipe_hash", rhash)
+        tags = cell_tags(self.study_file.name, self.spec.scale, cell, trial.number, rhash)
+        if self.launch.as_job:
+            return self._run_job(trial, cell, recipe, tags)
+        with self.progress_factory() if self.progress_factory else contextlib.nullcontext() as progress:
+            result = self.run_fn(
+                recipe, recipe_path=self.study_file.base_path(self.spec.scale), tracking_uri=self.spec.tracking_uri,
+                parent_run_id=self.spec.parent_run_id, tags=tags, progress=progress, **self.spec.run_kwargs,
+            )
+        return CellResult.from_run(result)
+
+    def _run_job(self, trial, cell, recipe, tags: dict[str, str]) -> CellResult:
+        """The cell as a launched job: write its spec, launch, wait, read what rank 0 wrote."""
+        folder = self.folder / "cells" / re.sub(r"[^\w.=-]+", "_", cell.id) / f"trial-{trial.number}"
+        spec_path, cell_spec = write_cell(folder, recipe, {
+            "tracking_uri": self.spec.tracking_uri, "parent_run_id": self.spec.parent_run_id, "tags": tags,
+            "recipe_path": str(self.study_file.base_path(self.spec.scale)), "run_fn": self.spec.run_fn,
+            "run_kwargs": self.spec.run_kwargs,
+        })
+        self._build_zoo(recipe)
+        launcher = launcher_for(self.launch, deepspeed=any(stage.deepspeed for stage in recipe.stages))
+        log = folder / "job.log"
+        name = f"{self.study_file.name}-{self.spec.scale}-trial-{trial.number}"
+        argv = [sys.executable, "-m", "ablate.study.cell", str(spec_path)]
+        if self._leads_nodes:
+            follow.post_job(self.folder, name, argv, folder)
+        job = launcher.launch(argv, env=job_env(), log_path=log, name=name)
+        try:
+            code = wait_for(job, self.spec.poll_s, on_tick=_job_recorder(trial, job, log))
+        except BaseException:
+            job.kill()
+            self._close_runs(trial.number, "KILLED")
+            raise
+        finally:
+            if self._leads_nodes:
+                follow.post_ended(self.folder, name)
+        if code == 0 and Path(cell_spec.result_file).is_file():
+            return CellResult.load(Path(cell_spec.result_file))
+        return self._job_failed(trial.number, code, log, Path(cell_spec.error_file))
+
+    def _build_zoo(self, recipe) -> None:
+        """Build the cell's `zoo:` checkpoints here, in one process, before its ranks start: a zoo
+        stand-in is pretrained with the Trainer, which under torchrun's environment would wrap it
+        in DDP on rank 0 alone while the other ranks wait (a deadlock)."""
+        from ablate.zoo import build, is_built, zoo_names
+
+        names = [name for name in zoo_names(recipe.model) if not is_built(name)]
+        if not names:
+            return
+        with self.progress_factory() if self.progress_factory else contextlib.nullcontext() as progress:
+            for name in names:
+                build(name, progress=progress)
+
+    def _job_failed(self, number: int, code: int, log: Path, error_file: Path):
+        """Raise what the failed job says: died of a signal (run again) or an error (recorded)."""
+        sig = exit_signal(code, log)
+        self._close_runs(number, "KILLED" if sig else "FAILED")
+        if sig is not None:
+            raise CellJobDied(f"cell job exited with {-sig} ({signal_label(sig)}); log: {log}")
+        try:
+            error = json.loads(error_file.read_text())["error"]
+        except (OSError, ValueError, KeyError):
+            error = "it wrote no result" if code == 0 else "no rank recorded an error"
+        raise AblateError(f"cell job exited with {code}: {error}; log: {log}")
+
+    def _close_runs(self, number: int, status: str) -> None:
+        """A job that died leaves its nested MLflow run RUNNING: mark it, so the report ignores it."""
+        parent = saved_parent(self.folder)
+        if parent is None or parent.run_id != self.spec.parent_run_id:
+            import mlflow
+
+            run = mlflow.MlflowClient(self.spec.tracking_uri).get_run(self.spec.parent_run_id)
+            parent = ParentRun(self.spec.parent_run_id, self.spec.tracking_uri, run.info.experiment_id)
+        kill_orphans(parent, [number], status)
+
+
+def _job_recorder(trial, job, log: Path) -> Callable[[], None]:
+    """Keep the job's processes in the trial (what the next `ablate study` kills if this worker
+    dies: queue.reap_dead), updated when the launcher starts more."""
+    recorded: list[Any] = [None]
+
+    def record() -> None:
+        procs = job.processes() if hasattr(job, "processes") else []  # a SLURM job has no local processes
+        if procs != recorded[0]:
+            recorded[0] = procs
+            trial.set_user_attr(queue.JOB, {"describe": job.describe(), "log": str(log), "processes": procs})
+
+    record()
+    return record
+
+
+def job_env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def objective_value(result, section) -> float:
@@ -160,15 +271,15 @@ def objective_value(result, section) -> float:
     )
 
 
-def result_attrs(result, seconds: float) -> dict[str, Any]:
-    """What the study summary needs from a RunResult, as JSON-friendly trial attributes."""
+def result_attrs(result: CellResult, seconds: float) -> dict[str, Any]:
+    """What the study summary needs from a cell's result, as JSON-friendly trial attributes."""
     cache = result.feature_cache or {}
     return {
         "run_id": result.run_id,
         "tracking_uri": result.tracking_uri,
         "seconds": float(result.seconds or seconds),
-        "stages": len(result.stages),
-        "stages_reused": sum(s.reused_from is not None for s in result.stages),
+        "stages": result.stages,
+        "stages_reused": result.stages_reused,
         "feature_cache_hits": int(cache.get("hits", 0)),
         "feature_cache_misses": int(cache.get("misses", 0)),
         "visual_tokens": int(result.visual_tokens),
