@@ -133,7 +133,9 @@ def reap_dead(study, storage) -> list[Any]:
 
     TrialState = _trial_state()
     running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    fail_stale_trials(study)  # RDB storages: trials whose heartbeat stopped
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # marked experimental since Optuna 2.9, public all the same
+        fail_stale_trials(study)  # RDB storages: trials whose heartbeat stopped
     reaped = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in running]
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
