@@ -128,7 +128,7 @@ def test_bad_sample_raises_naming_file_and_id(registries, tmp_path, image_root, 
 def test_invalid_json_file(registries, tmp_path, image_root):
     path = tmp_path / "broken.json"
     path.write_text("[{")
-    with pytest.raises(DataError, match="broken.json: not a valid JSON file"):
+    with pytest.raises(DataError, match="broken.json:1: not a valid JSON file"):
         build(registries, path, image_root).samples()
     write_json(path, {"not": "a list"})
     with pytest.raises(DataError, match="expected a JSON list"):

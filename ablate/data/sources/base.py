@@ -124,3 +124,19 @@ def resolve_image(root: Path, relative: Any, sample_id: str) -> str:
     if not path.is_file():
         raise BadSample(sample_id, f"image file not found: {path}")
     return str(path)
+
+
+def read_json_file(file: Path) -> Any:
+    """A user's JSON file, parsed; a DataError naming the file and line when it is not UTF-8 or not JSON."""
+    import json
+
+    raw = file.read_bytes()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"{file}:{line}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{file}:{exc.lineno}: not a valid JSON file ({exc.msg})") from None
+    except RecursionError:
+        raise DataError(f"{file}: JSON nested too deeply") from None

@@ -142,14 +142,9 @@ def need(record: dict[str, Any], name: str, kinds: type | tuple[type, ...], wher
 
 
 def read_rules(file: Path) -> dict[str, dict[str, str]]:
-    raw = file.read_bytes()
-    try:
-        rules = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{file}:{line}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    from ablate.data.sources.base import read_json_file
+
+    rules = read_json_file(file)
     if not isinstance(rules, dict):
         raise DataError(
             f"{file}: expected LLaVA's rules object (category -> {{role, prompt}}), got {type(rules).__name__}")

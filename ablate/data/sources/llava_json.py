@@ -19,6 +19,7 @@ from ablate.data.sources.base import (
     OnBadSample,
     check_conversations,
     check_on_bad_sample,
+    read_json_file,
     fingerprint,
     make_source,
     resolve_image,
@@ -96,16 +97,7 @@ def _records(file: Path) -> Iterator[tuple[int, Any]]:
                 except json.JSONDecodeError as exc:
                     yield index, BadSample(f"line {index + 1}", f"not valid JSON ({exc.msg})")
         return
-    raw = file.read_bytes()
-    try:
-        records = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{file}:{line}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{file}: not a valid JSON file ({exc})") from None
-    except RecursionError:
-        raise DataError(f"{file}: JSON nested too deeply to be LLaVA records") from None
+    records = read_json_file(file)
     if not isinstance(records, list):
         raise DataError(f"{file}: expected a JSON list of LLaVA records, got {type(records).__name__}")
     yield from enumerate(records)
