@@ -11,14 +11,13 @@ arm checks its files and says what to download when one is missing.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
 from ablate.data.contracts import DataSource
 from ablate.data.sources.base import OnBadSample, check_on_bad_sample
-from ablate.errors import DataError
+
 from ablate.registry import ComponentConfig
 
 INSTRUCT = "LLaVA-Instruct-158K"
