@@ -17,7 +17,6 @@ from pydantic import Field, model_validator
 
 from ablate.data.contracts import DataSource
 from ablate.data.sources.base import OnBadSample, check_on_bad_sample
-
 from ablate.registry import ComponentConfig
 
 INSTRUCT = "LLaVA-Instruct-158K"
