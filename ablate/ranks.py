@@ -38,3 +38,18 @@ def ranks():
     from accelerate import PartialState
 
     return PartialState(cpu=not torch.cuda.is_available(), timeout=collective_timeout())
+
+
+def leave_process_group() -> None:
+    """Every rank leaves the job's process group together, at the end of a torchrun process.
+
+    A rank that exits with its gloo or NCCL group still alive can abort at interpreter shutdown
+    ("terminate called without an active exception", exit -6): the job then fails although its
+    work is done, and across nodes the other agents wait at torchrun's exit barrier for its
+    5-minute timeout."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        state = ranks()
+        state.wait_for_everyone()
+        state.destroy_process_group()

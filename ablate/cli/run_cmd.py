@@ -38,7 +38,7 @@ def run(
 
     if collective_timeout is not None:  # before the first ranks() call, which fixes it
         os.environ[TIMEOUT_ENV] = str(collective_timeout)
-    from ablate.ranks import ranks
+    from ablate.ranks import leave_process_group, ranks
     from ablate.recipe import load_recipe, recipe_hash
     from ablate.run.runner import run_recipe
     from ablate.tracking import tracking_uri as checked_uri
@@ -47,12 +47,14 @@ def run(
     checked_uri(tracking_uri or resolved.tracking.tracking_uri)  # a bad URI fails before anything is written
     if not ranks().is_main_process:  # under torchrun/deepspeed, rank 0 alone reports
         run_recipe(resolved, recipe_path=recipe, resume=resume, reuse_stages=not no_reuse, tracking_uri=tracking_uri)
+        leave_process_group()
         return
     console.print(f"[bold]ablate run[/] {recipe} · recipe hash {recipe_hash(resolved)}", highlight=False)
     with make_progress() as progress:
         result = run_recipe(resolved, recipe_path=recipe, resume=resume, reuse_stages=not no_reuse,
                             tracking_uri=tracking_uri, progress=progress)
     print_summary(result)
+    leave_process_group()
 
 
 def print_summary(result) -> None:

@@ -128,7 +128,7 @@ def load_cell_recipe(spec: CellSpec):
 
 
 def run_cell(spec: CellSpec) -> None:
-    from ablate.ranks import ranks
+    from ablate.ranks import leave_process_group, ranks
 
     recipe = load_cell_recipe(spec)
     main_process = ranks().is_main_process
@@ -140,6 +140,7 @@ def run_cell(spec: CellSpec) -> None:
         )
     if main_process:
         CellResult.from_run(result).save(Path(spec.result_file))
+    leave_process_group()
 
 
 def _progress():
