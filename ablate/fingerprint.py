@@ -44,16 +44,30 @@ def file_fingerprint(path: str | os.PathLike) -> str:
     return _fingerprint(real, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of every byte of a file, whatever its size (memoised like file_fingerprint)."""
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    return _sha256(real, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
 @lru_cache(maxsize=65536)
-def _fingerprint(real: str, size: int, mtime_ns: int, inode: int, ctime_ns: int) -> str:
+def _sha256(real: str, size: int, mtime_ns: int, inode: int, ctime_ns: int) -> str:
     # ctime and inode are in the memo key only: no tool can set ctime back, so a file rewritten
     # with its old mtime (a restore, `cp -p`) is read again.
     digest = hashlib.sha256()
     with open(real, "rb") as handle:
-        if size <= EXACT_LIMIT:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-            return "sha256:" + digest.hexdigest()
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=65536)
+def _fingerprint(real: str, size: int, mtime_ns: int, inode: int, ctime_ns: int) -> str:
+    if size <= EXACT_LIMIT:
+        return "sha256:" + _sha256(real, size, mtime_ns, inode, ctime_ns)
+    digest = hashlib.sha256()
+    with open(real, "rb") as handle:
         step = (size - BLOCK) // (SAMPLES - 1)
         for index in range(SAMPLES):
             handle.seek(index * step)

@@ -80,13 +80,17 @@ def _required_fields(config: type[ComponentConfig]) -> dict:
 # --- (a) the example plugin, through its entry point ------------------------------------------
 
 
-def test_example_plugin_loads_through_entry_point(site, monkeypatch):
+def test_example_plugin_loads_through_entry_point(site, monkeypatch, capsys):
     site.add_example_plugin(monkeypatch)
     ep = entry_point("example_connector")
     assert (ep.value, ep.dist.name, ep.dist.version) == (
         "ablate_example_connector", "ablate-example-connector", FAKE_VERSION
     )
     assert ("example_connector", f"ablate-example-connector {FAKE_VERSION}") in loaded_plugins()
+    from ablate.cli import main
+
+    assert main(["list"]) == 0  # `ablate list` names it by the name ABLATE_DISABLE_PLUGINS takes
+    assert f"example_connector (ablate-example-connector {FAKE_VERSION})" in capsys.readouterr().out
 
     regs = registries()
     assert "pooled_mlp" in regs.connector

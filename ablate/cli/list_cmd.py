@@ -33,6 +33,8 @@ def list_components(
 
     regs = registries()
     selected = [regs[kind]] if kind else list(regs)
+    if kind is None:
+        _print_plugins()
     for registry in selected:
         console.print(Text(f"{registry.kind} ({len(registry)})", style="bold underline"))
         for entry in registry:
@@ -50,4 +52,15 @@ def list_components(
                 if field.description:
                     row += Text(f"  # {field.description}", style="dim")
                 console.print(row)
+        console.print()
+
+
+def _print_plugins() -> None:
+    """The installed plugins by entry-point name: the names ABLATE_DISABLE_PLUGINS takes."""
+    from ablate.plugin_manager import DISABLE_ENV, loaded_plugins
+
+    plugins = loaded_plugins()
+    if plugins:
+        named = ", ".join(f"{name} ({dist})" for name, dist in plugins)
+        console.print(f"[bold]plugins[/] {named}  [dim](disable with {DISABLE_ENV}=NAME,...)[/]", highlight=False)
         console.print()

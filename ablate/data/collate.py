@@ -114,15 +114,13 @@ class VLMCollator:
     def _load(self, row: dict[str, Any]):
         from PIL import Image
 
+        from ablate.data.images import load_image
+
         image = row["image"]
         if isinstance(image, Image.Image):
             image = image.convert("RGB")
         else:
-            try:
-                with Image.open(image) as opened:
-                    image = opened.convert("RGB")
-            except (OSError, ValueError) as err:
-                raise DataError(f"sample {row.get('id')!r}: cannot read image {image!r}: {err}") from None
+            image = load_image(str(image), str(row.get("id")))
         if self.pad_to_square:
             mean = getattr(self.image_processor, "image_mean", None) or (0.0, 0.0, 0.0)
             image = expand_to_square(image, tuple(int(m * 255) for m in mean))

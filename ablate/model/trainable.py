@@ -51,10 +51,6 @@ def merge_lora(vlm: VisionLanguageModel, component: str | None = None) -> None:
             setattr(vlm, name, tuner.merge_and_unload())
 
 
-def has_lora(vlm: VisionLanguageModel, component: str) -> bool:
-    return component in vlm.lora_tuners
-
-
 def _setting(trainable: Any, name: str) -> Any:
     setting = trainable.get(name, "frozen") if isinstance(trainable, dict) else getattr(trainable, name)
     if setting in ("frozen", "full"):

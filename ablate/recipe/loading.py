@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import typing
 from pathlib import Path
 from typing import Any
@@ -11,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ablate.errors import Problem, RecipeError, closest
+from ablate.fingerprint import content_hash
 from ablate.recipe.schema import SAFE_NAME, Recipe
 from ablate.recipe.yaml_source import Sourced, apply_overrides, load_with_bases
 from ablate.registry import ComponentConfig, registries
@@ -56,11 +55,6 @@ def recipe_hash(recipe: Recipe) -> str:
     """Stable content hash of what the recipe computes (names and tracking excluded)."""
     payload = recipe.model_dump(mode="json", exclude=COSMETIC_FIELDS)
     return content_hash(payload)
-
-
-def content_hash(payload: Any, length: int = 12) -> str:
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
 # --- error rendering -------------------------------------------------------------------------

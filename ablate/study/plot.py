@@ -19,6 +19,15 @@ def _pyplot():
 
 
 def plot_bars(report, path: Path) -> Path:
+    """`bars_figure` saved as a PNG at `path`."""
+    plt = _pyplot()
+    fig = bars_figure(report)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def bars_figure(report):
     """One panel per metric: arm means with their 95% item-bootstrap CIs (seed std when there is
     no CI), stale arms hatched and grey; the paper's values as markers on a second axis, since
     they are in the paper's units (hollow when on another benchmark than ours)."""
@@ -36,9 +45,7 @@ def plot_bars(report, path: Path) -> Path:
             handles += _paper_markers(ax, table, xs)
         ax.legend(handles=handles, fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _bars(ax, report, table, xs: list[int]) -> list:

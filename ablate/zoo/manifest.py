@@ -3,15 +3,16 @@
 A zoo folder is reused without rebuilding, so a file truncated by a full disk, edited by hand or
 half-copied must be caught before `from_pretrained` reads it: a truncated safetensors file can
 fail deep inside loading, and a damaged config could load as a different model. The folders
-are a few MB, so hashing them is cheap; the result is remembered per file size and mtime.
+are a few MB, so hashing them is cheap; the result is remembered per file stamp
+(`ablate.fingerprint.file_sha256`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
+
+from ablate.fingerprint import file_sha256
 
 MANIFEST_FILE = "manifest.json"
 
@@ -19,7 +20,7 @@ MANIFEST_FILE = "manifest.json"
 def file_digests(folder: Path) -> dict[str, dict[str, object]]:
     """relative path -> {size, sha256} of every file in `folder` except the manifest."""
     return {
-        str(path.relative_to(folder)): {"size": path.stat().st_size, "sha256": _sha256(path, *_stamp(path))}
+        str(path.relative_to(folder)): {"size": path.stat().st_size, "sha256": file_sha256(path)}
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path.name != MANIFEST_FILE
     }
@@ -51,20 +52,7 @@ def manifest_problem(folder: Path) -> str | None:
         size = file.stat().st_size
         if not isinstance(want, dict) or size != want.get("size"):
             return f"{name} has {size:,} bytes, {want.get('size') if isinstance(want, dict) else '?'} when built"
-        if _sha256(file, *_stamp(file)) != want.get("sha256"):
+        if file_sha256(file) != want.get("sha256"):
             return f"{name} was changed after it was built (its sha256 differs)"
     return None
 
-
-def _stamp(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
-
-
-@lru_cache(maxsize=256)
-def _sha256(path: Path, size: int, mtime_ns: int) -> str:  # size and mtime key the cache
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -146,7 +146,7 @@ def test_connector_that_cannot_run_on_meta_is_checked_at_the_first_splice():
         vlm.embed_inputs(ids, image_features=torch.zeros(1, 16, 8))
 
 
-def test_recipe_connector_is_named_by_its_registry_type(tmp_path):
+def test_recipe_connector_is_named_by_its_registry_type(tmp_path, capsys):
     """Through build_vlm, the message names the recipe's connector type."""
     from ablate.model.build import build_vlm
     from ablate.recipe import recipe_from_dict
@@ -155,8 +155,14 @@ def test_recipe_connector_is_named_by_its_registry_type(tmp_path):
     regs.connector.register("liar", builder=lambda config, in_dim, out_dim, num_input_tokens: Shaped(3, 64, out_dim, in_dim=in_dim),
                             plugin="tests")
     try:
-        recipe = recipe_from_dict({**good_recipe(tmp_path), "model": {**good_recipe(tmp_path)["model"], "connector": "liar"}})
+        data = {**good_recipe(tmp_path), "model": {**good_recipe(tmp_path)["model"], "connector": "liar"}}
+        recipe = recipe_from_dict(data)
         with pytest.raises(AblateError, match=r"connector 'liar' returned visual tokens of shape \[2, 64, 256\]"):
             build_vlm(recipe.model)
+        # the same through `ablate run`: exit 2, one message, nothing written
+        tiny_run.prepare_store(tmp_path)
+        code, out = cli(capsys, "run", write(tmp_path / "recipe.yaml", data))
+        assert_rejected(code, out, "connector 'liar'", "shape [2, 64, 256]")
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*/recipe.yaml"))
     finally:
         regs.connector.unregister("liar")

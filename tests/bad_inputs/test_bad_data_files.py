@@ -126,3 +126,22 @@ def test_run_whose_eval_samples_are_all_skipped(tmp_path, capsys):
     code, out = cli(capsys, "run", path)
     assert_rejected(code, out, data_file, "every sample was skipped (2 of 2", "'q0'", "gone.png")
     assert not list((tmp_path / "out").rglob("predictions.jsonl"))
+
+
+@pytest.mark.parametrize("name, content", [
+    ("eval.json", json_bytes([record("q0")]).replace(b"red", b"r\xe9d", 1)),
+    ("eval.jsonl", json_bytes(record("q0")) + b"\n\xff\xfe\n"),
+])
+def test_run_on_a_data_file_that_is_not_utf8(tmp_path, capsys, name, content):
+    """End to end: a latin-1 byte in a JSON or JSONL data file is exit 2 naming the file, with
+    nothing written."""
+    data_file = write(tmp_path / name, content)
+    write_png(tmp_path / "a.png")  # the records' image is there: only the bytes are bad
+    recipe = good_recipe(tmp_path)
+    del recipe["stages"]
+    recipe["eval"] = {"data": {"type": "llava_json", "path": str(data_file)}, "template": "plain"}
+    path = write(tmp_path / "recipe.yaml", recipe)
+    tiny_run.prepare_store(tmp_path)
+    code, out = cli(capsys, "run", path)
+    assert_rejected(code, out, data_file, "not UTF-8")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("predictions.jsonl"))

@@ -8,7 +8,7 @@ from torch import nn
 
 from ablate.components.contracts import IMAGE_TOKEN_INDEX as I  # noqa: E741
 from ablate.errors import AblateError
-from ablate.model.trainable import apply_trainable, has_lora, merge_lora
+from ablate.model.trainable import apply_trainable, merge_lora
 from ablate.recipe.schema import StageTrainable
 
 N = -100
@@ -101,7 +101,7 @@ def test_merge_lora_folds_adapters_into_weights(vlm):
     assert not torch.allclose(adapted, plain, atol=1e-3)
 
     merge_lora(vlm)
-    assert not has_lora(vlm, "llm") and not lora_parameters(vlm)
+    assert "llm" not in vlm.lora_tuners and not lora_parameters(vlm)
     assert type(vlm.llm.model.layers[0].self_attn.q_proj) is nn.Linear
     with torch.no_grad():
         merged = vlm(**batch).logits
@@ -111,12 +111,12 @@ def test_merge_lora_folds_adapters_into_weights(vlm):
     apply_trainable(vlm, StageTrainable(llm="full"))
     assert all(p.requires_grad for p in vlm.llm.parameters())
     apply_trainable(vlm, StageTrainable(llm={"lora": {"r": 2}}))
-    assert has_lora(vlm, "llm") and lora_parameters(vlm.llm)
+    assert "llm" in vlm.lora_tuners and lora_parameters(vlm.llm)
 
 
 def test_next_stage_merges_leftover_adapters(vlm):
     apply_trainable(vlm, StageTrainable(llm={"lora": {"r": 4}}, encoder={"lora": {"r": 2, "target_modules": ["fc1"]}}))
-    assert has_lora(vlm, "encoder") and lora_parameters(vlm.encoder) == {
+    assert "encoder" in vlm.lora_tuners and lora_parameters(vlm.encoder) == {
         "model.encoder.layers.0.mlp.fc1.lora_A.default.weight",
         "model.encoder.layers.0.mlp.fc1.lora_B.default.weight",
     }

@@ -48,6 +48,8 @@ def test_a_run_records_recipe_metrics_and_artifacts(tmp_path):
     assert tags["ablate.checkpoints"] == str((tmp_path / "out" / "stages").resolve())
     assert tags["ablate.stage.align.key"] == result.stages[0].key
     assert tags["ablate.run_dir"] == str(result.run_dir.resolve())
+    # the visual-token count, from the connector the run built (the tiny CLIP: 8 x 8 patches)
+    assert run.data.metrics["model/visual_tokens"] == result.visual_tokens == 64
 
     # per-step training metrics
     def history(key):

@@ -34,7 +34,7 @@ def _log(event: str, name: str) -> None:
 
 def arm_accuracy(recipe) -> float:
     """A fixed accuracy per arm: a hash of what the recipe computes, seed excluded."""
-    from ablate.recipe.loading import content_hash
+    from ablate.fingerprint import content_hash
 
     payload = recipe.model_dump(mode="json", exclude={"seed", "name", "description", "tracking", "output_dir"})
     return 0.35 + (int(content_hash(payload), 16) % 50) / 100

@@ -59,6 +59,8 @@ def test_a_cell_whose_stage_key_changed_is_left_out_of_the_means(finished):
     assert "| mlp2 ⚠ stale, left out: seed(s) 8 | 1 |" in md
     assert f"- mlp2 · seed 8 (run `{runs['mlp2|seed=8'].info.run_id}`): stage align key changed" in md
 
+    _assert_plot_marks_stale(report, "mlp2")
+
     included, _ = report_study("demo", scale="tiny", include_stale=True)
     mlp2 = included.table("accuracy").rows[1]
     assert mlp2.stale and mlp2.seeds == [7, 8]
@@ -106,3 +108,24 @@ def test_stale_reasons():
         "recipe hash 5ee4a1 → 7c21de; stage instruct key changed"
     assert stale_reason(None, {"instruct": "i2"}, now) == "stages instruct → align, instruct"
     assert stale_reason(None, {}, now) is None  # a run that recorded nothing is not judged
+
+
+def _assert_plot_marks_stale(report, arm: str) -> None:
+    """report.png's bars: the stale arm is labelled, grey and hatched; the others are not."""
+    import matplotlib.pyplot as plt
+
+    from ablate.study.plot import STALE_COLOR, bars_figure
+
+    fig = bars_figure(report)
+    try:
+        ax = fig.axes[0]
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert f"{arm} (stale)" in labels and sum("(stale)" in label for label in labels) == 1
+        bars = [p for p in ax.patches if p.get_height() > 0 or p.get_hatch()]
+        hatched = [p for p in bars if p.get_hatch() == "//"]
+        assert len(hatched) == 1
+        from matplotlib.colors import to_hex
+
+        assert to_hex(hatched[0].get_facecolor()) == STALE_COLOR.lower()
+    finally:
+        plt.close(fig)
