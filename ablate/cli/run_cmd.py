@@ -21,6 +21,17 @@ def make_progress():
     )
 
 
+def set_collective_timeout(minutes: float | None) -> None:
+    """--collective-timeout, as the environment variable that `ranks()` reads (before its first
+    call, which fixes it) and that launched jobs inherit."""
+    import os
+
+    from ablate.ranks import TIMEOUT_ENV
+
+    if minutes is not None:
+        os.environ[TIMEOUT_ENV] = str(minutes)
+
+
 def run(
     recipe: Path = typer.Argument(..., help="recipe YAML"),
     overrides: List[str] = Overrides,
@@ -32,12 +43,7 @@ def run(
         "or $ABLATE_COLLECTIVE_TIMEOUT_MIN): long enough for rank 0 to prepare data"),
 ) -> None:
     """Train and evaluate a recipe; everything is recorded in MLflow."""
-    import os
-
-    from ablate.ranks import TIMEOUT_ENV
-
-    if collective_timeout is not None:  # before the first ranks() call, which fixes it
-        os.environ[TIMEOUT_ENV] = str(collective_timeout)
+    set_collective_timeout(collective_timeout)
     from ablate.ranks import leave_process_group, ranks
     from ablate.recipe import load_recipe, recipe_hash
     from ablate.run.runner import run_recipe

@@ -1,7 +1,8 @@
 """`ablate study NAME|PATH [--scale paper|tiny] [--seeds N] [--workers N] [--storage URL]
 [--tracking-uri URI] [--retry-failed] [--include-stale] [--nproc-per-node N] [--nnodes M
 --rdzv-endpoint HOST:PORT [--node-rank K]] [--launcher local|torchrun|deepspeed|slurm]
-[--slurm KEY=VALUE ...]` and
+[--slurm KEY=VALUE ...] [--gpus-per-node G] [--partition P] [--time-limit T]
+[--collective-timeout MIN]` and
 `ablate study list`.
 
 One command whose NAME `list` lists the studies: a click group with a NAME argument would
@@ -43,6 +44,14 @@ NODE_RANK = typer.Option(0, "--node-rank", min=0, help="with --nnodes: 0 runs th
 RDZV = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the c10d rendezvous for --nnodes > 1")
 SLURM = typer.Option(None, "--slurm", help="with --launcher slurm: a SLURM setting KEY=VALUE (repeatable), "
                      "e.g. partition=gpu, timeout_min=240")
+GPUS_PER_NODE = typer.Option(None, "--gpus-per-node", min=0, help="with --launcher slurm: GPUs per node of each "
+                             "cell job (sbatch --gpus-per-node; the ranks per node default to it)")
+PARTITION = typer.Option(None, "--partition", help="with --launcher slurm: the SLURM partition")
+TIME_LIMIT = typer.Option(None, "--time-limit", help="with --launcher slurm: wall-clock limit per cell job, "
+                          "minutes or [D-]HH:MM:SS")
+COLLECTIVE_TIMEOUT = typer.Option(
+    None, "--collective-timeout", min=0.1, help="minutes a cell's ranks wait at a collective (default 120, or "
+    "$ABLATE_COLLECTIVE_TIMEOUT_MIN): long enough for rank 0 to prepare data")
 LAUNCHER = typer.Option(None, "--launcher", help="how cell jobs start (default: torchrun, or deepspeed when "
                         "the recipe uses DeepSpeed)")
 
@@ -65,17 +74,24 @@ def study(
     launcher: Optional[LauncherChoice] = LAUNCHER,
     node_rank: int = NODE_RANK,
     slurm: Optional[List[str]] = SLURM,
+    gpus_per_node: Optional[int] = GPUS_PER_NODE,
+    partition: Optional[str] = PARTITION,
+    time_limit: Optional[str] = TIME_LIMIT,
+    collective_timeout: Optional[float] = COLLECTIVE_TIMEOUT,
 ) -> None:
     """Run every (arm x seed) cell of a study, resumably; print the report against the paper."""
     if name == "list":
         list_studies()
         return
-    from ablate.cli.run_cmd import make_progress
+    from ablate.cli.run_cmd import make_progress, set_collective_timeout
     from ablate.study.launch import LaunchOptions
     from ablate.study.runner import follow_study, run_study
 
+    set_collective_timeout(collective_timeout)  # the cells' ranks inherit it, locally and under SLURM
+    flags = {"gpus_per_node": gpus_per_node, "partition": partition, "time_limit": time_limit}
+    settings = {**key_values(slurm or [], "--slurm"), **{k: v for k, v in flags.items() if v is not None}}
     launch = LaunchOptions(kind=launcher.value if launcher else None, nproc_per_node=nproc_per_node, nnodes=nnodes,
-                           rdzv_endpoint=rdzv_endpoint, slurm=key_values(slurm or [], "--slurm"))
+                           rdzv_endpoint=rdzv_endpoint, slurm=settings)
     if node_rank:
         follow_study(name, launch, node_rank, scale=scale.value, seeds=seeds, console=console)
         return

@@ -56,7 +56,7 @@ class FeatureCache:
         base = Path(root) if root is not None else _default_root()
         self.directory = base / key / name
         self.store = RowStore(self.directory, self.shape, _numpy_dtype(self.dtype),
-                              meta={"cache_key": key, "pad_to_square": pad_to_square})
+                              meta={"cache_key": key, "pad_to_square": pad_to_square}, writes=writes)
         # The same loading and preprocessing as the uncached path, so inputs are identical.
         self._pixels = VLMCollator(image_processor=encoder.image_processor, pad_token_id=0, pad_to_square=pad_to_square)
         # Shared memory, so lookups in DataLoader workers count too (each process its own row).

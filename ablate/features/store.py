@@ -29,8 +29,10 @@ ROWS, INDEX, META, LOCK = "rows.bin", "index.jsonl", "meta.json", "lock"
 
 class RowStore:
     def __init__(
-        self, directory: str | os.PathLike, row_shape: Sequence[int], dtype: Any, meta: dict[str, Any] | None = None
+        self, directory: str | os.PathLike, row_shape: Sequence[int], dtype: Any, meta: dict[str, Any] | None = None,
+        *, writes: bool = True,
     ):
+        """`writes=False` opens the store read-only: it creates no file (not even its lock or meta)."""
         self.directory = Path(directory)
         self.row_shape = tuple(int(n) for n in row_shape)
         self.dtype = np.dtype(dtype)
@@ -40,6 +42,7 @@ class RowStore:
         self._offset = 0  # bytes of index.jsonl parsed
         self._map: np.memmap | None = None
         self._generation: str | None = None  # id in the index's first line; a rebuilt cache has a new one
+        self.writes = writes
         self._check_meta(meta or {})
 
     # --- reading ---------------------------------------------------------------------------------
@@ -152,9 +155,13 @@ class RowStore:
 
     def _check_meta(self, extra: dict[str, Any]) -> None:
         self._meta = {"format": FORMAT_VERSION, "row_shape": list(self.row_shape), "dtype": self.dtype.name, **extra}
-        with self._locked():
-            if self._write_meta():
-                return
+        if not self.writes:
+            if not (self.directory / META).is_file():
+                return  # nothing stored yet: a reader finds no rows
+        else:
+            with self._locked():
+                if self._write_meta():
+                    return
         found = json.loads((self.directory / META).read_text())
         differs = {k: (found.get(k), v) for k, v in self._meta.items() if found.get(k) != v}
         if differs:

@@ -157,6 +157,24 @@ def test_prefill_shares_work_across_ranks(tmp_path, images):
     assert encoder.images == 6
 
 
+def test_a_reader_rank_never_writes_the_cache(tmp_path, images):
+    """Under torchrun, ranks other than 0 are readers (writes=False): they use what rank 0
+    stored and encode their misses in memory, leaving the cache folder as it was."""
+    encoder = CountingEncoder(PatchEncoder())
+    reader = FeatureCache(tmp_path / "cache", encoder, writes=False)
+    assert reader.prefill(images, device=None) == 0
+    fresh = reader.get_many(images[:2])
+    assert encoder.images == 2 and fresh.shape[0] == 2
+    assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))  # nothing stored
+    writer = FeatureCache(tmp_path / "cache", encoder)
+    writer.prefill(images, device=None)
+    stored = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+    before = encoder.images
+    assert torch.equal(FeatureCache(tmp_path / "cache", encoder, writes=False).get_many(images[:2]), fresh)
+    assert encoder.images == before  # read back, not encoded again
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*") if p.is_file()} == stored
+
+
 def test_bad_inputs(tmp_path, images):
     with pytest.raises(AblateError, match="no cache_key"):
         FeatureCache(tmp_path, torch.nn.Linear(2, 2))

@@ -165,3 +165,43 @@ def test_study_file_slurm_section(tmp_path):
         load_study(write_project(tmp_path, study=study))
     text = str(err.value)
     assert "slurm.partiton" in text and "slurm.time_limit" in text and "time limit 'soon'" in text
+
+
+def test_a_study_runs_its_cells_as_slurm_jobs_through_submitits_local_executor(project, monkeypatch):
+    """End to end on this machine: the worker submits each cell with submitit (local executor),
+    waits for it, and records the trial; the cell's ranks write the nested MLflow run."""
+    from collections import Counter
+
+    from ablate.study.launch import LaunchOptions
+    from ablate.study.parent import nested_runs, saved_parent
+    from ablate.study.runner import run_study
+    from study_fakes import fake_run, quiet_console
+
+    monkeypatch.setenv("ABLATE_COLLECTIVE_TIMEOUT_MIN", "7")
+    outcome = run_study("demo", scale="tiny", seeds=1, run_fn=fake_run, console=quiet_console(), report=False,
+                        launch=LaunchOptions(kind="slurm", slurm={"cluster": "local", "time_limit": 5}))
+    assert outcome.counts()["done"] == 2
+    runs = nested_runs(saved_parent(outcome.prepared.folder))
+    assert Counter(r.info.status for r in runs) == {"FINISHED": 2}
+    assert {r.data.tags["ablate.study.cell"] for r in runs} == {"linear|seed=7", "mlp2|seed=7"}
+    assert list(outcome.prepared.folder.rglob("*_log.out"))  # submitit's own job logs
+
+
+def test_the_readme_slurm_flags_reach_the_launcher(project, monkeypatch):
+    """`--gpus-per-node`, `--partition`, `--time-limit` (and `--slurm KEY=VALUE`) become the
+    SLURM settings; `--collective-timeout` is what the cells' ranks inherit."""
+    from ablate.cli import main
+    from ablate.ranks import TIMEOUT_ENV
+    from ablate.study import runner
+
+    seen = {}
+    monkeypatch.setattr(runner, "run_study", lambda name, **kw: seen.update(name=name, **kw))
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert main(["study", "demo", "--launcher", "slurm", "--nnodes", "4", "--gpus-per-node", "8", "--partition", "gpu",
+                 "--time-limit", "2-00:00:00", "--slurm", "account=vlm", "--collective-timeout", "240"]) == 0
+    launch = seen["launch"]
+    assert (launch.kind, launch.nnodes) == ("slurm", 4)
+    assert launch.slurm == {"account": "vlm", "gpus_per_node": 8, "partition": "gpu", "time_limit": "2-00:00:00"}
+    options = SlurmLauncher(launch).options
+    assert (options.nodes, options.procs_per_node, options.partition, options.timeout_min) == (4, 8, "gpu", 2880)
+    assert os.environ[TIMEOUT_ENV] == "240.0"
