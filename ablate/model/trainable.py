@@ -42,6 +42,15 @@ def apply_trainable(vlm: VisionLanguageModel, trainable: Any) -> None:
     vlm.train(vlm.training)  # apply keep_eval now
 
 
+def mark_reused(vlm: VisionLanguageModel, trainable: Any) -> None:
+    """The requires_grad flags a stage leaves behind, for a stage loaded from the store instead of
+    trained: `full` components trainable, `frozen` ones not, and LoRA ones not either (their
+    adapters were merged into the stored weights, as after training). So a run that reuses its
+    stages reports the same trainable counts as the run that trained them."""
+    for name in COMPONENTS:
+        getattr(vlm, name).requires_grad_(_setting(trainable, name) == "full")
+
+
 def merge_lora(vlm: VisionLanguageModel, component: str | None = None) -> None:
     """Merge LoRA adapters into the base weights of `component` (default: every component)."""
     names = [component] if component is not None else list(vlm.lora_tuners)

@@ -58,7 +58,10 @@ def carry_out(plan: StagePlan, ctx: RunContext) -> list[StageOutcome]:
 
 
 def _reuse(entry: PlannedStage, meta: dict[str, Any], ctx: RunContext, curve_key: str | None) -> StageOutcome:
+    from ablate.model.trainable import mark_reused
+
     ctx.store.load_into(entry.key, ctx.vlm)
+    mark_reused(ctx.vlm, entry.stage.trainable)
     trained_by = meta.get("run_id") or "?"
     ctx.tracker.set_tags({f"ablate.stage.{entry.stage.name}.reused_from": trained_by,
                           f"ablate.stage.{entry.stage.name}.key": entry.key})

@@ -176,3 +176,11 @@ def test_corrupted_resume_state_is_named(trained):
         assert "--resume state file" in proc.stderr and "state.json" in proc.stderr
     finally:
         state.write_text(kept)
+
+
+def test_a_run_that_reuses_its_stage_reports_the_trainable_counts_of_the_run_that_trained_it(trained):
+    root, data, first = trained
+    again = tiny_run.run_in_process(data)
+    assert again.stages[0].reused_from == first.run_id
+    assert again.parameter_counts == first.parameter_counts
+    assert first.parameter_counts["llm"]["trainable"] == 0  # the stage kept the LLM frozen
