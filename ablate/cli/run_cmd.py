@@ -90,6 +90,11 @@ def print_summary(result) -> None:
         console.print(table)
     if result.skipped_samples:
         console.print(f"[yellow]skipped {result.skipped_samples} bad samples[/] (on_bad_sample: skip)")
+    for s in result.stages:
+        dropped, masked = (s.turn_edges.get(k, 0) for k in ("opening_gpt_turns_dropped", "closing_human_turns_masked"))
+        if dropped or masked:
+            console.print(f"stage {s.name}: dropped the opening gpt turn of {dropped} records, masked the unanswered "
+                          f"closing human turn of {masked} (as LLaVA's preprocessing)", highlight=False)
     console.print(f"visual tokens per image: {result.visual_tokens} · "
                   + " · ".join(f"{c} {d['trainable']:,}/{d['total']:,} trainable" for c, d in result.parameter_counts.items()),
                   highlight=False)

@@ -10,7 +10,8 @@ Bad samples the source skipped are stored as rows with an `error` and dropped at
 `source.skipped` is filled in again on a cache hit and the run can report the count.
 
 Columns of the result: id, image (str or None), input_ids, labels, length, data_type,
-meta (a JSON string).
+meta (a JSON string), and what `conversation_facts` reads from the record's turns: words (LLaVA's
+length estimate for `group_by_modality_length`), opens_with_gpt, ends_with_human.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from typing import Any, Iterator
 from ablate.data.contracts import DataSource
 from ablate.errors import AblateError, DataError
 
-PIPELINE_VERSION = 1  # bump when the columns or the encoding step change
-COLUMNS = ("id", "image", "input_ids", "labels", "length", "data_type", "meta")
+PIPELINE_VERSION = 2  # bump when the columns or the encoding step change
+COLUMNS = ("id", "image", "input_ids", "labels", "length", "words", "opens_with_gpt", "ends_with_human",
+           "data_type", "meta")
 
 
 def default_cache_dir() -> Path:
@@ -64,16 +66,34 @@ def _rows(source: DataSource) -> Iterator[dict[str, Any]]:
         raise DataError(f"data source {source.name!r} produced no samples")
 
 
+def conversation_facts(conversations: list[dict[str, str]]) -> dict[str, Any]:
+    """What the sampler and the run summary read from a record's turns, as the source gave them.
+
+    words: LLaVA's length estimate for grouping by modality, the whitespace-separated words of
+    every turn (`<image>` included; LLaVA's `modality_lengths`, whose sign is the `image` column
+    here). opens_with_gpt / ends_with_human: the turns LLaVA's preprocessing drops (an opening
+    reply) or leaves unanswered (a closing question), which the templates treat the same way.
+    """
+    roles = [turn["from"] for turn in conversations]
+    return {
+        "words": sum(len(turn["value"].split()) for turn in conversations),
+        "opens_with_gpt": bool(roles) and roles[0] == "gpt",
+        "ends_with_human": bool(roles) and roles[-1] == "human",
+    }
+
+
 def _encode(row: dict[str, Any], *, template: Any, tokenizer: Any, max_length: int | None, skip: bool) -> dict[str, Any]:
+    empty = {"input_ids": [], "labels": [], "length": 0, **conversation_facts([])}
     if row["error"] is None:
         try:
             ids, labels = template.encode(row["conversations"], tokenizer, sample_id=row["id"], max_length=max_length)
-            return {"input_ids": ids, "labels": labels, "length": len(ids), "error": None}
+            return {"input_ids": ids, "labels": labels, "length": len(ids), **conversation_facts(row["conversations"]),
+                    "error": None}
         except DataError as exc:
             if not skip:
                 raise
-            return {"input_ids": [], "labels": [], "length": 0, "error": f"tokenization: {exc}"}
-    return {"input_ids": [], "labels": [], "length": 0, "error": row["error"]}
+            return {**empty, "error": f"tokenization: {exc}"}
+    return {**empty, "error": row["error"]}
 
 
 def _errors(dataset: Any) -> list[tuple[str, str]]:
@@ -151,6 +171,9 @@ def tokenize_shard(raw, template: Any, tokenizer: Any, *, index: int, shards: in
         "input_ids": List(Value("int32")),
         "labels": List(Value("int32")),
         "length": Value("int32"),
+        "words": Value("int32"),
+        "opens_with_gpt": Value("bool"),
+        "ends_with_human": Value("bool"),
         "error": Value("string"),
     })
     skip = on_bad_sample == "skip"
@@ -183,3 +206,26 @@ def tokenized_dataset(raw, source: DataSource, template: Any, tokenizer: Any, *,
         raise DataError(f"data source {source.name!r}: every sample was skipped ({len(source.skipped)}); "
                         f"first: {source.skipped[0][0]!r}: {source.skipped[0][1]}")
     return tokenized.select_columns(list(COLUMNS))
+
+
+def modality_lengths(dataset) -> tuple[list[int], list[bool]]:
+    """(LLaVA's length estimate, has an image) of every row of a `build_dataset` result, for
+    the modality-grouped sampler; read as two Arrow columns, not row by row."""
+    missing = [c for c in ("words", "image") if c not in dataset.column_names]
+    if missing:
+        raise AblateError(f"group_by_modality_length needs the columns {missing} of ablate's data pipeline; "
+                          f"this dataset has {dataset.column_names}")
+    table = dataset.select_columns(["words", "image"]).with_format("arrow")[:]
+    return table.column("words").to_pylist(), table.column("image").is_valid().to_pylist()
+
+
+def turn_edge_counts(dataset) -> dict[str, int]:
+    """How many rows of a `build_dataset` result open with a gpt turn (dropped by the template)
+    and end with a human turn (kept in the text, masked: nothing answers it)."""
+    import pyarrow.compute as pc
+
+    table = dataset.select_columns(["opens_with_gpt", "ends_with_human"]).with_format("arrow")[:]
+    return {
+        "opening_gpt_turns_dropped": int(pc.sum(table.column("opens_with_gpt")).as_py() or 0),
+        "closing_human_turns_masked": int(pc.sum(table.column("ends_with_human")).as_py() or 0),
+    }

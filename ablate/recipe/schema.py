@@ -90,7 +90,11 @@ class Stage(Strict):
     save_steps: int | None = Field(None, gt=0, description="checkpoint every N steps (default: each epoch)")
     save_total_limit: int | None = Field(2, gt=0)
     dataloader_workers: int = Field(0, ge=0)
-    group_by_length: bool = False
+    group_by_length: bool = Field(False, description="transformers' length-grouped batches (token counts)")
+    group_by_modality_length: bool = Field(
+        False, description="LLaVA-1.5's sampler: text-only and image batches apart, each grouped by LLaVA's "
+        "word-count length estimate",
+    )
 
     @field_validator("optimizer")
     @classmethod
@@ -113,6 +117,12 @@ class Stage(Strict):
         if value == 0 or value < -1:
             raise ValueError(f"must be -1 (train for `epochs`) or a positive number of steps, got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _one_sampler(self) -> "Stage":
+        if self.group_by_length and self.group_by_modality_length:
+            raise ValueError("group_by_length and group_by_modality_length are two samplers; set at most one")
+        return self
 
 
 # --- data, eval, tracking --------------------------------------------------------------------

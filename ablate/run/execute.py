@@ -24,6 +24,8 @@ class StageOutcome:
     steps: int
     metrics: dict[str, float] = field(default_factory=dict)
     why: str = ""  # the plan's reason: why it was reused, resumed or trained
+    # records whose opening gpt turn the template dropped / whose closing human turn it masked
+    turn_edges: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,19 +71,24 @@ def _reuse(entry: PlannedStage, meta: dict[str, Any], ctx: RunContext, curve_key
     for epoch, metrics in sorted((int(e), m) for e, m in curve.items()):
         ctx.epoch_metrics[epoch] = metrics
         ctx.tracker.log_metrics({f"epoch_eval/{k}": v for k, v in metrics.items()}, step=epoch)
+    edges = meta.get("turn_edges") or {}
+    _log_turn_edges(ctx, entry.stage.name, edges)
     return StageOutcome(entry.stage.name, entry.key, trained_by, 0.0, meta.get("steps", 0), meta.get("metrics", {}),
-                        why=f"identical stage trained by run {trained_by}")
+                        why=f"identical stage trained by run {trained_by}", turn_edges=edges)
 
 
 def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | None) -> StageOutcome:
     from ablate.ranks import ranks
 
+    from ablate.data.pipeline import turn_edge_counts
     from ablate.model.trainable import apply_trainable, merge_lora
     from ablate.train.stage import run_stage
     from ablate.train.trainer import stage_state_dict
 
     stage, vlm, started = entry.stage, ctx.vlm, time.perf_counter()
     dataset = _tokenized(entry, ctx)
+    edges = turn_edge_counts(dataset)
+    _log_turn_edges(ctx, stage.name, edges)
     vlm.max_length = stage.max_length
     apply_trainable(vlm, stage.trainable)
     result = run_stage(
@@ -93,14 +100,19 @@ def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | No
     merge_lora(vlm)
     if ranks().is_main_process:
         meta = {"stage": stage.name, "run_id": ctx.tracker.run_id, "steps": result.steps, "seconds": result.seconds,
-                "metrics": result.metrics, "inputs": entry.inputs.to_json()}
+                "metrics": result.metrics, "inputs": entry.inputs.to_json(), "turn_edges": edges}
         if curve_key is not None:
             meta["epoch_eval"] = {curve_key: ctx.epoch_metrics}
         ctx.store.save(entry.key, stage_state_dict(vlm, stage.trainable), meta)
     ctx.tracker.set_tags({f"ablate.stage.{stage.name}.key": entry.key,
                           f"ablate.stage.{stage.name}.why": entry.action.why[:5000]})
     return StageOutcome(stage.name, entry.key, None, time.perf_counter() - started, result.steps, result.metrics,
-                        why=entry.action.why)
+                        why=entry.action.why, turn_edges=edges)
+
+
+def _log_turn_edges(ctx: RunContext, stage: str, edges: dict[str, int]) -> None:
+    if edges:
+        ctx.tracker.log_metrics({f"data/{stage}/{name}": count for name, count in edges.items()})
 
 
 def _tokenized(entry: PlannedStage, ctx: RunContext):

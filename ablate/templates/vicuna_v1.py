@@ -8,6 +8,9 @@ The image placeholder is moved to the start of its turn and followed by a newlin
 preprocess_multimodal does (without im_start/im_end tokens). A leading gpt turn is dropped, as
 LLaVA does. Supervised: each answer with the space before it and its "</s>", which is what
 LLaVA's preprocess_v1 leaves unmasked when its length arithmetic lines up with the tokenizer.
+A closing human turn stays in the text as LLaVA renders it ("USER: {question} ") and is masked
+like every human turn: nothing answers it. (LLaVA's own length check then finds more tokens
+than rounds and masks the whole record; here the answers before it are still learned.)
 The generation prompt ends with "ASSISTANT:" (no space), as LLaVA's evaluation scripts do.
 """
 
@@ -102,8 +105,8 @@ class VicunaV1Template(ConversationTemplate):
     ) -> tuple[list[int], list[int]]:
         at = where(self.name, sample_id)
         turns = self._dialogue(conversations, at)
-        if turns[-1][0] != GPT:
-            raise DataError(f"{at}: the conversation ends with a human turn; nothing to supervise after it")
+        if all(role != GPT for role, _ in turns):
+            raise DataError(f"{at}: no gpt turn answers a human turn; nothing to supervise")
         text, targets = self._text(turns)
         tokens = tokenize_with_image(text, tokenizer, at)
         labels = labels_from_spans(tokens, targets, at)

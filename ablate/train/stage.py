@@ -138,7 +138,7 @@ def run_stage(
         callbacks.append(EpochEndCallback(epoch_end))
     trainer = VLMTrainer(
         model=vlm, args=args, train_dataset=dataset, data_collator=collator,
-        callbacks=callbacks, connector_lr=stage.connector_lr,
+        callbacks=callbacks, connector_lr=stage.connector_lr, group_by_modality_length=stage.group_by_modality_length,
     )
     trainer.remove_callback(PrinterCallback)
     output = trainer.train(resume_from_checkpoint=str(last) if last is not None else None)

@@ -184,6 +184,14 @@ def test_duplicate_stage_names(tmp_path, capsys):
     assert_rejected(*cli(capsys, "validate", recipe), recipe, "stage names must be unique", "align")
 
 
+def test_two_samplers(tmp_path, capsys):
+    data = good_recipe(tmp_path)
+    data["stages"][0].update(group_by_length=True, group_by_modality_length=True)
+    recipe = write(tmp_path / "recipe.yaml", data)
+    assert_rejected(*cli(capsys, "validate", recipe), recipe, "- stages.0 (",
+                    "group_by_length and group_by_modality_length are two samplers; set at most one")
+
+
 # (override, words): each malformed or wrong `-s`, named in the message.
 OVERRIDES = [
     ("foo", ["bad override 'foo'", "PATH=VALUE"]),

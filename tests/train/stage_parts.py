@@ -24,7 +24,8 @@ class StageParts:
 
         args = training_arguments(self.stage, self.recipe.seed, workdir, deepspeed_config(self.stage, None))
         return VLMTrainer(model=self.vlm, args=args, train_dataset=self.dataset, data_collator=self.collator,
-                          connector_lr=self.stage.connector_lr)
+                          connector_lr=self.stage.connector_lr,
+                          group_by_modality_length=self.stage.group_by_modality_length)
 
     def train(self, workdir: Path):
         from ablate.tracking import Tracker
