@@ -73,6 +73,9 @@ def print_summary(result) -> None:
         stages.add_row(s.name, str(s.steps), f"{s.seconds:.1f}s", f"{loss:.4f}" if loss is not None else "-",
                        "this run" if s.reused_from is None else f"reused ({s.reused_from[:8]})", s.why)
     console.print(stages)
+    for s in result.stages:
+        for note in s.notes:
+            console.print(f"[yellow]stage {s.name}:[/] {note}", highlight=False)
     if result.eval_metrics:
         table = Table(title="evaluation", title_justify="left")
         for k in result.eval_metrics:

@@ -108,6 +108,21 @@ def test_another_world_size_changes_the_global_batch_and_the_key(trained):
     assert entry.inputs.global_batch == 4
 
 
+def test_image_preparation_clipping_and_tf32_change_the_key_dataloader_workers_do_not(trained):
+    import copy
+
+    _, data, _ = trained
+    stored = _plan(data).stages[0]
+    assert type(stored.action).__name__ == "Reuse"
+    for field, value in [("image_aspect_ratio", "pad"), ("max_grad_norm", None), ("tf32", True),
+                         ("dataloader_workers", 4)]:
+        changed = copy.deepcopy(data)
+        changed["stages"][0][field] = value
+        entry = _plan(changed).stages[0]
+        assert (entry.key == stored.key) == (field == "dataloader_workers"), field
+        assert type(entry.action).__name__ == ("Reuse" if field == "dataloader_workers" else "Train"), field
+
+
 def test_validate_plan_prints_the_plan_without_training(tmp_path, trained):
     fresh = tiny_run.write_recipe(tmp_path, _recipe(tmp_path))
     before = tiny_run.run_cli("validate", "--plan", str(fresh), COLUMNS="250")
