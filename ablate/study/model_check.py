@@ -37,7 +37,7 @@ def check_model(recipe) -> ModelCheck:
         return ModelCheck(problems + _init_file_missing(model.init_connector))
     if unbuildable := [f"{kind} {getattr(model, kind).type!r}" for kind, part in parts.items() if part is None]:
         note = f"not checked: {' and '.join(unbuildable)} cannot be built on the meta device (no `meta` builder)"
-        return ModelCheck(_init_file_missing(model.init_connector), note, note)
+        return ModelCheck(_init_file_missing(model.init_connector), note)
     try:
         vlm = vlm_on_meta(model, parts["encoder"], parts["llm"])
     except AblateError as error:

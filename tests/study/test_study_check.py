@@ -150,3 +150,14 @@ def test_trainable_sets_that_train_nothing_are_named(project, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert "stages.align.trainable" in err and "trains nothing: every component is frozen" in err
     assert "needs the encoder width to equal the LLM width" in err  # identity: 128 -> 256
+
+
+def test_checkpoints_not_on_this_machine_are_named_for_each_cell(project, capsys):
+    assert main(["study", "demo", "--check"]) == 2  # paper scale: Hub ids that are not in the cache
+    err = " ".join(capsys.readouterr().err.split())
+    assert "4 problem(s) in 2 of 2 cells" in err
+    for arm in ("linear", "mlp2"):
+        cell = err.split(f"{arm} · seed 7:")[1].split(" · seed ")[0]
+        assert "model.encoder.name_or_path" in cell and "'openai/clip-vit-large-patch14'" in cell
+        assert "model.llm.name_or_path" in cell and "'lmsys/vicuna-13b-v1.3'" in cell
+        assert "its config.json is not in the local Hugging Face cache" in cell
