@@ -1,4 +1,4 @@
-"""`ablate study NAME|PATH [--scale paper|tiny] [--seeds N] [--workers N] [--storage URL]
+"""`ablate study NAME|PATH [--scale paper|tiny] [--seeds N] [--check] [--workers N] [--storage URL]
 [--tracking-uri URI] [--retry-failed] [--include-stale] [--nproc-per-node N] [--nnodes M
 --rdzv-endpoint HOST:PORT [--node-rank K]] [--launcher local|torchrun|deepspeed|slurm]
 [--slurm KEY=VALUE ...] [--gpus-per-node G] [--partition P] [--time-limit T]
@@ -52,6 +52,11 @@ TIME_LIMIT = typer.Option(None, "--time-limit", help="with --launcher slurm: wal
 COLLECTIVE_TIMEOUT = typer.Option(
     None, "--collective-timeout", min=0.1, help="minutes a cell's ranks wait at a collective (default 120, or "
     "$ABLATE_COLLECTIVE_TIMEOUT_MIN): long enough for rank 0 to prepare data")
+CHECK = typer.Option(
+    False, "--check", help="check every cell without training or loading weights (models on the meta device: "
+    "connector and init_connector shapes, trainable sets, named files and checkpoints, data vs template); "
+    "print every problem at once and exit 2, or one OK line per cell. Every study runs it first",
+)
 LAUNCHER = typer.Option(None, "--launcher", help="how cell jobs start (default: torchrun, or deepspeed when "
                         "the recipe uses DeepSpeed)")
 
@@ -78,10 +83,14 @@ def study(
     partition: Optional[str] = PARTITION,
     time_limit: Optional[str] = TIME_LIMIT,
     collective_timeout: Optional[float] = COLLECTIVE_TIMEOUT,
+    check: bool = CHECK,
 ) -> None:
     """Run every (arm x seed) cell of a study, resumably; print the report against the paper."""
     if name == "list":
         list_studies()
+        return
+    if check:
+        check_study(name, scale.value, seeds)
         return
     from ablate.cli.run_cmd import make_progress, set_collective_timeout
     from ablate.study.launch import LaunchOptions
@@ -100,6 +109,18 @@ def study(
         retry_failed=retry_failed, include_stale=include_stale, console=console, progress_factory=make_progress,
         launch=launch,
     )
+
+
+def check_study(name: str, scale: str, seeds: Optional[int]) -> None:
+    """`--check`: StudyCheckError (exit 2) listing every problem, or the table of checked cells."""
+    from ablate.study.discovery import find_study
+    from ablate.study.preflight import check_lines, check_study_file
+    from ablate.study.schema import load_study
+
+    result = check_study_file(load_study(find_study(name)), scale, seeds)
+    result.raise_if_problems()
+    for line in check_lines(result):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def key_values(items: list[str], option: str) -> dict:

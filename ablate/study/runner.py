@@ -144,6 +144,7 @@ def run_study(
     by_name = workers > 1 or launch.as_job or not callable(run_fn)
     fn_ref = run_fn_ref(run_fn) if by_name else f"{getattr(run_fn, '__module__', '?')}:<in-process>"
     prepared = prepare_study(ref, scale, seeds=seeds, check_checkpoints=check_checkpoints)
+    preflight(prepared, console)
     launch = _with_study_slurm(launch, prepared)
     uri = resolve_tracking_uri(prepared, tracking_uri)
     session = _open_session(prepared, storage, uri, retry_failed, console)
@@ -167,6 +168,17 @@ def run_study(
         console.print("[yellow]interrupted[/]: re-run the same command to resume")
         raise KeyboardInterrupt
     return outcome
+
+
+def preflight(prepared: PreparedStudy, console) -> None:
+    """`ablate study --check` on the prepared cells, before anything is created or trained:
+    StudyCheckError naming every problem of every cell."""
+    from ablate.study.preflight import check_cells
+
+    check = check_cells(prepared.study, prepared.scale, prepared.cells, prepared.recipes)
+    check.raise_if_problems()
+    console.print(f"checked {len(prepared.cells)} cells on the meta device (shapes, trainable sets, named files) "
+                  f"in {check.seconds:.1f} s: ok", highlight=False)
 
 
 def _with_study_slurm(launch: LaunchOptions, prepared: PreparedStudy) -> LaunchOptions:

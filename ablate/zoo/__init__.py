@@ -202,6 +202,20 @@ def resolve_checkpoint(name_or_path: str, progress=None) -> str:
     return expanded if expanded != name_or_path and os.path.exists(expanded) else name_or_path
 
 
+def spec_config(name: str):
+    """The transformers config zoo entry `name` is built with, without building it: for checks
+    that need only its shapes. A Llama's vocab size is the zoo tokenizer's target size (the
+    trained tokenizer may stop a little short of it)."""
+    from transformers import CLIPVisionConfig, LlamaConfig, SiglipVisionConfig
+
+    from ablate.zoo.tokenizer import VOCAB_SIZE
+
+    spec = get_spec(name)
+    if spec.family == "llama":
+        return LlamaConfig(**spec.config, vocab_size=VOCAB_SIZE)
+    return {"clip": CLIPVisionConfig, "siglip": SiglipVisionConfig}[spec.family](**spec.config)
+
+
 # ---- builders: write one entry's files into an empty folder --------------------------------
 
 
@@ -288,4 +302,5 @@ def _image_processor_class(name: str):
 
 _BUILDERS = {"clip": _build_clip, "siglip": _build_siglip, "llama": _build_llama}
 
-__all__ = ["ZOO", "ZooSpec", "build", "build_all", "resolve_checkpoint", "zoo_names", "is_built", "zoo_dir", "ablate_home"]
+__all__ = ["ZOO", "ZooSpec", "build", "build_all", "resolve_checkpoint", "zoo_names", "is_built", "zoo_dir", "ablate_home",
+           "spec_config"]
