@@ -17,6 +17,8 @@ LLAVA = {
     "llava_v1_5_13b.yaml": ([(2, "square", False), (3, "pad", True)],
                             ["scripts/v1_5/pretrain.sh", "scripts/v1_5/finetune.sh"]),
     "llava_v1_13b_scienceqa.yaml": ([(2, "square", False)], ["scripts/finetune_sqa.sh"]),
+    "llava_v1_13b_pretrain_scienceqa.yaml": ([(2, "square", False), (2, "square", False)],
+                                             ["scripts/pretrain.sh", "scripts/finetune_sqa.sh"]),
 }
 
 
