@@ -86,6 +86,19 @@ def test_what_the_kit_cannot_stand_in_for_is_named_together(rehearsal_kit):
     assert problems["model.init_connector"].startswith("'/mnt/images' could be any of the kit's data/")
 
 
+def test_a_stage_the_kit_cannot_fill_one_batch_of_is_named(rehearsal_kit):
+    from ablate.study.rehearsal.notes import small_data_notes
+
+    paper = load_recipe(REPO / "recipes" / "llava_v1_13b_scienceqa.yaml")
+    rehearsed = Rehearsal(rehearsal_kit, "s").recipe(paper)
+    assert small_data_notes([rehearsed]) == []  # 32 training problems: two batches of 16
+    data = rehearsed.resolved()
+    data["stages"][-1]["batch_size"] = 64
+    assert small_data_notes([recipe_from_dict(data)]) == [
+        "stage finetune (single): the kit gives 32 samples, fewer than one batch of 64; its 2 steps train on "
+        "smaller batches than the recipe's"]
+
+
 def test_the_stand_in_judge_answers_the_real_judge(monkeypatch):
     from ablate.registry import registries
 

@@ -75,6 +75,15 @@ def test_each_projector_release_fits_its_own_llm_size_only(kit):
         load_connector_weights(LinearConnector(32, 48, 256), kit.checkpoint("liuhaotian/llava-pretrain-vicuna-13b-v1.3"))
 
 
+@pytest.mark.parametrize("size, width", [("7b", 48), ("13b", 64)])
+def test_llava_1_5_projector_releases_load_into_its_mlp(kit, size, width):
+    from ablate.components.connectors.modules import MLPConnector
+    from ablate.model.connector_weights import load_connector_weights
+
+    release = kit.checkpoint(f"liuhaotian/llava-v1.5-mlp2x-336px-pretrain-vicuna-{size}-v1.5")
+    load_connector_weights(MLPConnector(32, width, 576, depth=2, activation="gelu", hidden_dim=width), release)
+
+
 def test_llava_training_sets_read_through_their_sources(kit):
     counts = {"LLaVA-Pretrain/blip_laion_cc_sbu_558k.json": 64, "LLaVA-CC3M-Pretrain-595K/chat.json": 32,
               "LLaVA-Instruct-150K/llava_instruct_150k.json": 34}

@@ -56,18 +56,22 @@ def _judged(recipe) -> bool:
 
 def small_data_notes(recipes) -> list[str]:
     """Stages whose kit data cannot fill one batch of the recipe's size (their batches are smaller)."""
+    from ablate.errors import AblateError
     from ablate.run.plan import build_stage_data
 
-    counted: dict[str, int] = {}
+    counted: dict[str, int | None] = {}
     notes = []
     for recipe in recipes:
         for stage in recipe.stages:
             key = json.dumps([stage.data.model_dump(mode="json"), recipe.resolved().get("answer_format"),
                               recipe.data.on_bad_sample], sort_keys=True)
             if key not in counted:
-                counted[key] = len(build_stage_data(recipe, stage).samples())
+                try:
+                    counted[key] = len(build_stage_data(recipe, stage).samples())
+                except AblateError:
+                    counted[key] = None  # bad data: the cell itself fails with the error
             batch = stage.batch_size * stage.grad_accum
-            if counted[key] < batch:
+            if counted[key] is not None and counted[key] < batch:
                 note = (f"stage {stage.name} ({stage.data.type}): the kit gives {counted[key]} samples, fewer than "
                         f"one batch of {batch}; its {MAX_STEPS} steps train on smaller batches than the recipe's")
                 notes += [note] if note not in notes else []
