@@ -44,7 +44,7 @@ def run_notes(recipes, judge_url: str, launch) -> list[str]:
         notes.append("no GPU: bf16/fp16 stages run in that precision on the CPU, unchanged")
     if any(_judged(recipe) for recipe in recipes):
         notes.append(f"judged evaluation: a stand-in judge at {judge_url} (ABLATE_JUDGE_BASE_URL) scores every "
-                     "answer 7 vs the reference's 6; no API is called")
+                     "answer 6 against the reference's 7; no API is called")
     notes += small_data_notes(recipes)
     return notes
 
