@@ -56,6 +56,7 @@ CHECK = typer.Option(
     False, "--check", help="check every cell without training or loading weights (models on the meta device: "
     "connector and init_connector shapes, trainable sets, named files and checkpoints, data vs template); "
     "print every problem at once and exit 2, or one OK line per cell. Every study runs it first",
+)
 REHEARSE = typer.Option(
     False, "--rehearse", help="with --scale paper: run every paper-scale cell for a few steps on CPU-size stand-ins of "
     "its checkpoints and data (the rehearsal kit, built once under $ABLATE_HOME/rehearsal); exit 1 if any cell fails",
