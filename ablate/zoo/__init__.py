@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 
 from ablate.errors import AblateError, did_you_mean
 from ablate.paths import file_in_the_way
-from ablate.zoo.manifest import manifest_problem, write_manifest
+from ablate.zoo.manifest import manifest_problem, write_whole
 
 ZOO_PREFIX = "zoo:"
 SPEC_FILE = "zoo.json"
@@ -157,17 +155,12 @@ def build(name: str, dest: str | Path | None = None, force: bool = False, progre
     with FileLock(str(dest.parent / f".{dest.name}.lock")):
         if not force and is_built(name, dest):  # another process finished it meanwhile
             return checked(name, dest)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-        try:
+        def fill(staging: Path) -> None:
             with _quiet_progress():
-                _BUILDERS[spec.family](spec, tmp, progress)
-            (tmp / SPEC_FILE).write_text(json.dumps(spec.fingerprint(), indent=2, sort_keys=True))
-            write_manifest(tmp)
-            if dest.exists():
-                shutil.rmtree(dest)
-            os.replace(tmp, dest)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+                _BUILDERS[spec.family](spec, staging, progress)
+            (staging / SPEC_FILE).write_text(json.dumps(spec.fingerprint(), indent=2, sort_keys=True))
+
+        write_whole(dest, fill)
     return dest
 
 

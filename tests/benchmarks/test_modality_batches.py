@@ -3,17 +3,13 @@ samples apart in all but a few batches; text-length grouping mixes them in many.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from bench_scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "modality_batches.py"
+
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("modality_batches_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("modality_batches")
 
 
 def test_the_generated_set_is_mix665k_shaped():

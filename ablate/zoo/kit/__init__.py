@@ -15,9 +15,6 @@ version of this code built, is rebuilt.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Callable
@@ -83,19 +80,13 @@ def ensure_kit(say: Callable[[str], None] = lambda line: None) -> Kit:
 
 
 def _build_into(root: Path) -> None:
-    from ablate.zoo.manifest import write_manifest
+    from ablate.zoo.manifest import write_whole
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".rehearsal.", dir=root.parent))
-    try:
+    def fill(staging: Path) -> None:
         write_kit(staging)
         (staging / KIT_FILE).write_text(json.dumps({"version": KIT_VERSION}) + "\n")
-        write_manifest(staging)
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(staging, root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    write_whole(root, fill)
 
 
 def write_kit(root: Path) -> None:
