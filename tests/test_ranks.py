@@ -10,8 +10,9 @@ LAUNCHER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_
 
 
 def test_a_process_without_a_launcher_gets_a_one_process_world(monkeypatch):
-    for name in LAUNCHER_ENV:
-        monkeypatch.delenv(name, raising=False)
+    # a copy of the environment for this test alone: the variables it sets must not reach the
+    # tests that run after it in this process (they would all think they are rank 0 of a job)
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV})
     monkeypatch.setattr("atexit.register", lambda fn: None)  # this test process joins no group
     assert join_one_process_world() is True
     env = {name: os.environ[name] for name in LAUNCHER_ENV}
