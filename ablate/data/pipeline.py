@@ -29,10 +29,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ablate.data.contracts import DataSource
 from ablate.errors import DataError
+
+if TYPE_CHECKING:
+    import datasets
 
 PIPELINE_VERSION = 2  # bump when the raw columns change
 COLUMNS = ("id", "image", "input_ids", "labels", "length", "modality_length", "data_type", "meta")
@@ -143,7 +146,7 @@ def build_dataset(
     cache_dir: str | os.PathLike | None = None,
     max_length: int | None = None,
     on_bad_sample: str = "error",
-) -> "datasets.Dataset":  # noqa: F821
+) -> "datasets.Dataset":
     """`source`'s samples (cached as Arrow), tokenized by `template.encode` when read.
 
     Every sample the source skipped ends up in `source.skipped`; raises DataError when no

@@ -76,10 +76,10 @@ def samples_digest(source) -> str:
 
 
 def _digest(samples) -> str:
-    digest, image_stamp = hashlib.sha256(), ImageStamps()
+    digest, stamp = hashlib.sha256(), ImageStamps()
     for sample in samples:
         image = sample.get("image")
-        row = {**sample, "image": list(image_stamp(image)) if isinstance(image, str) else image}
+        row = {**sample, "image": list(stamp(image)) if isinstance(image, str) else image}
         digest.update(json.dumps(row, sort_keys=True, default=str).encode())
         digest.update(b"\n")
     return digest.hexdigest()[:32]
