@@ -88,11 +88,13 @@ def first_batch(dataset, tokenizer, image_processor, cache: Path, args):
 
 
 def tiny_tokenizer_and_processor():
-    from transformers import CLIPImageProcessor
+    """The zoo's tokenizer and the tiny CLIP's image processor (its PIL backend, as the zoo saves it)."""
+    import transformers
 
     from ablate.zoo.tokenizer import build_tokenizer
 
-    return build_tokenizer(), CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
+    processor = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    return build_tokenizer(), processor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
 
 
 def _timed(work):

@@ -10,18 +10,19 @@ took about 35 minutes on 2 cores):
    group_by_length, and `modality_length` (the words, negative for a text-only sample: LLaVA's
    `modality_lengths`). Samples the source skipped are stored as rows with an `error`, so a
    later call fills `source.skipped` again and the run can report the count.
-2. `build_dataset`: those rows without the bad ones, as a `datasets.Dataset` whose transform
-   (`with_transform`) runs the template on the rows read: in the Trainer's DataLoader (its
-   workers when `dataloader_workers` > 0), a batch at a time.
+2. `build_dataset`: those rows without the bad ones (those the source skipped, and those the
+   template cannot render: ablate.data.template_check), as a `datasets.Dataset` whose
+   transform (`with_transform`) runs the template on the rows read: in the Trainer's
+   DataLoader (its workers when `dataloader_workers` > 0), a batch at a time.
 
 Rows read from the result: id, image, input_ids, labels, length, modality_length, data_type,
 meta (a JSON string) and error (None). Column reads (`dataset["image"]`, `dataset["length"]`)
 tokenize nothing.
 
-A sample the template cannot encode (its image or every supervised token cut off by
-truncation; prompt and reply merged into one token) shows when it is read: with on_bad_sample
-"error" the read raises the template's DataError naming it; with "skip" it comes back with an
-`error` and no tokens, and the collator leaves it out of its batch.
+A sample that only tokenizing shows the template cannot encode (its image or every supervised
+token cut off by truncation; prompt and reply merged into one token) shows when it is read:
+with on_bad_sample "error" the read raises the template's DataError naming it; with "skip" it
+comes back with an `error` and no tokens, and the collator leaves it out of its batch.
 """
 
 from __future__ import annotations
@@ -127,15 +128,16 @@ def _write_arrow(rows: Iterator[dict[str, Any]], path: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def _errors(dataset: Any) -> list[tuple[str, str]]:
-    """(id, reason) of the rows that carry an error, read straight from the Arrow table."""
+def _error_rows(dataset: Any) -> list[tuple[int, str]]:
+    """(row, reason) of the rows that carry an error, read straight from the Arrow table."""
+    import numpy as np
     import pyarrow.compute as pc
 
     errors = dataset.data.column("error")
     if errors.null_count == len(errors):
         return []
-    bad = pc.is_valid(errors)
-    return list(zip(dataset.data.column("id").filter(bad).to_pylist(), errors.filter(bad).to_pylist()))
+    rows = np.flatnonzero(pc.is_valid(errors).to_numpy(zero_copy_only=False))
+    return list(zip(rows.tolist(), errors.filter(pc.is_valid(errors)).to_pylist()))
 
 
 def build_dataset(
@@ -160,13 +162,23 @@ def build_dataset(
 
 
 def lazy_dataset(raw, source: DataSource, encode: "Encode"):
-    """`raw` without the rows that carry an error (moved to `source.skipped`), encoded on read."""
-    import numpy as np
-    import pyarrow.compute as pc
+    """`raw` without its bad rows, encoded on read.
 
-    source.skipped[:] = _errors(raw)
-    if source.skipped:
-        raw = raw.select(np.flatnonzero(pc.is_null(raw.data.column("error")).to_numpy(zero_copy_only=False)))
+    Bad rows are those the source skipped and those the template cannot render
+    (ablate.data.template_check); they go to `source.skipped`, in row order. Without `skip`, the
+    first that the template rejects raises its DataError, as tokenizing it would have."""
+    import numpy as np
+
+    from ablate.data.template_check import render_errors
+
+    rejected = render_errors(raw, encode.template)
+    if rejected and not encode.skip:
+        raise DataError(rejected[0][1])
+    bad = sorted(_error_rows(raw) + rejected)
+    rows = np.array([row for row, _ in bad], dtype=np.int64)
+    source.skipped[:] = list(zip(raw.data.column("id").take(rows).to_pylist(), [reason for _, reason in bad]))
+    if bad:
+        raw = raw.select(np.setdiff1d(np.arange(len(raw)), rows))
     if len(raw) == 0:
         raise DataError(f"data source {source.name!r}: every sample was skipped ({len(source.skipped)}); "
                         f"first: {source.skipped[0][0]!r}: {source.skipped[0][1]}")

@@ -40,15 +40,15 @@ def tokenizer(request, tmp_path_factory):
     return load_tokenizer(vicuna_folder(root, request.param, vicuna_corpus(user_after_space=False), legacy))
 
 
-def eager(source, template, tokenizer) -> tuple[list[tuple[str, list[int], list[int]]], list[str]]:
-    """(id, input_ids, labels) of every sample encoded up front, and the ids it rejects."""
+def eager(source, template, tokenizer) -> tuple[list[tuple[str, list[int], list[int]]], list[tuple[str, str]]]:
+    """(id, input_ids, labels) of every sample encoded up front, and (id, reason) of those it rejects."""
     kept, rejected = [], []
     for sample in source.samples():
         try:
             ids, labels = template.encode(sample["conversations"], tokenizer, sample_id=sample["id"],
                                           max_length=MAX_LENGTH)
-        except DataError:
-            rejected.append(sample["id"])
+        except DataError as exc:
+            rejected.append((sample["id"], str(exc)))
             continue
         kept.append((sample["id"], ids, labels))
     return kept, rejected
@@ -59,16 +59,21 @@ def test_rows_equal_up_front_tokenization(registries, mix665k_like, tokenizer, t
     template = registries.template.get(template_name).build({})
     source = registries.mixture.get(mix665k_like["type"]).build(mix665k_like, on_bad_sample="skip")
     expected, rejected = eager(source, template, tokenizer)
+    order = {sample["id"]: n for n, sample in enumerate(source.samples())}
     dataset = build_dataset(source, template, tokenizer, cache_dir=tmp_path, max_length=MAX_LENGTH,
                             on_bad_sample="skip")
     rows = [row for start in range(0, len(dataset), 64)  # what a DataLoader asks for: batches of indices
             for row in dataset.__getitems__(list(range(start, min(start + 64, len(dataset)))))]
     assert [(r["id"], r["input_ids"], r["labels"]) for r in rows if r["error"] is None] == expected
-    assert [r["id"] for r in rows if r["error"] is not None] == rejected
+    # rejected before training (no tokenizer needed) or when read (found by tokenizing), same reasons
+    when_read = [(r["id"], r["error"].removeprefix("tokenization: ")) for r in rows if r["error"] is not None]
+    assert sorted(source.skipped + when_read, key=lambda item: order[item[0]]) == rejected
     assert [dataset[i]["input_ids"] for i in (0, len(dataset) - 1)] == [rows[0]["input_ids"], rows[-1]["input_ids"]]
     kept = [ids for _, ids, _ in expected]
     assert sum(len(ids) == MAX_LENGTH for ids in kept) >= 10  # truncated samples are covered
     if template_name == "vicuna_v1":
         assert sum(IMAGE_TOKEN_INDEX not in ids for ids in kept) >= 5  # text-only
         assert sum(ids.count(tokenizer.eos_token_id) > 1 for ids in kept) >= 20  # multi-turn
-    assert rejected  # plain rejects multi-turn records; vicuna_v1, prompts longer than MAX_LENGTH
+        assert when_read  # prompts longer than MAX_LENGTH
+    else:
+        assert len(source.skipped) >= 100  # plain takes one image and one caption: not multi-turn records

@@ -107,32 +107,42 @@ def test_skipped_samples_survive_a_cache_hit(registries, tokenizer, tmp_path, im
         assert [sid for sid, _ in source.skipped] == ["bad"] and "image file not found" in source.skipped[0][1]
 
 
-def test_template_errors_show_when_the_sample_is_read(registries, tokenizer, tmp_path, image_root):
-    records = [record("short", answer="ok"), record("long", question="word " * 40, answer="fine")]
+def test_template_errors_found_by_tokenizing_show_when_the_sample_is_read(registries, tokenizer, tmp_path,
+                                                                          image_root):
+    records = [record("short", answer="ok"), record("long", question="word " * 40, answer="fine"),
+               record("long2", question="word " * 50, answer="fine")]
     path = write_json(tmp_path / "d.json", records)
     template = registries.template.get("vicuna_v1").build({})
     source = registries.data_source.get("llava_json").build({"path": str(path), "image_root": str(image_root)})
     limit = len(template.encode(records[0]["conversations"], tokenizer)[0])
     ds = build_dataset(source, template, tokenizer, cache_dir=tmp_path / "c", max_length=limit, on_bad_sample="skip")
-    assert ds["id"] == ["short", "long"] and ds[0]["error"] is None
+    assert ds["id"] == ["short", "long", "long2"] and ds[0]["error"] is None and source.skipped == []
     assert ds[1]["input_ids"] == [] and ds[1]["error"].startswith("tokenization: template 'vicuna_v1', sample 'long'")
+    collate = VLMCollator(tokenizer, feature_lookup=lambda *_: torch.zeros(2, 3))
     with pytest.warns(SkippedSampleWarning, match="'long'"):
-        batch = VLMCollator(tokenizer, feature_lookup=lambda *_: torch.zeros(2, 3))(list(ds))
-    assert batch["input_ids"].shape[0] == 1  # the batch goes on without it
+        assert collate(list(ds)[:2])["input_ids"].shape[0] == 1  # the batch goes on without it
+    with pytest.warns(SkippedSampleWarning), pytest.raises(DataError, match="every sample of a batch was skipped"):
+        collate(list(ds)[1:])
     strict = build_dataset(source, template, tokenizer, cache_dir=tmp_path / "c", max_length=limit)
     assert strict[0]["id"] == "short"
     with pytest.raises(DataError, match="sample 'long'.*no supervised token left"):
         strict[1]
 
 
-def test_a_batch_of_skipped_samples_only_is_an_error(registries, tokenizer, tmp_path, image_root):
-    two_pairs = record("multi", conversations=[{"from": "human", "value": "<image>\nHi?"}, {"from": "gpt", "value": "Hi."},
-                                               {"from": "human", "value": "And?"}, {"from": "gpt", "value": "Bye."}])
-    path = write_json(tmp_path / "d.json", [two_pairs])
-    source = registries.data_source.get("llava_json").build({"path": str(path), "image_root": str(image_root)})
-    ds = build_dataset(source, PlainTemplate(), tokenizer, cache_dir=tmp_path / "c", on_bad_sample="skip")
-    with pytest.warns(SkippedSampleWarning), pytest.raises(DataError, match="every sample of a batch was skipped"):
-        VLMCollator(tokenizer, feature_lookup=lambda *_: torch.zeros(2, 3))(list(ds))  # plain takes one pair
+def test_template_errors_found_without_tokenizing_come_before_training(registries, tokenizer, tmp_path, image_root):
+    turns = [("human", "<image>\nHi?"), ("gpt", "Hi."), ("human", "And?"), ("gpt", "Bye.")]
+    two_pairs = record("multi", conversations=[{"from": role, "value": text} for role, text in turns])
+    path = write_json(tmp_path / "d.json", [record("one"), two_pairs, record("gone", "gone.png")])
+    block = {"path": str(path), "image_root": str(image_root)}
+    for _ in range(2):  # the second time from the cache
+        source = registries.data_source.get("llava_json").build(block, on_bad_sample="skip")
+        ds = build_dataset(source, PlainTemplate(), tokenizer, cache_dir=tmp_path / "c", on_bad_sample="skip")
+        assert ds["id"] == ["one"] and [sid for sid, _ in source.skipped] == ["multi", "gone"]
+        assert source.skipped[0][1].startswith("template 'plain', sample 'multi': needs one human turn")
+    assert len(list((tmp_path / "c").glob("check-*.json"))) == 1
+    source = registries.data_source.get("llava_json").build(block, on_bad_sample="skip")
+    with pytest.raises(DataError, match="^template 'plain', sample 'multi': needs one human turn"):
+        build_dataset(source, PlainTemplate(), tokenizer, cache_dir=tmp_path / "c")
 
 
 def test_every_sample_skipped(registries, tokenizer, tmp_path, image_root):
