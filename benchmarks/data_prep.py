@@ -61,7 +61,17 @@ def measure(path: Path, image_root: Path, cache: Path, args) -> dict:
     times["total"] = time.perf_counter() - start
     peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return {"seconds": times, "peak_rss_gb": peak / 1e6, "rows": len(dataset), "skipped": len(source.skipped),
-            "batch": {k: list(v.shape) for k, v in batch.items()}}
+            "batch": {k: list(v.shape) for k, v in batch.items()}, "batch_sha256": batch_digest(batch)}
+
+
+def batch_digest(batch) -> str:
+    """SHA-256 of the batch's token ids, labels and attention mask: equal batches, equal digests."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in ("input_ids", "labels", "attention_mask"):
+        digest.update(batch[key].numpy().tobytes())
+    return digest.hexdigest()
 
 
 def build(source, template, tokenizer, cache: Path, max_length: int):
@@ -152,6 +162,8 @@ def main(argv=None) -> None:
     before, after = run_measure(old, subset, image_root, args), run_measure(REPO, subset, image_root, args)
     print(line(f"before ({args.before}), {args.compare:,} records", before))
     print(line(f"after, {args.compare:,} records", after))
+    same = before["batch_sha256"] == after["batch_sha256"]
+    print(f"first batch (ids, labels, mask) {'identical' if same else 'DIFFERENT'} before and after")
     if args.before_full:
         print(line(f"before ({args.before}), {args.records:,} records", run_measure(old, full, image_root, args)))
     result = run_measure(REPO, full, image_root, args)
