@@ -53,3 +53,22 @@ def leave_process_group() -> None:
         state = ranks()
         state.wait_for_everyone()
         state.destroy_process_group()
+
+
+def join_one_process_world() -> bool:
+    """Give a process that no launcher started the environment a launcher gives the only rank of
+    a one-process job (RANK 0 of WORLD_SIZE 1, a free MASTER_PORT on this host), as transformers
+    documents for DeepSpeed in a notebook: DeepSpeed always joins a process group, and without
+    these it looks for MPI instead. The group is left at exit. False when a launcher set them."""
+    import atexit
+    import socket
+
+    if "RANK" in os.environ or "WORLD_SIZE" in os.environ:
+        return False
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    atexit.register(leave_process_group)
+    return True

@@ -15,3 +15,15 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     """Zoo checkpoints and generated data go to one per-session folder, not ~/.cache."""
     home = os.environ.get("ABLATE_TEST_HOME") or str(tmp_path_factory.getbasetemp() / "ablate_home")
     monkeypatch.setenv("ABLATE_HOME", home)
+
+
+@pytest.fixture(scope="session")
+def rehearsal_kit(tmp_path_factory):
+    """The rehearsal kit (ablate.zoo.kit), built once per session in the home every test gets."""
+    from unittest import mock
+
+    from ablate.zoo.kit import ensure_kit
+
+    home = os.environ.get("ABLATE_TEST_HOME") or str(tmp_path_factory.getbasetemp() / "ablate_home")
+    with mock.patch.dict(os.environ, {"ABLATE_HOME": home}):
+        return ensure_kit()

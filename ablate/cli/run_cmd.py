@@ -73,6 +73,9 @@ def print_summary(result) -> None:
         stages.add_row(s.name, str(s.steps), f"{s.seconds:.1f}s", f"{loss:.4f}" if loss is not None else "-",
                        "this run" if s.reused_from is None else f"reused ({s.reused_from[:8]})", s.why)
     console.print(stages)
+    for s in result.stages:
+        for note in s.notes:
+            console.print(f"[yellow]stage {s.name}:[/] {note}", highlight=False)
     if result.eval_metrics:
         table = Table(title="evaluation", title_justify="left")
         for k in result.eval_metrics:
@@ -90,6 +93,11 @@ def print_summary(result) -> None:
         console.print(table)
     if result.skipped_samples:
         console.print(f"[yellow]skipped {result.skipped_samples} bad samples[/] (on_bad_sample: skip)")
+    for s in result.stages:
+        dropped, masked = (s.turn_edges.get(k, 0) for k in ("opening_gpt_turns_dropped", "closing_human_turns_masked"))
+        if dropped or masked:
+            console.print(f"stage {s.name}: dropped the opening gpt turn of {dropped} records, masked the unanswered "
+                          f"closing human turn of {masked} (as LLaVA's preprocessing)", highlight=False)
     console.print(f"visual tokens per image: {result.visual_tokens} · "
                   + " · ".join(f"{c} {d['trainable']:,}/{d['total']:,} trainable" for c, d in result.parameter_counts.items()),
                   highlight=False)

@@ -1,4 +1,4 @@
-"""`ablate study NAME|PATH [--scale paper|tiny] [--seeds N] [--workers N] [--storage URL]
+"""`ablate study NAME|PATH [--scale paper|tiny] [--check] [--rehearse] [--seeds N] [--workers N] [--storage URL]
 [--tracking-uri URI] [--retry-failed] [--include-stale] [--nproc-per-node N] [--nnodes M
 --rdzv-endpoint HOST:PORT [--node-rank K]] [--launcher local|torchrun|deepspeed|slurm]
 [--slurm KEY=VALUE ...] [--gpus-per-node G] [--partition P] [--time-limit T]
@@ -52,6 +52,15 @@ TIME_LIMIT = typer.Option(None, "--time-limit", help="with --launcher slurm: wal
 COLLECTIVE_TIMEOUT = typer.Option(
     None, "--collective-timeout", min=0.1, help="minutes a cell's ranks wait at a collective (default 120, or "
     "$ABLATE_COLLECTIVE_TIMEOUT_MIN): long enough for rank 0 to prepare data")
+CHECK = typer.Option(
+    False, "--check", help="check every cell without training or loading weights (models on the meta device: "
+    "connector and init_connector shapes, trainable sets, named files and checkpoints, data vs template); "
+    "print every problem at once and exit 2, or one OK line per cell. Every study runs it first",
+)
+REHEARSE = typer.Option(
+    False, "--rehearse", help="with --scale paper: run every paper-scale cell for a few steps on CPU-size stand-ins of "
+    "its checkpoints and data (the rehearsal kit, built once under $ABLATE_HOME/rehearsal); exit 1 if any cell fails",
+)
 LAUNCHER = typer.Option(None, "--launcher", help="how cell jobs start (default: torchrun, or deepspeed when "
                         "the recipe uses DeepSpeed)")
 
@@ -78,10 +87,15 @@ def study(
     partition: Optional[str] = PARTITION,
     time_limit: Optional[str] = TIME_LIMIT,
     collective_timeout: Optional[float] = COLLECTIVE_TIMEOUT,
+    check: bool = CHECK,
+    rehearse: bool = REHEARSE,
 ) -> None:
     """Run every (arm x seed) cell of a study, resumably; print the report against the paper."""
     if name == "list":
         list_studies()
+        return
+    if check:
+        check_study(name, scale.value, seeds)
         return
     from ablate.cli.run_cmd import make_progress, set_collective_timeout
     from ablate.study.launch import LaunchOptions
@@ -95,11 +109,38 @@ def study(
     if node_rank:
         follow_study(name, launch, node_rank, scale=scale.value, seeds=seeds, console=console)
         return
+    if rehearse:
+        _rehearse(name, scale.value, seeds=seeds, workers=workers, storage=storage, tracking_uri=tracking_uri,
+                  launch=launch, progress_factory=make_progress)
+        return
     run_study(
         name, scale=scale.value, seeds=seeds, workers=workers, storage=storage, tracking_uri=tracking_uri,
         retry_failed=retry_failed, include_stale=include_stale, console=console, progress_factory=make_progress,
         launch=launch,
     )
+
+
+def check_study(name: str, scale: str, seeds: Optional[int]) -> None:
+    """`--check`: StudyCheckError (exit 2) listing every problem, or the table of checked cells."""
+    from ablate.study.discovery import find_study
+    from ablate.study.preflight import check_lines, check_study_file
+    from ablate.study.schema import load_study
+
+    result = check_study_file(load_study(find_study(name)), scale, seeds)
+    result.raise_if_problems()
+    for line in check_lines(result):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _rehearse(name: str, scale: str, **options) -> None:
+    from ablate.errors import AblateError
+    from ablate.study.rehearsal import rehearse_study
+
+    if scale != "paper":
+        raise AblateError(f"--rehearse rehearses the paper scale on CPU; --scale {scale} already runs on CPU as it is")
+    code = rehearse_study(name, console=console, **options)
+    if code:
+        raise typer.Exit(code)
 
 
 def key_values(items: list[str], option: str) -> dict:

@@ -100,6 +100,44 @@ def checkpoint_dir(source: str) -> Path | None:
     return Path(config).parent if config else None
 
 
+def checkpoint_config(component: str, name_or_path: str):
+    """The checkpoint's config.json as a transformers config, read offline and without weights:
+    from a local folder, a `zoo:` entry (its spec's config while it is not built yet), or a Hub
+    id's snapshot in the local Hugging Face cache. MissingCheckpointError naming `component`
+    ("encoder", "llm") when none of them has it."""
+    from transformers import AutoConfig
+
+    from ablate.errors import AblateError
+    from ablate.zoo import ZOO_PREFIX, is_built, spec_config, zoo_dir
+
+    if name_or_path.startswith(ZOO_PREFIX):
+        name = name_or_path[len(ZOO_PREFIX):]
+        try:
+            built = is_built(name)
+        except AblateError as error:  # an unknown zoo name
+            raise MissingCheckpointError(component, name_or_path, str(error)) from None
+        if not built:
+            return spec_config(name)
+        folder = str(zoo_dir() / name)
+    else:
+        folder = _config_folder(component, name_or_path, resolve_checkpoint(name_or_path))
+    return _attempt(component, name_or_path, "", lambda: AutoConfig.from_pretrained(folder, local_files_only=True))
+
+
+def _config_folder(component: str, name: str, source: str) -> str:
+    """The local folder whose config.json describes `source` (a folder, or a cached Hub snapshot)."""
+    if os.path.isdir(source):
+        return source
+    if os.path.exists(source):
+        raise MissingCheckpointError(component, name, f"{source} is a file, not a checkpoint folder")
+    if not _REPO_ID.fullmatch(source) or source.startswith("."):
+        raise MissingCheckpointError(component, name, f"there is no folder {source}")
+    folder = checkpoint_dir(source)
+    if folder is None:
+        raise MissingCheckpointError(component, name, "its config.json is not in the local Hugging Face cache")
+    return str(folder)
+
+
 # Files that make up a tokenizer: fingerprinted on their own, so a run can say "tokenizer changed".
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",

@@ -2,7 +2,8 @@
 
 Rows are tokenized samples: {"input_ids": [...], "labels": [...], "image": path | PIL image | None,
 "id": str, ...}. Images become `pixel_values` [K, 3, H, W] for the K rows that have one, in row
-order, which is the order VisionLanguageModel matches them to IMAGE_TOKEN_INDEX placeholders.
+order, which is the order VisionLanguageModel matches them to IMAGE_TOKEN_INDEX placeholders;
+`image_aspect_ratio` (square, pad, resize: `ablate.data.aspect_ratio`) says how they are prepared.
 With a `feature_lookup` (one image at a time) or a `batch_feature_lookup` (the batch's images at
 once, so a cache can encode its misses together), precomputed encoder features
 `image_features` [K, N, D] replace them.
@@ -19,6 +20,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ablate.components.contracts import IGNORE_INDEX
+from ablate.data.aspect_ratio import checked_aspect_ratio, pixel_values
 from ablate.errors import DataError
 
 # (sample id, image path) -> encoder features [num_tokens, feature_dim] for that image.
@@ -50,19 +52,6 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_value: int) -> tuple[torch.
     return pad_sequences(sequences, pad_value, "left")
 
 
-def expand_to_square(image, background: tuple[int, ...]):
-    """Pad a PIL image to a square, centred, like LLaVA's `image_aspect_ratio: pad`."""
-    from PIL import Image
-
-    width, height = image.size
-    if width == height:
-        return image
-    side = max(width, height)
-    square = Image.new(image.mode, (side, side), background)
-    square.paste(image, ((side - width) // 2, (side - height) // 2))
-    return square
-
-
 class VLMCollator:
     """Training collator: right-padded input_ids/attention_mask/labels plus the batch's images."""
 
@@ -74,14 +63,14 @@ class VLMCollator:
         image_processor: Any = None,
         *,
         pad_token_id: int | None = None,
-        pad_to_square: bool = False,
+        image_aspect_ratio: str = "square",
         feature_lookup: FeatureLookup | None = None,
         batch_feature_lookup: BatchFeatureLookup | None = None,
     ):
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.pad_token_id = _pad_id(tokenizer) if pad_token_id is None else pad_token_id
-        self.pad_to_square = pad_to_square
+        self.image_aspect_ratio = checked_aspect_ratio(image_aspect_ratio)
         self.feature_lookup = feature_lookup
         self.batch_feature_lookup = batch_feature_lookup
 
@@ -111,7 +100,7 @@ class VLMCollator:
             feats = [self.feature_lookup(str(r.get("id")), _image_key(r["image"])) for r in with_image]
             return {"image_features": torch.stack([torch.as_tensor(f) for f in feats])}
         images = [self._load(r) for r in with_image]
-        return {"pixel_values": self.image_processor(images, return_tensors="pt")["pixel_values"]}
+        return {"pixel_values": pixel_values(images, self.image_processor, self.image_aspect_ratio)}
 
     def _load(self, row: dict[str, Any]):
         from PIL import Image
@@ -120,13 +109,8 @@ class VLMCollator:
 
         image = row["image"]
         if isinstance(image, Image.Image):
-            image = image.convert("RGB")
-        else:
-            image = load_image(str(image), str(row.get("id")))
-        if self.pad_to_square:
-            mean = getattr(self.image_processor, "image_mean", None) or (0.0, 0.0, 0.0)
-            image = expand_to_square(image, tuple(int(m * 255) for m in mean))
-        return image
+            return image.convert("RGB")
+        return load_image(str(image), str(row.get("id")))
 
 
 def encodable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -9,15 +9,17 @@ file up front took 17 minutes on 2 cores and now its first batch comes after one
    row carries LLaVA's length estimates, from the whitespace-separated words of its turns:
    `length` (the words, plus 128 with an image: LLaVA's `lengths`) for transformers'
    group_by_length, and `modality_length` (the words, negative for a text-only sample: LLaVA's
-   `modality_lengths`). Samples the source skipped are stored as rows with an `error`, so a
+   `modality_lengths`); and `opens_with_gpt` / `ends_with_human`, the turns LLaVA's preprocessing
+   drops (an opening reply) or leaves unanswered (a closing question), which the run summary
+   counts. Samples the source skipped are stored as rows with an `error`, so a
    later call fills `source.skipped` again and the run can report the count.
 2. `build_dataset`: those rows without the bad ones (those the source skipped, and those the
    template cannot render: ablate.data.template_check), as a `datasets.Dataset` whose
    transform (`with_transform`) runs the template on the rows read: in the Trainer's
    DataLoader (its workers when `dataloader_workers` > 0), a batch at a time.
 
-Rows read from the result: id, image, input_ids, labels, length, modality_length, data_type,
-meta (a JSON string) and error (None). Column reads (`dataset["image"]`, `dataset["length"]`)
+Rows read from the result: id, image, input_ids, labels, length, modality_length, opens_with_gpt,
+ends_with_human, data_type, meta (a JSON string) and error (None). Column reads (`dataset["image"]`, `dataset["length"]`)
 tokenize nothing.
 
 A sample that only tokenizing shows the template cannot encode (its image or every supervised
@@ -34,13 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ablate.data.contracts import DataSource
-from ablate.errors import DataError
+from ablate.errors import AblateError, DataError
 
 if TYPE_CHECKING:
     import datasets
 
-PIPELINE_VERSION = 2  # bump when the raw columns change
-COLUMNS = ("id", "image", "input_ids", "labels", "length", "modality_length", "data_type", "meta")
+PIPELINE_VERSION = 3  # bump when the raw columns change
+COLUMNS = ("id", "image", "input_ids", "labels", "length", "modality_length", "opens_with_gpt", "ends_with_human",
+           "data_type", "meta")
 IMAGE_WORDS = 128  # what LLaVA's length estimate adds for an image
 BATCH_ROWS = 10_000  # rows per Arrow record batch written
 
@@ -62,6 +65,8 @@ def _raw_features():
         "meta": Value("string"),
         "length": Value("int32"),
         "modality_length": Value("int32"),
+        "opens_with_gpt": Value("bool"),
+        "ends_with_human": Value("bool"),
         "error": Value("string"),
     })
 
@@ -71,23 +76,38 @@ def _rows(source: DataSource) -> Iterator[dict[str, Any]]:
     count = 0
     for count, sample in enumerate(source, 1):
         conversations = [{"from": t["from"], "value": t["value"]} for t in sample["conversations"]]
-        words = sum(len(turn["value"].split()) for turn in conversations)
-        image = sample.get("image")
         yield {
             "id": str(sample["id"]),
-            "image": image,
+            "image": sample.get("image"),
             "conversations": conversations,
             "data_type": sample.get("data_type"),
             "meta": json.dumps(sample.get("meta") or {}, sort_keys=True),
-            "length": words + IMAGE_WORDS if image is not None else words,
-            "modality_length": words if image is not None else -words,
+            **conversation_facts(conversations, has_image=sample.get("image") is not None),
             "error": None,
         }
     for count, (sample_id, reason) in enumerate(source.skipped, count + 1):
         yield {"id": sample_id, "image": None, "conversations": [], "data_type": None, "meta": "{}",
-               "length": 0, "modality_length": 0, "error": reason}
+               **conversation_facts([], has_image=False), "error": reason}
     if not count:
         raise DataError(f"data source {source.name!r} produced no samples")
+
+
+def conversation_facts(conversations: list[dict[str, str]], *, has_image: bool) -> dict[str, Any]:
+    """What the samplers and the run summary read from a record's turns, as the source gave them.
+
+    LLaVA's length estimates count the whitespace-separated words of every turn (`<image>`
+    included): `length` adds 128 for an image (its `lengths`), `modality_length` is negative for a
+    text-only record (its `modality_lengths`). opens_with_gpt / ends_with_human: the turns LLaVA's
+    preprocessing drops (an opening reply) or leaves unanswered (a closing question).
+    """
+    words = sum(len(turn["value"].split()) for turn in conversations)
+    roles = [turn["from"] for turn in conversations]
+    return {
+        "length": words + IMAGE_WORDS if has_image else words,
+        "modality_length": words if has_image else -words,
+        "opens_with_gpt": bool(roles) and roles[0] == "gpt",
+        "ends_with_human": bool(roles) and roles[-1] == "human",
+    }
 
 
 def raw_dataset(source: DataSource, cache_dir: str | os.PathLike | None = None):
@@ -213,3 +233,29 @@ class Encode:
             return [], [], f"tokenization: {exc}"
         return ids, labels, None
 
+
+
+def modality_lengths(dataset) -> tuple[list[int], list[bool]]:
+    """(LLaVA's word-count estimate, has an image) of every row of a `build_dataset` result, for
+    the modality-grouped sampler; read as two Arrow columns, nothing tokenized. Whether a row has
+    an image comes from its `image` column, so a text-only record of no words is not taken for one."""
+    import pyarrow.compute as pc
+
+    missing = [c for c in ("modality_length", "image") if c not in dataset.column_names]
+    if missing:
+        raise AblateError(f"group_by_modality_length needs the columns {missing} of ablate's data pipeline; "
+                          f"this dataset has {dataset.column_names}")
+    table = dataset.with_format("arrow").select_columns(["modality_length", "image"])[:]
+    return pc.abs(table.column("modality_length")).to_pylist(), table.column("image").is_valid().to_pylist()
+
+
+def turn_edge_counts(dataset) -> dict[str, int]:
+    """How many rows of a `build_dataset` result open with a gpt turn (dropped by the template)
+    and end with a human turn (kept in the text; LLaVA masks the whole record)."""
+    import pyarrow.compute as pc
+
+    table = dataset.with_format("arrow").select_columns(["opens_with_gpt", "ends_with_human"])[:]
+    return {
+        "opening_gpt_turns_dropped": int(pc.sum(table.column("opens_with_gpt")).as_py() or 0),
+        "closing_human_turns_masked": int(pc.sum(table.column("ends_with_human")).as_py() or 0),
+    }

@@ -1,7 +1,7 @@
 """Frozen-encoder feature cache: encode each image once, read its features from disk after.
 
     from ablate.features.cache import FeatureCache
-    cache = FeatureCache(None, vlm.encoder)          # $ABLATE_HOME/features/<cache_key>/float32
+    cache = FeatureCache(None, vlm.encoder)          # $ABLATE_HOME/features/<cache_key>/float32-square
     collator = VLMCollator(tokenizer, batch_feature_lookup=cache.batch_lookup)
 
 Modules: `store` (the multi-process on-disk row table), `cache` (FeatureCache: encoder + store).

@@ -3,7 +3,8 @@
 Stored under `<root>/<encoder.cache_key>/<variant>/` (root defaults to `$ABLATE_HOME/features`).
 `cache_key` hashes the encoder config (feature layers, token selection, dtype) and its
 checkpoint's files (`ablate.fingerprint`'s rule, as for stage keys), so any change there gets a
-new folder; `variant` names the stored dtype and whether images were padded to squares. Images
+new folder; `variant` names the stored dtype and the image_aspect_ratio images were prepared with
+(`<dtype>-<square|pad|resize>`: each gives other features). Images
 are keyed by `ablate.fingerprint.image_stamp` (real path, size, mtime): an edited file is
 encoded again. Several processes (study workers, DDP ranks, DataLoader workers) may share one cache.
 
@@ -21,6 +22,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from ablate.data.aspect_ratio import checked_aspect_ratio
 from ablate.errors import AblateError, DataError
 from ablate.features.store import RowStore
 from ablate.fingerprint import image_stamp
@@ -36,7 +38,7 @@ class FeatureCache:
         encoder: torch.nn.Module,
         *,
         dtype: str | torch.dtype = torch.float32,
-        pad_to_square: bool = False,
+        image_aspect_ratio: str = "square",
         batch_size: int = 32,
         writes: bool = True,
     ):
@@ -52,20 +54,23 @@ class FeatureCache:
         self.batch_size = int(batch_size)
         self.writes = writes
         self.shape = (int(encoder.num_tokens), int(encoder.feature_dim))
-        name = str(self.dtype).removeprefix("torch.") + ("-square" if pad_to_square else "")
+        self.image_aspect_ratio = checked_aspect_ratio(image_aspect_ratio)
+        name = f"{str(self.dtype).removeprefix('torch.')}-{image_aspect_ratio}"
         base = Path(root) if root is not None else _default_root()
         self.directory = base / key / name
         self.store = RowStore(self.directory, self.shape, _numpy_dtype(self.dtype),
-                              meta={"cache_key": key, "pad_to_square": pad_to_square}, writes=writes)
+                              meta={"cache_key": key, "image_aspect_ratio": image_aspect_ratio}, writes=writes)
         # The same loading and preprocessing as the uncached path, so inputs are identical.
-        self._pixels = VLMCollator(image_processor=encoder.image_processor, pad_token_id=0, pad_to_square=pad_to_square)
+        self._pixels = VLMCollator(image_processor=encoder.image_processor, pad_token_id=0,
+                                   image_aspect_ratio=image_aspect_ratio)
         # Shared memory, so lookups in DataLoader workers count too (each process its own row).
         self._counts = torch.zeros(_SLOTS, 2, dtype=torch.long).share_memory_()
 
     # --- lookups ---------------------------------------------------------------------------------
 
-    def get_many(self, images: Sequence[Any], ids: Sequence[str] | None = None) -> torch.Tensor:
-        """Features [K, num_tokens, feature_dim] of K images (paths, or PIL images), encoding misses in batches."""
+    def get_many(self, images: Sequence[Any], ids: Sequence[str] | None = None, *, encode: bool = True) -> torch.Tensor:
+        """Features [K, num_tokens, feature_dim] of K images (paths, or PIL images), encoding misses in
+        batches; `encode=False` makes a miss an error instead (see `stored_lookup`)."""
         ids = [str(i) for i in ids] if ids is not None else [str(img) for img in images]
         keys = [self._key(img, sid) for img, sid in zip(images, ids)]
         rows = self.store.rows([k if k is not None else ("",) for k in keys])
@@ -73,6 +78,11 @@ class FeatureCache:
         for pos, (key, row) in enumerate(zip(keys, rows)):
             if key is not None and row is None and key not in todo:
                 todo[key] = pos
+        if not encode and (missed := [p for p, (k, r) in enumerate(zip(keys, rows)) if k is None or r is None]):
+            raise DataError(f"sample {ids[missed[0]]!r}: image {str(images[missed[0]])!r} is not in the feature cache "
+                            f"{self.directory}, which was filled before the stage (was the file changed since?); "
+                            f"this stage cannot encode it: under ZeRO-3 one rank running the encoder would wait "
+                            f"forever for the others")
         if not self.writes:  # a reader encodes its misses in place, storing nothing
             keys = [None if key in todo else key for key in keys]
             todo = {}
@@ -100,6 +110,13 @@ class FeatureCache:
     def batch_lookup(self, ids: Sequence[str], images: Sequence[Any]) -> torch.Tensor:
         """The collator's `batch_feature_lookup`: a batch's features, misses encoded together."""
         return self.get_many(images, ids)
+
+    def stored_lookup(self, ids: Sequence[str], images: Sequence[Any]) -> torch.Tensor:
+        """A `batch_feature_lookup` that never runs the encoder: every image must be stored already.
+
+        For ZeRO-3 stages: once the stage's engine exists the encoder is partitioned across ranks,
+        and an encoder call on one rank alone would wait forever for the others' gathers."""
+        return self.get_many(images, ids, encode=False)
 
     def prefill(self, images: Iterable[Any], *, device: str | torch.device | None = "auto",
                 rank: int | None = None, world_size: int | None = None) -> int:

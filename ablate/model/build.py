@@ -66,6 +66,37 @@ def build_vlm(model_section: Any, *, dtype: Any = None, max_length: int | None =
     return vlm
 
 
+def component_on_meta(kind: str, config: Any) -> Any:
+    """An encoder or LLM ("encoder" | "llm") built on the meta device from its checkpoint's config
+    alone, through a builder that takes `meta=True`: its shapes, no weights read, no memory taken.
+    The LLM comes as a LoadedLLM without a tokenizer. None when the builder takes no `meta`
+    (a plugin's may not): such a component cannot be built without loading it."""
+    entry = registries()[kind].get(config["type"] if isinstance(config, dict) else config.type)
+    if "meta" not in inspect.signature(entry.builder).parameters:
+        return None
+    return entry.build(config, meta=True)
+
+
+def vlm_on_meta(model_section: Any, encoder: Any, loaded_llm: Any):
+    """The model on the meta device around `component_on_meta`'s encoder and LLM, with the connector
+    built for them: to check shapes and trainable sets before anything runs. `init_connector` is
+    not loaded (`connector_weights.connector_file_problem` compares its shapes)."""
+    import torch
+
+    from ablate.model.vlm import VisionLanguageModel
+
+    configs = {name: getattr(model_section, name) for name in ("encoder", "connector", "llm")}
+    llm = loaded_llm.model
+    with torch.device("meta"):
+        connector = _build(
+            registries(), "connector", configs["connector"], None,
+            in_dim=encoder.feature_dim,
+            out_dim=llm.get_input_embeddings().embedding_dim,
+            num_input_tokens=encoder.num_tokens,
+        )
+    return VisionLanguageModel(encoder, connector, llm, component_configs=configs)
+
+
 def _build(regs, kind: str, config: Any, dtype: Any, **context: Any) -> Any:
     name = config["type"] if isinstance(config, dict) else config.type
     entry = regs[kind].get(name)

@@ -54,18 +54,13 @@ def find_connector_file(path: str | Path) -> Path:
     )
 
 
-def read_connector_state(path: str | Path) -> dict[str, Any]:
-    """The connector's weights from `path`, with any known key prefix removed."""
-    import torch
-
+def read_connector_state(path: str | Path, *, shapes_only: bool = False) -> dict[str, Any]:
+    """The connector's weights from `path`, with any known key prefix removed. `shapes_only`:
+    {key: shape} read from the file's header (safetensors) or as meta tensors (torch files),
+    without loading the weights."""
     file = find_connector_file(path)
     try:
-        if file.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(file))
-        else:
-            state = torch.load(file, map_location="cpu", weights_only=True)
+        state = _read_file(file, shapes_only)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise AblateError(f"init_connector: cannot read {file}: {err}") from None
     if not isinstance(state, dict):
@@ -80,19 +75,51 @@ def read_connector_state(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def _read_file(file: Path, shapes_only: bool) -> Any:
+    import torch
+
+    if file.suffix != ".safetensors":
+        return torch.load(file, map_location="meta" if shapes_only else "cpu", weights_only=True)
+    if not shapes_only:
+        from safetensors.torch import load_file
+
+        return load_file(str(file))
+    from safetensors import safe_open
+
+    with safe_open(str(file), "pt") as handle:
+        return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+
+
 def load_connector_weights(connector: Any, path: str | Path) -> None:
     """Load weights into `connector`; mismatched names or shapes are an AblateError naming each."""
     state = read_connector_state(path)
-    own = connector.state_dict()
-    problems = [f"missing {k}" for k in own if k not in state]
-    problems += [f"unexpected {k}" for k in state if k not in own]
-    problems += [
-        f"{k}: file has shape {list(state[k].shape)}, connector expects {list(v.shape)}"
-        for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    if problems:
-        raise AblateError(
-            f"init_connector {path}: weights do not fit the connector {type(connector).__name__} "
-            f"(built for another encoder/LLM or connector type?):\n  - " + "\n  - ".join(problems)
-        )
+    problem = _misfit(connector, path, {k: tuple(v.shape) for k, v in state.items()})
+    if problem:
+        raise AblateError(problem)
     connector.load_state_dict(state)
+
+
+def connector_file_problem(connector: Any, path: str | Path) -> str | None:
+    """What keeps `path`'s weights from loading into `connector` (a missing file, other names or
+    shapes), read without loading the weights; None when they fit. `connector` may be on the
+    meta device."""
+    try:
+        state = read_connector_state(path, shapes_only=True)
+    except AblateError as error:
+        return str(error)
+    return _misfit(connector, path, {k: tuple(getattr(v, "shape", v)) for k, v in state.items()})
+
+
+def _misfit(connector: Any, path: str | Path, shapes: dict[str, tuple]) -> str | None:
+    """The message naming every missing, unexpected or misshapen weight; None when all fit."""
+    own = {k: tuple(v.shape) for k, v in connector.state_dict().items()}
+    problems = [f"missing {k}" for k in own if k not in shapes]
+    problems += [f"unexpected {k}" for k in shapes if k not in own]
+    problems += [
+        f"{k}: file has shape {list(shapes[k])}, connector expects {list(v)}"
+        for k, v in own.items() if k in shapes and shapes[k] != v
+    ]
+    if not problems:
+        return None
+    return (f"init_connector {path}: weights do not fit the connector {type(connector).__name__} "
+            f"(built for another encoder/LLM or connector type?):\n  - " + "\n  - ".join(problems))

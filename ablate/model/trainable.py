@@ -17,6 +17,14 @@ from ablate.errors import AblateError
 from ablate.model.vlm import COMPONENTS, VisionLanguageModel
 
 
+class TrainableError(AblateError):
+    """A component's trainable setting cannot be applied; `component` names which."""
+
+    def __init__(self, component: str, message: str):
+        self.component = component
+        super().__init__(message)
+
+
 def apply_trainable(vlm: VisionLanguageModel, trainable: Any) -> None:
     """Set requires_grad (and LoRA adapters) per component for the coming stage.
 
@@ -42,6 +50,15 @@ def apply_trainable(vlm: VisionLanguageModel, trainable: Any) -> None:
     vlm.train(vlm.training)  # apply keep_eval now
 
 
+def mark_reused(vlm: VisionLanguageModel, trainable: Any) -> None:
+    """The requires_grad flags a stage leaves behind, for a stage loaded from the store instead of
+    trained: `full` components trainable, `frozen` ones not, and LoRA ones not either (their
+    adapters were merged into the stored weights, as after training). So a run that reuses its
+    stages reports the same trainable counts as the run that trained them."""
+    for name in COMPONENTS:
+        getattr(vlm, name).requires_grad_(_setting(trainable, name) == "full")
+
+
 def merge_lora(vlm: VisionLanguageModel, component: str | None = None) -> None:
     """Merge LoRA adapters into the base weights of `component` (default: every component)."""
     names = [component] if component is not None else list(vlm.lora_tuners)
@@ -57,7 +74,7 @@ def _setting(trainable: Any, name: str) -> Any:
         return setting
     lora = setting.get("lora") if isinstance(setting, dict) else getattr(setting, "lora", None)
     if lora is None:
-        raise AblateError(f"trainable.{name}: expected 'frozen', 'full' or {{lora: {{...}}}}, got {setting!r}")
+        raise TrainableError(name, f"trainable.{name}: expected 'frozen', 'full' or {{lora: {{...}}}}, got {setting!r}")
     return lora
 
 
@@ -82,5 +99,5 @@ def _add_lora(vlm: VisionLanguageModel, name: str, lora: Any) -> None:
         # Injects adapters in place and marks only them (and biases per `bias`) trainable.
         tuner = LoraModel(module, config, adapter_name="default")
     except ValueError as err:
-        raise AblateError(f"trainable.{name}.lora: {err}") from None
+        raise TrainableError(name, f"trainable.{name}.lora: {err}") from None
     vlm.lora_tuners[name] = tuner

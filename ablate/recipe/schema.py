@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from ablate.config_model import StrictModel, repeated
+from ablate.data.aspect_ratio import ImageAspectRatio
 from ablate.paths import file_in_the_way
 from ablate.recipe.component import Component
 
@@ -89,8 +90,35 @@ class Stage(Strict):
     logging_steps: int = Field(10, gt=0)
     save_steps: int | None = Field(None, gt=0, description="checkpoint every N steps (default: each epoch)")
     save_total_limit: int | None = Field(2, gt=0)
-    dataloader_workers: int = Field(0, ge=0)
-    group_by_length: bool = False
+    dataloader_workers: int = Field(0, ge=0, description="DataLoader worker processes (LLaVA's scripts: 4)")
+    group_by_length: bool = Field(False, description="transformers' length-grouped batches (token counts)")
+    group_by_modality_length: bool = Field(
+        False, description="LLaVA-1.5's sampler: text-only and image batches apart, each grouped by LLaVA's "
+        "word-count length estimate",
+    )
+    image_aspect_ratio: ImageAspectRatio = Field(
+        "square", description="square: the image processor alone (LLaVA's default); pad: centred on a square of "
+        "the processor's mean colour first (LLaVA-1.5); resize: to the processor's input size, no crop",
+    )
+    max_grad_norm: float | None = Field(
+        1.0, ge=0, description="clip gradients to this norm, DeepSpeed stages included; null or 0: no clipping",
+    )
+    tf32: bool = Field(False, description="TF32 matmuls on Ampere or newer GPUs (LLaVA's --tf32 True); "
+                       "ignored, with a note in the run summary, where there is none")
+
+    @field_validator("max_grad_norm")
+    @classmethod
+    def _zero_means_no_clipping(cls, value: float | None) -> float | None:
+        return value or None  # one spelling of "no clipping", so both give the same stage key
+
+    @model_validator(mode="after")
+    def _deepspeed_clips_by_max_grad_norm(self) -> "Stage":
+        if isinstance(self.deepspeed, dict):
+            from ablate.recipe.deepspeed import clipping_problem
+
+            if problem := clipping_problem(self.deepspeed, self.max_grad_norm):
+                raise ValueError(f"deepspeed: {problem}")
+        return self
 
     @field_validator("optimizer")
     @classmethod
@@ -114,14 +142,20 @@ class Stage(Strict):
             raise ValueError(f"must be -1 (train for `epochs`) or a positive number of steps, got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _one_sampler(self) -> "Stage":
+        if self.group_by_length and self.group_by_modality_length:
+            raise ValueError("group_by_length and group_by_modality_length are two samplers; set at most one")
+        return self
+
 
 # --- data, eval, tracking --------------------------------------------------------------------
 
 
 class DataSection(Strict):
     on_bad_sample: Literal["error", "skip"] = "error"
-    cache_dir: str | None = Field(None, min_length=1, description="HF datasets cache for tokenized data")
-    num_proc: int | None = Field(None, gt=0)
+    cache_dir: str | None = Field(None, min_length=1, description="where each source's samples are kept as Arrow "
+                                  "files (default $ABLATE_HOME/datasets); tokenized as training reads them")
     feature_cache: bool = Field(
         True, description="encode each image once with a frozen encoder and read its features from "
         "$ABLATE_HOME/features afterwards (later epochs, stages, trials); false encodes every batch",
@@ -142,6 +176,9 @@ class EvalSection(Strict):
     batch_size: int = Field(32, gt=0)
     limit: int | None = Field(None, gt=0, description="evaluate only the first N items")
     each_epoch: bool = Field(False, description="also evaluate after every epoch of the last stage")
+    image_aspect_ratio: ImageAspectRatio | None = Field(
+        None, description="defaults to the last stage's (LLaVA keeps it in the model config for its evaluation)",
+    )
 
 
 class TrackingSection(Strict):
@@ -211,6 +248,12 @@ class Recipe(Strict):
 
     def stage_seed(self, stage: Stage) -> int:
         return self.seed if stage.seed is None else stage.seed
+
+    def eval_aspect_ratio(self) -> str:
+        """How evaluation prepares images: eval's own setting, else the last stage's."""
+        if self.eval is not None and self.eval.image_aspect_ratio is not None:
+            return self.eval.image_aspect_ratio
+        return self.stages[-1].image_aspect_ratio if self.stages else "square"
 
     def resolved(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

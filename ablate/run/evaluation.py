@@ -16,6 +16,7 @@ class EvalPlan:
     evaluator: Any
     batch_size: int
     max_new_tokens: int
+    image_aspect_ratio: str = "square"
 
 
 def eval_plan(recipe) -> EvalPlan:
@@ -36,7 +37,7 @@ def eval_plan(recipe) -> EvalPlan:
     if ev.limit:
         samples = samples[: ev.limit]
     return EvalPlan(samples, regs.template.get(template_cfg.type).build(template_cfg), evaluator,
-                    ev.batch_size, ev.max_new_tokens)
+                    ev.batch_size, ev.max_new_tokens, recipe.eval_aspect_ratio())
 
 
 def evaluate(vlm, plan: EvalPlan, *, progress, out: Path | None, label: str = "eval", features=None):
@@ -53,6 +54,7 @@ def evaluate(vlm, plan: EvalPlan, *, progress, out: Path | None, label: str = "e
     state = ranks()
     rank, world = state.process_index, state.num_processes
     collator = EvalCollator(tokenizer=vlm.tokenizer, image_processor=vlm.image_processor,
+                            image_aspect_ratio=plan.image_aspect_ratio,
                             batch_feature_lookup=features.batch_lookup if features is not None else None)
     records = generate_records(
         vlm, plan.samples[rank::world], template=plan.template, evaluator=plan.evaluator, collator=collator,

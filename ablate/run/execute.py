@@ -24,6 +24,9 @@ class StageOutcome:
     steps: int
     metrics: dict[str, float] = field(default_factory=dict)
     why: str = ""  # the plan's reason: why it was reused, resumed or trained
+    # records whose opening gpt turn the template dropped / whose closing human turn it masked
+    turn_edges: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # settings this machine ignored, and the like
 
 
 @dataclass
@@ -37,8 +40,7 @@ class RunContext:
     progress: Any
     base_dir: Path | None
     reuse: bool
-    features: Any  # FeatureCache or None
-    cache_stages: list[bool]
+    stage_features: list[Any]  # per stage: its FeatureCache, or None to encode every batch
     evaluate_epoch: Callable[[int], None] | None  # set when the last stage records an eval curve
     epoch_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     skipped: int = 0
@@ -58,7 +60,10 @@ def carry_out(plan: StagePlan, ctx: RunContext) -> list[StageOutcome]:
 
 
 def _reuse(entry: PlannedStage, meta: dict[str, Any], ctx: RunContext, curve_key: str | None) -> StageOutcome:
+    from ablate.model.trainable import mark_reused
+
     ctx.store.load_into(entry.key, ctx.vlm)
+    mark_reused(ctx.vlm, entry.stage.trainable)
     trained_by = meta.get("run_id") or "?"
     ctx.tracker.set_tags({f"ablate.stage.{entry.stage.name}.reused_from": trained_by,
                           f"ablate.stage.{entry.stage.name}.key": entry.key})
@@ -66,23 +71,33 @@ def _reuse(entry: PlannedStage, meta: dict[str, Any], ctx: RunContext, curve_key
     for epoch, metrics in sorted((int(e), m) for e, m in curve.items()):
         ctx.epoch_metrics[epoch] = metrics
         ctx.tracker.log_metrics({f"epoch_eval/{k}": v for k, v in metrics.items()}, step=epoch)
+    edges = meta.get("turn_edges") or {}
+    _log_turn_edges(ctx, entry.stage.name, edges)
     return StageOutcome(entry.stage.name, entry.key, trained_by, 0.0, meta.get("steps", 0), meta.get("metrics", {}),
-                        why=f"identical stage trained by run {trained_by}")
+                        why=f"identical stage trained by run {trained_by}", turn_edges=edges)
 
 
 def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | None) -> StageOutcome:
     from ablate.ranks import ranks
 
+    from ablate.data.pipeline import turn_edge_counts
     from ablate.model.trainable import apply_trainable, merge_lora
-    from ablate.train.stage import run_stage
+    from ablate.train.stage import run_stage, stage_notes
     from ablate.train.trainer import stage_state_dict
 
     stage, vlm, started = entry.stage, ctx.vlm, time.perf_counter()
     dataset = _tokenized(entry, ctx)
+    edges = turn_edge_counts(dataset)
+    _log_turn_edges(ctx, stage.name, edges)
     vlm.max_length = stage.max_length
     apply_trainable(vlm, stage.trainable)
+    notes = stage_notes(stage)
+    _announce_notes(stage.name, notes, ctx)
+    # The collator is made (and a ZeRO-3 stage's features stored) before run_stage builds the
+    # stage's Trainer and DeepSpeed engine: until then the encoder is whole on every rank.
+    collator = _collator(ctx, index, dataset)
     result = run_stage(
-        vlm=vlm, stage=stage, seed=ctx.recipe.stage_seed(stage), dataset=dataset, collator=_collator(ctx, index, dataset),
+        vlm=vlm, stage=stage, seed=ctx.recipe.stage_seed(stage), dataset=dataset, collator=collator,
         workdir=ctx.store.dir(entry.key), tracker=ctx.tracker, progress=ctx.progress, base_dir=ctx.base_dir,
         resume_from=entry.action.checkpoint if isinstance(entry.action, Resume) else None,
         epoch_end=ctx.evaluate_epoch if curve_key is not None else None,
@@ -90,14 +105,28 @@ def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | No
     merge_lora(vlm)
     if ranks().is_main_process:
         meta = {"stage": stage.name, "run_id": ctx.tracker.run_id, "steps": result.steps, "seconds": result.seconds,
-                "metrics": result.metrics, "inputs": entry.inputs.to_json()}
+                "metrics": result.metrics, "inputs": entry.inputs.to_json(), "turn_edges": edges}
         if curve_key is not None:
             meta["epoch_eval"] = {curve_key: ctx.epoch_metrics}
         ctx.store.save(entry.key, stage_state_dict(vlm, stage.trainable), meta)
     ctx.tracker.set_tags({f"ablate.stage.{stage.name}.key": entry.key,
                           f"ablate.stage.{stage.name}.why": entry.action.why[:5000]})
     return StageOutcome(stage.name, entry.key, None, time.perf_counter() - started, result.steps, result.metrics,
-                        why=entry.action.why)
+                        why=entry.action.why, turn_edges=edges, notes=notes)
+
+
+def _log_turn_edges(ctx: RunContext, stage: str, edges: dict[str, int]) -> None:
+    if edges:
+        ctx.tracker.log_metrics({f"data/{stage}/{name}": count for name, count in edges.items()})
+
+
+def _announce_notes(stage_name: str, notes: list[str], ctx: RunContext) -> None:
+    if not notes:
+        return
+    ctx.tracker.set_tags({f"ablate.stage.{stage_name}.notes": "; ".join(notes)[:5000]})
+    if ctx.progress is not None:
+        for note in notes:
+            ctx.progress.console.print(f"stage {stage_name}: {note}", highlight=False, markup=False)
 
 
 def _tokenized(entry: PlannedStage, ctx: RunContext):
@@ -119,17 +148,29 @@ def _tokenized(entry: PlannedStage, ctx: RunContext):
 def _collator(ctx: RunContext, index: int, dataset):
     from ablate.data.collate import VLMCollator
 
-    from ablate.ranks import ranks
+    stage = ctx.recipe.stages[index]
+    return VLMCollator(tokenizer=ctx.vlm.tokenizer, image_processor=ctx.vlm.image_processor,
+                       image_aspect_ratio=stage.image_aspect_ratio, batch_feature_lookup=_feature_lookup(ctx, index, dataset))
 
-    cache, state = (ctx.features if ctx.cache_stages[index] else None), ranks()
-    if cache is not None and (ctx.recipe.stages[index].dataloader_workers > 0 or state.num_processes > 1):
-        # DataLoader workers cannot run a GPU encoder, and only rank 0 writes the cache: it
-        # encodes every image first while the other ranks wait, then they all read.
+
+def _feature_lookup(ctx: RunContext, index: int, dataset):
+    """The stage's `batch_feature_lookup`: its cache's, or None to encode every batch."""
+    from ablate.ranks import ranks
+    from ablate.recipe.deepspeed import zero_stage
+    from ablate.train.stage import deepspeed_settings
+
+    cache, stage, state = ctx.stage_features[index], ctx.recipe.stages[index], ranks()
+    if cache is None:
+        return None
+    zero3 = zero_stage(deepspeed_settings(stage, ctx.base_dir)) == 3
+    if zero3 or stage.dataloader_workers > 0 or state.num_processes > 1:
+        # DataLoader workers cannot run a GPU encoder, only rank 0 writes the cache, and ZeRO-3
+        # partitions the encoder once the stage starts: rank 0 encodes every image first, from
+        # the whole encoder, while the other ranks wait; then they all read.
         with state.main_process_first():
             if state.is_main_process:
                 cache.prefill(dataset["image"])
-    return VLMCollator(tokenizer=ctx.vlm.tokenizer, image_processor=ctx.vlm.image_processor,
-                       batch_feature_lookup=cache.batch_lookup if cache is not None else None)
+    return cache.stored_lookup if zero3 else cache.batch_lookup
 
 
 def tokenize(source, template, tokenizer, recipe, stage):

@@ -126,8 +126,7 @@ class Prepared:
     store: StageStore
     plan: StagePlan
     evaluation: EvalPlan | None
-    features: Any
-    cache_stages: list[bool]
+    stage_features: list[Any]  # per stage: its FeatureCache or None
     eval_features: Any
     base_dir: Path | None
     reuse: bool
@@ -140,17 +139,29 @@ def prepare(recipe: Recipe, base_dir: Path | None, progress, *, resume: bool, re
     store = StageStore(Path(recipe.output_dir) / "stages")
     with ranks().main_process_first():  # rank 0 generates embedded data first
         plan = plan_stages(recipe, store=store, world_size=ranks().num_processes, resume=resume, reuse=reuse)
-    features, cache_stages, eval_features = _feature_caches(recipe, vlm, base_dir)
+    _check_deepspeed_configs(plan, base_dir)
+    stage_features, eval_features = _feature_caches(recipe, vlm)
     evaluation = eval_plan(recipe) if recipe.eval else None  # every rank evaluates its share
-    return Prepared(vlm, store, plan, evaluation, features, cache_stages, eval_features, base_dir, reuse)
+    return Prepared(vlm, store, plan, evaluation, stage_features, eval_features, base_dir, reuse)
+
+
+def _check_deepspeed_configs(plan: StagePlan, base_dir: Path | None) -> None:
+    """A stage to train whose DeepSpeed config is missing, unreadable or contradicts its
+    max_grad_norm stops the run now, not hours later when that stage starts."""
+    from ablate.run.plan import Reuse
+    from ablate.train.stage import deepspeed_settings
+
+    for entry in plan.stages:
+        if not isinstance(entry.action, Reuse):
+            deepspeed_settings(entry.stage, base_dir)
 
 
 def _train_and_evaluate(recipe, prepared: Prepared, run_dir, tracker, progress) -> RunResult:
     """The run as a plan and a loop: carry the stage plan out, evaluate, record."""
     p = prepared
-    vlm, plan, evaluation, features, eval_features = p.vlm, p.plan, p.evaluation, p.features, p.eval_features
+    vlm, plan, evaluation, eval_features = p.vlm, p.plan, p.evaluation, p.eval_features
     _announce(plan, tracker, progress)
-    ctx = RunContext(recipe, vlm, p.store, tracker, progress, p.base_dir, p.reuse, features, p.cache_stages, None)
+    ctx = RunContext(recipe, vlm, p.store, tracker, progress, p.base_dir, p.reuse, p.stage_features, None)
     if evaluation is not None and plan.curve_key is not None:
         ctx.evaluate_epoch = partial(_evaluate_epoch, ctx, evaluation, eval_features)
     outcomes = carry_out(plan, ctx)
@@ -162,7 +173,7 @@ def _train_and_evaluate(recipe, prepared: Prepared, run_dir, tracker, progress) 
         eval_metrics, predictions = res.metrics, res.predictions_path  # on rank 0, which gathered
         tracker.log_metrics(logged_metrics(evaluation.evaluator, eval_metrics))
         tracker.log_artifact(predictions)
-    counts, feature_counts = _record_model(recipe, vlm, features, tracker)
+    counts, feature_counts = _record_model(recipe, vlm, [*p.stage_features, eval_features], tracker)
     return RunResult(run_dir, None, "", "", outcomes, eval_metrics, ctx.epoch_metrics, predictions, 0.0, counts,
                      int(vlm.connector.num_output_tokens), ctx.skipped, feature_cache=feature_counts, plan=plan.lines())
 
@@ -191,11 +202,19 @@ def _announce(plan, tracker, progress) -> None:
             progress.console.print(line, highlight=False, markup=False)
 
 
-def _feature_caches(recipe, vlm, base_dir):
-    """(the frozen encoder's feature cache or None, per stage: may it use it?, the eval's cache or None)."""
-    cache_stages, cache_eval = feature_cache_plan(recipe, base_dir)
-    features = _feature_cache(vlm) if any(cache_stages) or cache_eval else None
-    return features, cache_stages, features if cache_eval else None
+def _feature_caches(recipe, vlm) -> tuple[list[Any], Any]:
+    """(per stage: its feature cache or None, the eval's or None): one cache per image_aspect_ratio."""
+    cache_stages, cache_eval = feature_cache_plan(recipe)
+    caches: dict[str, Any] = {}
+
+    def cache_for(mode: str):
+        if mode not in caches:
+            caches[mode] = _feature_cache(vlm, mode)
+        return caches[mode]
+
+    stage_features = [cache_for(s.image_aspect_ratio) if use else None for s, use in zip(recipe.stages, cache_stages)]
+    eval_features = cache_for(recipe.eval_aspect_ratio()) if cache_eval and recipe.eval else None
+    return stage_features, eval_features
 
 
 def _evaluate_epoch(ctx, evaluation, features, epoch: int) -> None:
@@ -206,13 +225,14 @@ def _evaluate_epoch(ctx, evaluation, features, epoch: int) -> None:
     ctx.tracker.log_metrics({f"epoch_eval/{k}": v for k, v in res.metrics.items()}, step=epoch)
 
 
-def _record_model(recipe, vlm, features, tracker):
-    """Log what the model is (parameters, visual tokens) and what the feature cache did."""
+def _record_model(recipe, vlm, features: list[Any], tracker):
+    """Log what the model is (parameters, visual tokens) and what the feature caches did."""
     counts = vlm.parameter_counts()
     tracker.log_metrics({f"params/{c}/{k}": v for c, d in counts.items() for k, v in d.items()})
     tracker.log_metrics({"model/visual_tokens": int(vlm.connector.num_output_tokens)})
     tracker.set_tags({"ablate.checkpoints": str(Path(recipe.output_dir, "stages").resolve())})
-    feature_counts = features.counts() if features is not None else {}
+    caches = list({id(c): c for c in features if c is not None}.values())
+    feature_counts = {k: sum(c.counts()[k] for c in caches) for k in ("hits", "misses")} if caches else {}
     if feature_counts:
         tracker.log_metrics({f"feature_cache/{k}": v for k, v in feature_counts.items()})
     return counts, feature_counts
@@ -265,12 +285,14 @@ def _summary(result: RunResult) -> dict[str, Any]:
     }
 
 
-def _feature_cache(vlm):
-    """The encoder's FeatureCache, or None for an encoder that cannot say what its features depend on."""
+def _feature_cache(vlm, image_aspect_ratio: str):
+    """The encoder's FeatureCache for images prepared as `image_aspect_ratio`, or None for an
+    encoder that cannot say what its features depend on."""
     from ablate.features.cache import FeatureCache
 
     from ablate.ranks import ranks
 
     if not getattr(vlm.encoder, "cache_key", None):
         return None
-    return FeatureCache(None, vlm.encoder, writes=ranks().is_main_process)  # rank 0 alone writes
+    return FeatureCache(None, vlm.encoder, image_aspect_ratio=image_aspect_ratio,
+                        writes=ranks().is_main_process)  # rank 0 alone writes

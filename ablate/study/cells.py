@@ -91,7 +91,8 @@ def study_experiment(study: StudyFile, scale: str) -> str:
     data = copy.deepcopy(base_source(study, scale).data)
     for path, value in study.section(scale).overrides.items():
         apply_edit(data, path, value)
-    return _experiment(data)
+    experiment = _experiment(data)
+    return study.rehearsal.experiment(experiment) if study.rehearsal is not None else experiment
 
 
 def cell_source(study: StudyFile, scale: str, cell: Cell, base: Sourced | None = None) -> Sourced:
@@ -138,7 +139,8 @@ def _experiment(data: dict[str, Any]) -> str:
 def cell_recipe(study: StudyFile, scale: str, cell: Cell, base: Sourced | None = None):
     from ablate.recipe.loading import validate_sourced
 
-    return validate_sourced(cell_source(study, scale, cell, base))
+    recipe = validate_sourced(cell_source(study, scale, cell, base))
+    return study.rehearsal.recipe(recipe) if study.rehearsal is not None else recipe
 
 
 def validate_cells(study: StudyFile, scale: str, cells: list[Cell]) -> dict[str, Any]:

@@ -50,8 +50,13 @@ class PreparedStudy:
     experiment: str
 
     @property
+    def label(self) -> str:
+        """The scale as folders, the Optuna study and tags name it (`paper-rehearsal` in a rehearsal)."""
+        return self.study.scale_label(self.scale)
+
+    @property
     def optuna_name(self) -> str:
-        return optuna_study_name(self.study.name, self.scale)
+        return optuna_study_name(self.study.name, self.label)
 
 
 @dataclass
@@ -69,9 +74,11 @@ class StudyOutcome:
 
 
 def prepare_study(ref: str | Path, scale: str = "paper", *, seeds: int | None = None,
-                  check_checkpoints: bool = True) -> PreparedStudy:
-    """Load and validate the study and every cell's recipe; check the checkpoints are here."""
+                  check_checkpoints: bool = True, rehearsal=None) -> PreparedStudy:
+    """Load and validate the study and every cell's recipe; check the checkpoints are here.
+    With a `rehearsal` (ablate.study.rehearsal.Rehearsal), the cells are its recipes on the kit."""
     study = load_study(find_study(str(ref)))
+    study.rehearsal = rehearsal
     study.section(scale)  # a clear error for a scale the study lacks
     seed_list = seeds_for(study, scale, seeds)
     cells = expand_cells(study, scale, seed_list)
@@ -83,7 +90,7 @@ def prepare_study(ref: str | Path, scale: str = "paper", *, seeds: int | None = 
     output_dirs = sorted({r.output_dir for r in recipes.values()})
     if len(output_dirs) > 1:
         raise AblateError(f"study {study.name!r}: every arm must keep one output_dir, got {', '.join(output_dirs)}")
-    folder = study_folder(output_dirs[0], study.name, scale)
+    folder = study_folder(output_dirs[0], study.name, study.scale_label(scale))
     return PreparedStudy(study, scale, seed_list, cells, recipes, folder, study_experiment(study, scale))
 
 
@@ -128,6 +135,7 @@ def run_study(
     progress_factory: Callable[[], Any] | None = None,
     poll_s: float = 1.0,
     launch: LaunchOptions | None = None,
+    rehearsal=None,
 ) -> StudyOutcome:
     from rich.console import Console
 
@@ -143,7 +151,8 @@ def run_study(
     # worker and cell processes import the run function by name; in this process any callable will do
     by_name = workers > 1 or launch.as_job or not callable(run_fn)
     fn_ref = run_fn_ref(run_fn) if by_name else f"{getattr(run_fn, '__module__', '?')}:<in-process>"
-    prepared = prepare_study(ref, scale, seeds=seeds, check_checkpoints=check_checkpoints)
+    prepared = prepare_study(ref, scale, seeds=seeds, check_checkpoints=check_checkpoints, rehearsal=rehearsal)
+    preflight(prepared, console)
     launch = _with_study_slurm(launch, prepared)
     uri = resolve_tracking_uri(prepared, tracking_uri)
     session = _open_session(prepared, storage, uri, retry_failed, console)
@@ -152,6 +161,7 @@ def run_study(
         study_path=str(prepared.study.path), scale=scale, seeds=prepared.seeds, folder=str(prepared.folder.resolve()),
         storage=storage, tracking_uri=uri, parent_run_id=session.parent.run_id, run_fn=fn_ref,
         run_kwargs=dict(run_kwargs or {}), launch=launch.to_dict(), poll_s=min(poll_s, 1.0),
+        rehearse=rehearsal is not None,
     )
     in_process_fn = run_fn if callable(run_fn) and not launch.as_job else None
     interrupted, live = _drain(spec, device_envs, in_process_fn, prepared, session, console, progress_factory, poll_s)
@@ -167,6 +177,17 @@ def run_study(
         console.print("[yellow]interrupted[/]: re-run the same command to resume")
         raise KeyboardInterrupt
     return outcome
+
+
+def preflight(prepared: PreparedStudy, console) -> None:
+    """`ablate study --check` on the prepared cells, before anything is created or trained:
+    StudyCheckError naming every problem of every cell."""
+    from ablate.study.preflight import check_cells
+
+    check = check_cells(prepared.study, prepared.scale, prepared.cells, prepared.recipes)
+    check.raise_if_problems()
+    console.print(f"checked {len(prepared.cells)} cells on the meta device (shapes, trainable sets, named files) "
+                  f"in {check.seconds:.1f} s: ok", highlight=False)
 
 
 def _with_study_slurm(launch: LaunchOptions, prepared: PreparedStudy) -> LaunchOptions:
@@ -204,11 +225,11 @@ def _open_session(prepared: PreparedStudy, storage: str | None, uri: str, retry_
     study, created = load_or_create(opened, prepared.optuna_name, prepared.study.spec.direction)
     lock = queue_lock(folder)
     with lock:  # two machines starting at once must not both create the study's parent run
-        parent = open_parent(folder, uri, prepared.experiment, prepared.study, prepared.scale)
+        parent = open_parent(folder, uri, prepared.experiment, prepared.study, prepared.label)
     states, reaped = queue.sync(study, prepared.cells, lock, storage=opened, retry_failed=retry_failed)
     kill_orphans(parent, [t.number for t in reaped])
     console.print(
-        f"[bold]ablate study[/] {prepared.study.name} ({prepared.scale} scale) · {len(prepared.cells)} cells "
+        f"[bold]ablate study[/] {prepared.study.name} ({prepared.label} scale) · {len(prepared.cells)} cells "
         f"({len(prepared.study.arm_names())} arms x {len(prepared.seeds)} seeds) · folder {folder} · "
         f"{'new' if created else 'resumed'} · MLflow parent run {parent.run_id} in {uri}",
         highlight=False,
@@ -364,7 +385,7 @@ def status_table(prepared: PreparedStudy, states: dict[str, queue.CellState]):
     from rich.table import Table
 
     counts = {s: sum(st.state == s for st in states.values()) for s in queue.STATES}
-    title = f"{prepared.study.name} ({prepared.scale} scale): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    title = f"{prepared.study.name} ({prepared.label} scale): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     table = Table(title=title, title_justify="left")
     for col in ("arm", "seed", "state", "trial", "worker", "time", "objective", "note"):
         table.add_column(col, overflow="fold")

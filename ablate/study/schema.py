@@ -229,6 +229,9 @@ class StudyFile:
     path: Path
     spec: Study
     origins: dict[tuple, str] = field(default_factory=dict)
+    # With a Rehearsal (ablate.study.rehearsal), every cell recipe is its rehearsal on the kit
+    # and the study files its results under its own label (`scale_label`).
+    rehearsal: Any = None
 
     @property
     def scales(self) -> list[str]:
@@ -240,6 +243,11 @@ class StudyFile:
                 f"study {self.name!r} has no {scale!r} scale; it defines: {', '.join(self.scales)}"
             )
         return self.spec.scales[scale]
+
+    def scale_label(self, scale: str) -> str:
+        """The scale as the study's folder, Optuna study and tags name it: `paper`, or
+        `paper-rehearsal` for a rehearsal, whose results never mix with the real ones."""
+        return self.rehearsal.label(scale) if self.rehearsal is not None else scale
 
     def base_path(self, scale: str) -> Path:
         return (self.path.parent / self.section(scale).base).resolve()

@@ -45,6 +45,7 @@ class WorkerSpec:
     run_kwargs: dict[str, Any] = field(default_factory=dict)
     launch: dict[str, Any] = field(default_factory=dict)  # LaunchOptions; {}: cells run in the worker
     poll_s: float = 1.0  # how often a worker looks at its running job
+    rehearse: bool = False  # the cells are their rehearsals on the kit (ablate.study.rehearsal)
 
     def save(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -81,12 +82,18 @@ class Worker:
 
         self.spec = spec
         self.study_file = load_study(spec.study_path)
+        if spec.rehearse:
+            from ablate.study.rehearsal import Rehearsal
+            from ablate.zoo.kit import ensure_kit
+
+            self.study_file.rehearsal = Rehearsal(ensure_kit(), self.study_file.name)
+        self.label = self.study_file.scale_label(spec.scale)
         self.section = self.study_file.section(spec.scale)
         self.cells = {c.id: c for c in expand_cells(self.study_file, spec.scale, spec.seeds)}
         self.base = base_source(self.study_file, spec.scale)
         self.folder = Path(spec.folder)
         self.storage = open_storage(spec.storage, self.folder)
-        self.study, _ = load_or_create(self.storage, optuna_study_name(self.study_file.name, spec.scale),
+        self.study, _ = load_or_create(self.storage, optuna_study_name(self.study_file.name, self.label),
                                        self.study_file.spec.direction)
         self.lock = queue_lock(self.folder)
         self.launch = LaunchOptions(**spec.launch)
@@ -163,7 +170,7 @@ class Worker:
         recipe = cell_recipe(self.study_file, self.spec.scale, cell, self.base)
         rhash = recipe_hash(recipe)
         trial.set_user_attr("recipe_hash", rhash)
-        tags = cell_tags(self.study_file.name, self.spec.scale, cell, trial.number, rhash)
+        tags = cell_tags(self.study_file.name, self.label, cell, trial.number, rhash)
         if self.launch.as_job:
             return self._run_job(trial, cell, recipe, tags)
         with self.progress_factory() if self.progress_factory else contextlib.nullcontext() as progress:
@@ -184,7 +191,7 @@ class Worker:
         self._build_zoo(recipe)
         launcher = launcher_for(self.launch, deepspeed=any(stage.deepspeed for stage in recipe.stages))
         log = folder / "job.log"
-        name = f"{self.study_file.name}-{self.spec.scale}-trial-{trial.number}"
+        name = f"{self.study_file.name}-{self.label}-trial-{trial.number}"
         argv = [sys.executable, "-m", "ablate.study.cell", str(spec_path)]
         if self._leads_nodes:
             follow.post_job(self.folder, name, argv, folder)

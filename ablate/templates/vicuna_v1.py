@@ -8,6 +8,9 @@ The image placeholder is moved to the start of its turn and followed by a newlin
 preprocess_multimodal does (without im_start/im_end tokens). A leading gpt turn is dropped, as
 LLaVA does. Supervised: each answer with the space before it and its "</s>", which is what
 LLaVA's preprocess_v1 leaves unmasked when its length arithmetic lines up with the tokenizer.
+A closing human turn stays in the text as LLaVA renders it ("USER: {question} "), and the whole
+record is masked, as LLaVA's preprocess_v1 masks it: its round arithmetic stops at the unanswered
+question, finds fewer tokens than the text has ("tokenization mismatch") and ignores every label.
 The generation prompt ends with "ASSISTANT:" (no space), as LLaVA's evaluation scripts do.
 """
 
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.components.contracts import IMAGE_TOKEN
+from ablate.components.contracts import IGNORE_INDEX, IMAGE_TOKEN
 from ablate.errors import DataError
 from ablate.registry import ComponentConfig
 from ablate.templates.base import (
@@ -102,12 +105,14 @@ class VicunaV1Template(ConversationTemplate):
     ) -> tuple[list[int], list[int]]:
         at = where(self.name, sample_id)
         turns = self._dialogue(conversations, at)
-        if turns[-1][0] != GPT:
-            raise DataError(f"{at}: the conversation ends with a human turn; nothing to supervise after it")
+        if all(role != GPT for role, _ in turns):
+            raise DataError(f"{at}: no gpt turn answers a human turn; nothing to supervise")
         text, targets = self._text(turns)
         tokens = tokenize_with_image(text, tokenizer, at)
-        labels = labels_from_spans(tokens, targets, at)
-        return truncate(tokens.ids, labels, max_length, at)
+        ids, labels = truncate(tokens.ids, labels_from_spans(tokens, targets, at), max_length, at)
+        if turns[-1][0] != GPT:  # as LLaVA: an unanswered closing question masks the whole record,
+            labels = [IGNORE_INDEX] * len(labels)  # which still takes its place in its batch
+        return ids, labels
 
 
 def _image_first(role: str, text: str, at: str) -> str:

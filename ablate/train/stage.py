@@ -36,6 +36,43 @@ def deepspeed_config(stage: Stage, base_dir: Path | None) -> str | dict | None:
     raise AblateError(f"stages.{stage.name}.deepspeed: config file {ds!r} not found (looked in {', '.join(map(str, candidates))})")
 
 
+def deepspeed_settings(stage: Stage, base_dir: Path | None) -> dict | None:
+    """The stage's DeepSpeed config as a dict, its gradient clipping left to the stage's
+    `max_grad_norm` (`ablate.recipe.deepspeed`); an AblateError naming the file when it is unusable."""
+    from ablate.errors import AblateError
+    from ablate.recipe.deepspeed import clipping_from_stage, clipping_problem
+
+    source = deepspeed_config(stage, base_dir)
+    if source is None:
+        return None
+    where = f"stages.{stage.name}.deepspeed" + ("" if isinstance(source, dict) else f" ({source})")
+    config = source
+    if not isinstance(source, dict):
+        try:
+            config = json.loads(Path(source).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise AblateError(f"{where}: not a readable JSON file ({err})") from None
+    if not isinstance(config, dict):
+        raise AblateError(f"{where}: a DeepSpeed config is a JSON object, got {type(config).__name__}")
+    if problem := clipping_problem(config, stage.max_grad_norm):
+        raise AblateError(f"{where}: {problem}")
+    return clipping_from_stage(config)
+
+
+def tf32_available() -> bool:
+    """Whether this machine has TF32 matmuls (CUDA on an Ampere or newer GPU), as transformers checks."""
+    from transformers.utils import is_torch_tf32_available
+
+    return is_torch_tf32_available()
+
+
+def stage_notes(stage: Stage) -> list[str]:
+    """What of the stage's settings this machine ignores, for the run summary."""
+    if stage.tf32 and not tf32_available():
+        return ["tf32 ignored: no TF32 here (it needs CUDA on an Ampere or newer GPU)"]
+    return []
+
+
 def training_arguments(stage: Stage, seed: int, output_dir: Path, deepspeed: str | dict | None):
     import os
 
@@ -58,6 +95,9 @@ def training_arguments(stage: Stage, seed: int, output_dir: Path, deepspeed: str
         max_steps=stage.max_steps,
         bf16=stage.precision == "bf16",
         fp16=stage.precision == "fp16",
+        # The Trainer raises on tf32 without a TF32 GPU; there it is left alone (see stage_notes).
+        tf32=True if stage.tf32 and tf32_available() else None,
+        max_grad_norm=stage.max_grad_norm or 0.0,  # 0: the Trainer and DeepSpeed do not clip
         **_checkpointing_arg(stage.gradient_checkpointing),
         seed=seed,
         data_seed=seed,
@@ -128,7 +168,7 @@ def run_stage(
     if last is not None and _is_final(last):
         return _finish_from_checkpoint(vlm, stage, last, workdir)
 
-    args = training_arguments(stage, seed, ckpt_dir, deepspeed_config(stage, base_dir))
+    args = training_arguments(stage, seed, ckpt_dir, deepspeed_settings(stage, base_dir))
     global_batch = stage.batch_size * stage.grad_accum * max(args.world_size, 1)
     metrics = MetricsCallback(stage.name, tracker, ThroughputMeter(vlm, global_batch))
     callbacks = [LogAtSaveCallback(), metrics]
@@ -138,7 +178,7 @@ def run_stage(
         callbacks.append(EpochEndCallback(epoch_end))
     trainer = VLMTrainer(
         model=vlm, args=args, train_dataset=dataset, data_collator=collator,
-        callbacks=callbacks, connector_lr=stage.connector_lr,
+        callbacks=callbacks, connector_lr=stage.connector_lr, group_by_modality_length=stage.group_by_modality_length,
     )
     trainer.remove_callback(PrinterCallback)
     output = trainer.train(resume_from_checkpoint=str(last) if last is not None else None)

@@ -1,8 +1,9 @@
 """transformers' Trainer, adapted to a multi-component VLM.
 
-Two changes only: the connector can have its own learning rate (LLaVA's mm_projector_lr), and
+Three changes only: the connector can have its own learning rate (LLaVA's mm_projector_lr),
 checkpoints hold just the trainable weights (like LLaVA's mm_projector.bin in stage 1), which
-the Trainer's non-strict load restores on resume.
+the Trainer's non-strict load restores on resume, and the training batches can be grouped by
+modality as LLaVA-1.5's are (ablate.train.sampler).
 """
 
 from __future__ import annotations
@@ -12,9 +13,29 @@ from transformers import Trainer
 
 
 class VLMTrainer(Trainer):
-    def __init__(self, *args, connector_lr: float | None = None, **kwargs):
+    def __init__(self, *args, connector_lr: float | None = None, group_by_modality_length: bool = False, **kwargs):
         self.connector_lr = connector_lr
+        self.group_by_modality_length = group_by_modality_length
         super().__init__(*args, **kwargs)
+
+    def _get_train_sampler(self, train_dataset=None):
+        """LLaVA's modality-length-grouped order when asked for; otherwise the Trainer's sampler.
+
+        As LLaVA does, a megabatch is one optimizer step: the per-device batch x ranks x
+        accumulation steps. The DataLoader's batches are then dealt to the ranks by accelerate.
+        """
+        if not self.group_by_modality_length:
+            return super()._get_train_sampler(train_dataset)
+        from ablate.data.pipeline import modality_lengths
+        from ablate.train.sampler import ModalityLengthGroupedSampler
+
+        lengths, has_image = modality_lengths(self.train_dataset if train_dataset is None else train_dataset)
+        args = self.args
+        return ModalityLengthGroupedSampler(
+            lengths, has_image, batch_size=args.train_batch_size,
+            world_size=max(args.world_size, 1) * args.gradient_accumulation_steps,
+            seed=args.data_seed if args.data_seed is not None else args.seed,
+        )
 
     def create_optimizer(self, model=None):
         if self.optimizer is not None or self.connector_lr is None:

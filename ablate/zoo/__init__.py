@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 
 from ablate.errors import AblateError, did_you_mean
 from ablate.paths import file_in_the_way
-from ablate.zoo.manifest import manifest_problem, write_manifest
+from ablate.zoo.manifest import manifest_problem, write_whole
 
 ZOO_PREFIX = "zoo:"
 SPEC_FILE = "zoo.json"
@@ -157,17 +155,12 @@ def build(name: str, dest: str | Path | None = None, force: bool = False, progre
     with FileLock(str(dest.parent / f".{dest.name}.lock")):
         if not force and is_built(name, dest):  # another process finished it meanwhile
             return checked(name, dest)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-        try:
+        def fill(staging: Path) -> None:
             with _quiet_progress():
-                _BUILDERS[spec.family](spec, tmp, progress)
-            (tmp / SPEC_FILE).write_text(json.dumps(spec.fingerprint(), indent=2, sort_keys=True))
-            write_manifest(tmp)
-            if dest.exists():
-                shutil.rmtree(dest)
-            os.replace(tmp, dest)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+                _BUILDERS[spec.family](spec, staging, progress)
+            (staging / SPEC_FILE).write_text(json.dumps(spec.fingerprint(), indent=2, sort_keys=True))
+
+        write_whole(dest, fill)
     return dest
 
 
@@ -200,6 +193,20 @@ def resolve_checkpoint(name_or_path: str, progress=None) -> str:
         return str(build(name_or_path[len(ZOO_PREFIX):], progress=progress))
     expanded = os.path.expanduser(name_or_path)
     return expanded if expanded != name_or_path and os.path.exists(expanded) else name_or_path
+
+
+def spec_config(name: str):
+    """The transformers config zoo entry `name` is built with, without building it: for checks
+    that need only its shapes. A Llama's vocab size is the zoo tokenizer's target size (the
+    trained tokenizer may stop a little short of it)."""
+    from transformers import CLIPVisionConfig, LlamaConfig, SiglipVisionConfig
+
+    from ablate.zoo.tokenizer import VOCAB_SIZE
+
+    spec = get_spec(name)
+    if spec.family == "llama":
+        return LlamaConfig(**spec.config, vocab_size=VOCAB_SIZE)
+    return {"clip": CLIPVisionConfig, "siglip": SiglipVisionConfig}[spec.family](**spec.config)
 
 
 # ---- builders: write one entry's files into an empty folder --------------------------------
@@ -288,4 +295,5 @@ def _image_processor_class(name: str):
 
 _BUILDERS = {"clip": _build_clip, "siglip": _build_siglip, "llama": _build_llama}
 
-__all__ = ["ZOO", "ZooSpec", "build", "build_all", "resolve_checkpoint", "zoo_names", "is_built", "zoo_dir", "ablate_home"]
+__all__ = ["ZOO", "ZooSpec", "build", "build_all", "resolve_checkpoint", "zoo_names", "is_built", "zoo_dir", "ablate_home",
+           "spec_config"]

@@ -7,8 +7,9 @@ JSON (old-style configs and tokenizer settings included), only the sizes shrunk.
   `tokenizer_config.json` naming the slow `LlamaTokenizer` (v1.5 says `"legacy": false`, v1.3
   says nothing), `special_tokens_map.json`, `generation_config.json`, weights in
   `pytorch_model-0000k-of-0000n.bin` shards with their index.
-- `write_clip_l336_like`: openai/clip-vit-large-patch14-336: a full CLIP (text and vision
-  towers) and its `preprocessor_config.json` in the old feature-extractor form.
+- `write_clip_l_like`: openai/clip-vit-large-patch14 (224 px) and clip-vit-large-patch14-336
+  (`write_clip_l336_like`): a full CLIP (text and vision towers) and its
+  `preprocessor_config.json` in the old feature-extractor form.
 - `write_siglip_so400m_like`: google/siglip-so400m-patch14-384: a full SigLIP and its
   `SiglipImageProcessor` config.
 
@@ -111,18 +112,24 @@ def _random_llama(config: dict[str, Any], seed: int):
 
 # ---- vision towers -------------------------------------------------------------------------
 
-# openai/clip-vit-large-patch14-336/preprocessor_config.json, key for key.
-CLIP_L336_PREPROCESSOR = {
-    "crop_size": 336,
-    "do_center_crop": True,
-    "do_normalize": True,
-    "do_resize": True,
-    "feature_extractor_type": "CLIPFeatureExtractor",
-    "image_mean": [0.48145466, 0.4578275, 0.40821073],
-    "image_std": [0.26862954, 0.26130258, 0.27577711],
-    "resample": 3,
-    "size": 336,
-}
+
+def clip_l_preprocessor(size: int) -> dict[str, Any]:
+    """openai/clip-vit-large-patch14(-336)/preprocessor_config.json, key for key: the two
+    repos differ only in the size (224 or 336)."""
+    return {
+        "crop_size": size,
+        "do_center_crop": True,
+        "do_normalize": True,
+        "do_resize": True,
+        "feature_extractor_type": "CLIPFeatureExtractor",
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "resample": 3,
+        "size": size,
+    }
+
+
+CLIP_L336_PREPROCESSOR = clip_l_preprocessor(336)
 # google/siglip-so400m-patch14-384/preprocessor_config.json, key for key.
 SIGLIP_SO400M_PREPROCESSOR = {
     "do_normalize": True,
@@ -140,17 +147,22 @@ SIGLIP_SO400M_PREPROCESSOR = {
 TINY_TOWER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
 
 
-def write_clip_l336_like(folder: str | Path, *, weights: str = "bin", seed: int = 0) -> Path:
-    """openai/clip-vit-large-patch14-336's layout: config.json of a full CLIPModel, one
-    pytorch_model.bin, the old-style preprocessor_config.json."""
+def write_clip_l_like(folder: str | Path, *, image_size: int = 224, weights: str = "bin", seed: int = 0) -> Path:
+    """openai/clip-vit-large-patch14's layout (or -336's, with `image_size` 336): config.json of
+    a full CLIPModel, one pytorch_model.bin, the old-style preprocessor_config.json."""
     from transformers import CLIPConfig, CLIPModel
 
     config = CLIPConfig(
         text_config=dict(TINY_TOWER, vocab_size=49408, max_position_embeddings=77),
-        vision_config=dict(TINY_TOWER, image_size=336, patch_size=14),
+        vision_config=dict(TINY_TOWER, image_size=image_size, patch_size=14),
         projection_dim=16,
     )
-    return _write_tower(folder, CLIPModel, config, CLIP_L336_PREPROCESSOR, weights, seed)
+    return _write_tower(folder, CLIPModel, config, clip_l_preprocessor(image_size), weights, seed)
+
+
+def write_clip_l336_like(folder: str | Path, *, weights: str = "bin", seed: int = 0) -> Path:
+    """openai/clip-vit-large-patch14-336's layout."""
+    return write_clip_l_like(folder, image_size=336, weights=weights, seed=seed)
 
 
 def write_siglip_so400m_like(folder: str | Path, *, weights: str = "safetensors", seed: int = 0) -> Path:

@@ -10,7 +10,11 @@ are a few MB, so hashing them is cheap; the result is remembered per file stamp
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 from ablate.fingerprint import file_sha256
 
@@ -56,3 +60,19 @@ def manifest_problem(folder: Path) -> str | None:
             return f"{name} was changed after it was built (its sha256 differs)"
     return None
 
+
+
+def write_whole(dest: Path, fill: Callable[[Path], None]) -> Path:
+    """`fill` a staging folder beside `dest`, give it a manifest, then put it in place in one
+    rename: a crash or a full disk mid-build never leaves a half-written folder at `dest`."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        fill(staging)
+        write_manifest(staging)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest

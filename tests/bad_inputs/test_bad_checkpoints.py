@@ -3,7 +3,6 @@ folder, and connectors whose output does not fit the splice."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest

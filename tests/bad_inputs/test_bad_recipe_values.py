@@ -67,7 +67,7 @@ VALUES = [
     ("stages.0.trainable.llm", {"lora": {"r": 4, "target_modules": []}}, ["at least 1"]),
     ("eval.limit", 0, ["greater than 0"]),
     ("eval.batch_size", -1, ["greater than 0"]),
-    ("data.num_proc", 0, ["greater than 0"]),
+    ("data.num_proc", 2, ["unknown key 'num_proc'"]),  # tokenized as read: no up-front worker pool
     ("model.init_connector", "", ["at least 1 character"]),
     ("model.connector", {"type": "mlp", "depth": 0}, []),
     # booleans given for numbers
@@ -182,6 +182,14 @@ def test_duplicate_stage_names(tmp_path, capsys):
     data["stages"].append(dict(data["stages"][0]))
     recipe = write(tmp_path / "recipe.yaml", data)
     assert_rejected(*cli(capsys, "validate", recipe), recipe, "stage names must be unique", "align")
+
+
+def test_two_samplers(tmp_path, capsys):
+    data = good_recipe(tmp_path)
+    data["stages"][0].update(group_by_length=True, group_by_modality_length=True)
+    recipe = write(tmp_path / "recipe.yaml", data)
+    assert_rejected(*cli(capsys, "validate", recipe), recipe, "- stages.0 (",
+                    "group_by_length and group_by_modality_length are two samplers; set at most one")
 
 
 # (override, words): each malformed or wrong `-s`, named in the message.

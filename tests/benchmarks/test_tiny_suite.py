@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from bench_scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "tiny_suite.py"
+
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("tiny_suite_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tiny_suite")
 
 
 def test_zoo_names_cover_every_tiny_arm():

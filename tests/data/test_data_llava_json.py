@@ -88,13 +88,16 @@ BAD = {
     "no id": ({"conversations": _turns(("human", "hi"), ("gpt", "yo"))}, "#1", "no usable 'id'"),
     "no conversations": ({"id": "s2", "image": "a.png"}, "s2", "non-empty list"),
     "turn without value": ({"id": "s3", "conversations": [{"from": "human"}]}, "s3", "turn 0"),
-    "starts with gpt": ({"id": "s4", "image": "a.png",
-                         "conversations": _turns(("gpt", "<image>\nhi"), ("human", "x"))}, "s4", "alternate"),
+    "two opening gpt turns": ({"id": "s4", "image": "a.png", "conversations": _turns(
+        ("gpt", "hello"), ("gpt", "hi"), ("human", "<image>\nx"), ("gpt", "y"))}, "s4", "alternate"),
+    "nothing answered": ({"id": "s4b", "image": "a.png", "conversations": _turns(
+        ("gpt", "hello"), ("human", "<image>\nx"))}, "s4b", "no gpt turn answers a human turn"),
+    "a question only": ({"id": "s4c", "conversations": _turns(("human", "x"))}, "s4c", "no gpt turn answers"),
     "two human turns": ({"id": "s5", "image": "a.png",
                          "conversations": _turns(("human", "<image>\nhi"), ("human", "x"))}, "s5", "alternate"),
     "unknown role": ({"id": "s6", "conversations": _turns(("user", "hi"), ("gpt", "x"))}, "s6", "alternate"),
-    "ends with human": ({"id": "s7", "image": "a.png", "conversations": _turns(
-        ("human", "<image>\nhi"), ("gpt", "x"), ("human", "more?"))}, "s7", "ends with a human turn"),
+    "placeholder in the opening gpt turn": ({"id": "s7", "image": "a.png", "conversations": _turns(
+        ("gpt", "<image>\nhello"), ("human", "hi"), ("gpt", "x"))}, "s7", "in a gpt turn"),
     "image without placeholder": (record("s8", "a.png", question="no placeholder") | {
         "conversations": _turns(("human", "no placeholder"), ("gpt", "x"))}, "s8", "<image> is missing"),
     "placeholder without image": (record("s9", None) | {
@@ -108,6 +111,18 @@ BAD = {
     "nested escape": (record("s14", "sub/../../outside.png"), "s14", "escapes the image root"),
     "image not a string": (record("s15", 5), "s15", "non-empty string path"),
 }
+
+
+def test_opening_gpt_and_closing_human_turns_are_kept_as_given(registries, tmp_path, image_root):
+    """LLaVA's preprocessing drops an opening gpt turn and leaves a closing question unanswered;
+    the source keeps every turn (the template decides, the run counts them)."""
+    opening = _turns(("gpt", "Hello!"), ("human", "<image>\nWhat is this?"), ("gpt", "A red square."))
+    closing = _turns(("human", "Hi"), ("gpt", "Hello"), ("human", "Bye?"))
+    path = write_json(tmp_path / "mix.json", [{"id": "g", "image": "a.png", "conversations": opening},
+                                              {"id": "h", "conversations": closing}])
+    source = build(registries, path, image_root)
+    assert [s["conversations"] for s in source.samples()] == [opening, closing]
+    assert source.skipped == []
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -143,7 +158,7 @@ def test_invalid_jsonl_line(registries, tmp_path, image_root):
 
 
 def test_skip_mode_records_every_skip(registries, tmp_path, image_root):
-    bads = [BAD[k][0] for k in ("missing image", "starts with gpt", "escaping path", "no id")]
+    bads = [BAD[k][0] for k in ("missing image", "two opening gpt turns", "escaping path", "no id")]
     path = write_json(tmp_path / "data.json", [record("g1"), *bads, record("g2", "sub/b.png")])
     source = build(registries, path, image_root, on_bad_sample="skip")
     assert [s["id"] for s in source.samples()] == ["g1", "g2"]

@@ -32,7 +32,7 @@ def test_cached_features_equal_encoder_output_exactly(tmp_path, images):
     # Another instance (another process, a later run) reads the same bits from disk.
     again = FeatureCache(tmp_path, encoder).get_many(images[::-1])
     assert torch.equal(again, first.flip(0))
-    assert cache.directory == tmp_path / "test-tiny-clip-0" / "float32"
+    assert cache.directory == tmp_path / "test-tiny-clip-0" / "float32-square"
 
 
 def test_second_pass_is_all_hits_without_encoder_calls(tmp_path, images):
@@ -63,7 +63,7 @@ def test_float16_storage(tmp_path, images):
     assert out.dtype == torch.float16
     assert torch.equal(out, fresh_features(encoder, images).half())
     assert torch.equal(FeatureCache(tmp_path, encoder, dtype=torch.float16).get_many(images), out)
-    assert cache.directory.name == "float16"
+    assert cache.directory.name == "float16-square"
 
 
 def test_changed_image_file_is_encoded_again(tmp_path, images):
@@ -186,3 +186,36 @@ def test_bad_inputs(tmp_path, images):
     wrong.num_tokens = 5
     with pytest.raises(AblateError, match=r"returned features \(16, 192\), not num_tokens x feature_dim = \(5, 192\)"):
         FeatureCache(tmp_path / "w", wrong).get_many(images[:1])
+
+
+def test_each_image_aspect_ratio_has_its_own_folder_and_features(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from ablate.data.aspect_ratio import pixel_values
+
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 48, 3), dtype=np.uint8)).save(wide)
+    encoder, features = TinyClip(), {}
+    for mode in ("square", "pad", "resize"):
+        cache = FeatureCache(tmp_path / "cache", encoder, image_aspect_ratio=mode)
+        assert cache.directory == tmp_path / "cache" / "test-tiny-clip-0" / f"float32-{mode}"
+        features[mode] = cache.get_many([str(wide)])
+        with torch.no_grad():  # what the uncached collator of that mode feeds the encoder
+            fresh = encoder(pixel_values([Image.open(wide).convert("RGB")], encoder.image_processor, mode))
+        assert torch.equal(features[mode], fresh)
+    assert not torch.equal(features["square"], features["pad"])
+    assert not torch.equal(features["square"], features["resize"])
+    assert not torch.equal(features["pad"], features["resize"])
+
+
+def test_stored_lookup_reads_prefilled_features_and_never_encodes(tmp_path, images):
+    encoder = CountingEncoder(PatchEncoder())
+    cache = FeatureCache(tmp_path, encoder, batch_size=8)
+    cache.prefill(images[:4], device=None)
+    calls = encoder.calls
+    ids = [f"s{i}" for i in range(4)]
+    assert torch.equal(cache.stored_lookup(ids, images[:4]), cache.batch_lookup(ids, images[:4]))
+    with pytest.raises(DataError, match=r"sample 'late': image '.*img0004.png' is not in the feature cache .* ZeRO-3"):
+        cache.stored_lookup(["s0", "late"], [images[0], images[4]])
+    assert encoder.calls == calls

@@ -60,3 +60,27 @@ def test_second_epoch_and_later_runs_read_cached_features(tmp_path, feature_root
     other = run_recipe(instruct_only(tmp_path, "seed=7", "eval.limit=4"))
     assert other.stages[0].reused_from is None
     assert other.feature_cache == {"misses": 0, "hits": 2 * IMAGES + 4}
+
+
+def test_padded_images_through_dataloader_workers_read_their_own_cache(tmp_path, feature_root):
+    """A padded stage with 2 DataLoader worker processes: the cache has a folder of its own, the
+    workers read it (their hits counted), and training and eval equal the uncached run's. Its
+    tf32 has no GPU to use here: the run goes on and notes it."""
+    import json
+
+    from ablate.run.runner import run_recipe
+
+    pad = ("stages.1.dataloader_workers=2", "stages.1.image_aspect_ratio=pad", "stages.1.tf32=true")
+    cached = run_recipe(instruct_only(tmp_path, *pad))
+    note = "tf32 ignored: no TF32 here (it needs CUDA on an Ampere or newer GPU)"
+    assert cached.stages[0].notes == [note]
+    assert json.loads((cached.run_dir / "summary.json").read_text())["stages"][0]["notes"] == [note]
+    eval_items = sum(1 for _ in cached.predictions_path.open())
+    # The images are stored before the workers start (8 misses); the workers' 2 epochs are hits.
+    assert cached.feature_cache == {"misses": IMAGES + 2, "hits": 2 * IMAGES + eval_items - 2}
+    (encoder_folder,) = feature_root.iterdir()
+    assert sorted(p.name for p in encoder_folder.iterdir()) == ["float32-pad"]
+
+    plain = run_recipe(instruct_only(tmp_path, *pad, "data.feature_cache=false"), reuse_stages=False)
+    assert plain.stages[0].metrics["mean_loss"] == pytest.approx(cached.stages[0].metrics["mean_loss"], rel=1e-5)
+    assert plain.eval_metrics == cached.eval_metrics

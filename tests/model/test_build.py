@@ -124,3 +124,26 @@ def test_init_connector_errors(section, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(AblateError, match="no connector weights"):
         build_vlm(section(init_connector=str(tmp_path / "empty")))
+
+
+def test_connector_file_problem_reads_shapes_only_and_names_each_misfit(tmp_path):
+    from safetensors.torch import save_file
+
+    from ablate.model.connector_weights import connector_file_problem
+
+    with torch.device("meta"):  # the connector a check builds: no memory, nothing to load into
+        connector = LinearConnector(ENC_DIM, LLM_DIM, 4)
+    save_file({"weight": torch.zeros(LLM_DIM, ENC_DIM), "bias": torch.zeros(LLM_DIM)}, str(tmp_path / "ok.safetensors"))
+    torch.save({"model.mm_projector.weight": torch.zeros(2 * LLM_DIM, ENC_DIM),
+                "model.mm_projector.bias": torch.zeros(2 * LLM_DIM)}, tmp_path / "mm_projector.bin")
+    assert connector_file_problem(connector, tmp_path / "ok.safetensors") is None
+    problem = connector_file_problem(connector, tmp_path)
+    assert "weight: file has shape [32, 8], connector expects [16, 8]" in problem
+    assert "bias: file has shape [32], connector expects [16]" in problem
+    assert "does not exist" in connector_file_problem(connector, tmp_path / "nowhere.bin")
+
+
+def test_builders_without_meta_cannot_be_built_on_the_meta_device(section):
+    from ablate.model.build import component_on_meta
+
+    assert component_on_meta("encoder", section().encoder) is None

@@ -1,4 +1,4 @@
-"""VLMCollator / EvalCollator: padding, images, pad-to-square, feature lookup."""
+"""VLMCollator / EvalCollator: padding, images, image_aspect_ratio, feature lookup."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from PIL import Image
 from vlm_parts import TinyClipEncoder, tiny_tokenizer
 
 from ablate.components.contracts import IMAGE_TOKEN_INDEX as I  # noqa: E741
-from ablate.data.collate import EvalCollator, VLMCollator, expand_to_square, left_pad
+from ablate.data.aspect_ratio import expand_to_square
+from ablate.data.collate import EvalCollator, VLMCollator, left_pad
 from ablate.errors import DataError
 
 N = -100
@@ -54,11 +55,13 @@ def test_pad_to_square_uses_the_processor_mean_colour(rows, processor):
     assert square.getpixel((0, 0)) == (122, 116, 104) and square.getpixel((0, 10)) == (255, 0, 0)
     assert square.getpixel((39, 29)) == (255, 0, 0) and square.getpixel((39, 30)) == (122, 116, 104)
 
-    padded = VLMCollator(tiny_tokenizer(), processor, pad_to_square=True)(rows[:1])["pixel_values"]
+    padded = VLMCollator(tiny_tokenizer(), processor, image_aspect_ratio="pad")(rows[:1])["pixel_values"]
     plain = VLMCollator(tiny_tokenizer(), processor)(rows[:1])["pixel_values"]
     # CLIP mean (0.481, 0.458, 0.408) * 255, truncated like LLaVA.
     assert torch.equal(padded, processor([square], return_tensors="pt")["pixel_values"])
     assert not torch.equal(padded, plain)
+    eval_padded = EvalCollator(tiny_tokenizer(), processor, image_aspect_ratio="pad")(rows[:1])["pixel_values"]
+    assert torch.equal(eval_padded, padded)
 
 
 def test_feature_lookup_replaces_pixel_values(rows):

@@ -108,6 +108,21 @@ def test_another_world_size_changes_the_global_batch_and_the_key(trained):
     assert entry.inputs.global_batch == 4
 
 
+def test_image_preparation_clipping_and_tf32_change_the_key_dataloader_workers_do_not(trained):
+    import copy
+
+    _, data, _ = trained
+    stored = _plan(data).stages[0]
+    assert type(stored.action).__name__ == "Reuse"
+    for field, value in [("image_aspect_ratio", "pad"), ("max_grad_norm", None), ("tf32", True),
+                         ("dataloader_workers", 4)]:
+        changed = copy.deepcopy(data)
+        changed["stages"][0][field] = value
+        entry = _plan(changed).stages[0]
+        assert (entry.key == stored.key) == (field == "dataloader_workers"), field
+        assert type(entry.action).__name__ == ("Reuse" if field == "dataloader_workers" else "Train"), field
+
+
 def test_validate_plan_prints_the_plan_without_training(tmp_path, trained):
     fresh = tiny_run.write_recipe(tmp_path, _recipe(tmp_path))
     before = tiny_run.run_cli("validate", "--plan", str(fresh), COLUMNS="250")
@@ -176,3 +191,11 @@ def test_corrupted_resume_state_is_named(trained):
         assert "--resume state file" in proc.stderr and "state.json" in proc.stderr
     finally:
         state.write_text(kept)
+
+
+def test_a_run_that_reuses_its_stage_reports_the_trainable_counts_of_the_run_that_trained_it(trained):
+    root, data, first = trained
+    again = tiny_run.run_in_process(data)
+    assert again.stages[0].reused_from == first.run_id
+    assert again.parameter_counts == first.parameter_counts
+    assert first.parameter_counts["llm"]["trainable"] == 0  # the stage kept the LLM frozen

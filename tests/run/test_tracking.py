@@ -92,16 +92,32 @@ def test_a_scienceqa_eval_logs_the_official_breakdown_under_scienceqa(tmp_path):
     assert len(predictions) == 14 and all(p["extracted"] in {"A", "B", "C", "D", "E", "FAILED"} for p in predictions)
 
 
-def test_a_run_that_fails_is_marked_failed_with_the_error(tmp_path):
+def test_a_run_that_fails_is_marked_failed_with_the_error(tmp_path, monkeypatch):
+    import ablate.train.stage
     from ablate.errors import AblateError
 
-    data = tiny_run.recipe(tmp_path, [tiny_run.stage("align", deepspeed="no-such-zero.json")])
-    with pytest.raises(AblateError, match="no-such-zero.json"):  # found when the stage starts training
+    def fails(**_):
+        raise AblateError("stage align: out of disk space in checkpoints/")
+
+    monkeypatch.setattr(ablate.train.stage, "run_stage", fails)  # a failure once the stage trains
+    data = tiny_run.recipe(tmp_path, [tiny_run.stage("align")])
+    with pytest.raises(AblateError, match="out of disk space"):
         tiny_run.run_in_process(data)
     _, run = _only_run(tmp_path)
     assert run.info.status == "FAILED"
-    assert run.data.tags["error"].startswith("AblateError: ")
-    assert "no-such-zero.json" in run.data.tags["error"]
+    assert run.data.tags["error"] == "AblateError: stage align: out of disk space in checkpoints/"
+
+
+def test_a_missing_deepspeed_config_stops_the_run_before_it_is_recorded(tmp_path):
+    from mlflow import MlflowClient
+
+    from ablate.errors import AblateError
+
+    data = tiny_run.recipe(tmp_path, [tiny_run.stage("align", deepspeed="no-such-zero.json")])
+    with pytest.raises(AblateError, match=r"stages\.align\.deepspeed: config file 'no-such-zero.json' not found"):
+        tiny_run.run_in_process(data)
+    client = MlflowClient(tiny_run.tracking_uri(tmp_path))
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
 
 def test_a_run_stopped_by_bad_input_writes_nothing(tmp_path):

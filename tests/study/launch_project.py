@@ -3,9 +3,6 @@ zoo models, eval on 4 questions; written into a temp folder with its own MLflow 
 
 from __future__ import annotations
 
-import copy
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Any

@@ -19,12 +19,13 @@ class StageParts:
 
     def trainer(self, workdir: Path):
         """The VLMTrainer exactly as `run_stage` builds it (arguments, connector lr)."""
-        from ablate.train.stage import deepspeed_config, training_arguments
+        from ablate.train.stage import deepspeed_settings, training_arguments
         from ablate.train.trainer import VLMTrainer
 
-        args = training_arguments(self.stage, self.recipe.seed, workdir, deepspeed_config(self.stage, None))
+        args = training_arguments(self.stage, self.recipe.seed, workdir, deepspeed_settings(self.stage, None))
         return VLMTrainer(model=self.vlm, args=args, train_dataset=self.dataset, data_collator=self.collator,
-                          connector_lr=self.stage.connector_lr)
+                          connector_lr=self.stage.connector_lr,
+                          group_by_modality_length=self.stage.group_by_modality_length)
 
     def train(self, workdir: Path):
         from ablate.tracking import Tracker

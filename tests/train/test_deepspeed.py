@@ -1,5 +1,5 @@
 """DeepSpeed ZeRO-3 on two CPU processes (torchrun, gloo): the run finishes, rank 0 alone records
-it, and the stage trains (ZeRO-2 runs as a study cell: tests/study/test_study_launch.py). The first test builds DeepSpeed's shared-memory comm op once
+it, the frozen encoder's features come from the feature cache, and the stage trains (ZeRO-2 runs as a study cell: tests/study/test_study_launch.py). The first test builds DeepSpeed's shared-memory comm op once
 (cached in TORCH_EXTENSIONS_DIR), which takes a minute or two on a fresh machine."""
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ def test_zero3_stages_are_gathered_whole_for_the_next_stage_the_store_and_eval(t
     ])
     client, run = _torchrun(tmp_path, data)
     assert all(math.isfinite(v) for s in ("align", "instruct") for v in _losses(client, run, s))
+    # The frozen encoder's features come from the cache in both ZeRO-3 stages: rank 0 stored every
+    # image before each stage's engine partitioned the encoder, and training only read them.
+    # (A miss while training would have stopped the run: the ZeRO-3 collator never encodes.)
+    # Rank 0 counts its own lookups: the 8 align images stored, then at least 2 batches of 2 per stage.
+    assert run.data.metrics["feature_cache/misses"] >= 8 and run.data.metrics["feature_cache/hits"] >= 8
     assert "eval/accuracy" in run.data.metrics
     whole = build_vlm(tiny_run.load(data).model).state_dict()
     assert run.data.metrics["params/llm/total"] == sum(v.numel() for k, v in whole.items() if k.startswith("llm."))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, RecipeError
 from ablate.train.callbacks import stage_losses
 from ablate.train.stage import deepspeed_config, last_complete_checkpoint
 
@@ -64,3 +64,52 @@ def test_deepspeed_config_resolves_shipped_names_paths_and_dicts(tmp_path):
     assert deepspeed_config(_stage(), None) is None
     with pytest.raises(AblateError, match=r"stages\.s\.deepspeed: config file 'zero9.json' not found"):
         deepspeed_config(_stage(deepspeed="zero9.json"), tmp_path)
+
+
+def _filled_clipping(stage, base_dir=None):
+    """gradient_clipping as transformers hands it to DeepSpeed for this stage."""
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    from ablate.train.stage import deepspeed_settings, training_arguments
+
+    try:
+        args = training_arguments(stage, 1, Path("/tmp/unused-ds"), deepspeed_settings(stage, base_dir))
+        return args.hf_deepspeed_config.config["gradient_clipping"]
+    finally:
+        unset_hf_deepspeed_config()  # the global "DeepSpeed is on" flag must not reach other tests
+
+
+def test_max_grad_norm_alone_decides_deepspeed_clipping(tmp_path):
+    from deepspeed.runtime.config import get_gradient_clipping
+
+    from ablate.train.stage import deepspeed_settings
+
+    for name in ("zero2.json", "zero3.json"):
+        assert deepspeed_settings(_stage(deepspeed=name), None)["gradient_clipping"] == "auto"
+        assert _filled_clipping(_stage(deepspeed=name)) == 1.0  # the default, as the tiny recipes measured
+        assert _filled_clipping(_stage(deepspeed=name, max_grad_norm=None)) == 0.0
+    # LLaVA's configs have no gradient_clipping: no clipping to the DeepSpeed LLaVA used, 1.0 to
+    # this one. It is filled from max_grad_norm all the same, so the stage decides.
+    llava = {"zero_optimization": {"stage": 2}, "train_micro_batch_size_per_gpu": "auto"}
+    assert get_gradient_clipping(llava) == 1.0
+    filled = _filled_clipping(_stage(deepspeed=llava, max_grad_norm=None))
+    assert filled == 0.0 and get_gradient_clipping({**llava, "gradient_clipping": filled}) == 0.0
+    assert _filled_clipping(_stage(deepspeed={**llava, "gradient_clipping": 0.5}, max_grad_norm=0.5)) == 0.5
+
+
+def test_deepspeed_clipping_that_contradicts_max_grad_norm_is_refused(tmp_path):
+    from ablate.recipe.loading import recipe_from_dict
+    from ablate.train.stage import deepspeed_settings
+
+    (tmp_path / "clip.json").write_text(json.dumps({"gradient_clipping": 1.0, "zero_optimization": {"stage": 2}}))
+    with pytest.raises(AblateError, match=r"stages\.s\.deepspeed \(.*clip\.json\): gradient_clipping 1\.0 contradicts "
+                                          r"the stage's max_grad_norm \(None\); set it to \"auto\" or leave it out"):
+        deepspeed_settings(_stage(deepspeed="clip.json", max_grad_norm=None), tmp_path)
+    assert deepspeed_settings(_stage(deepspeed="clip.json"), tmp_path)["gradient_clipping"] == "auto"  # 1.0 = 1.0
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(AblateError, match=r"stages\.s\.deepspeed \(.*broken\.json\): not a readable JSON file"):
+        deepspeed_settings(_stage(deepspeed="broken.json"), tmp_path)
+    inline = tiny_run.recipe(tmp_path, [tiny_run.stage("s", deepspeed={"gradient_clipping": 2.0}, max_grad_norm=0)])
+    with pytest.raises(RecipeError, match=r"stages\.0: deepspeed: gradient_clipping 2\.0 contradicts the stage's "
+                                          r"max_grad_norm \(None\)"):
+        recipe_from_dict(inline)  # an inline config is checked with the recipe

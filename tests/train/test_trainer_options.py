@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import tiny_run
 from stage_parts import stage_parts
@@ -73,3 +74,77 @@ def test_gradient_checkpointing_recomputes_the_llm_layers_and_keeps_the_losses(t
     assert len(calls) == 2 * 3  # 3 steps, each a forward and its recomputation (without checkpointing: 3)
     assert result.metrics["final_loss"] == pytest.approx(ALIGN_LOSSES[-1], abs=1e-4)
     assert result.metrics["mean_loss"] == pytest.approx(sum(ALIGN_LOSSES) / 3, abs=1e-4)
+
+
+@pytest.fixture
+def built_zoo():
+    """The tiny checkpoints built up front: building one reseeds torch, so runs that compare
+    with each other (or with pinned losses) must not build one in between."""
+    from ablate.zoo import build_all
+
+    build_all(["tiny-clip", "tiny-llama"])
+
+
+def _first_update(parts, workdir):
+    """(connector weights after one step minus before, the pre-clip gradient norm of that step)."""
+    before = {n: p.detach().clone() for n, p in parts.vlm.connector.named_parameters()}
+    trainer = parts.trainer(workdir)
+    trainer.train()
+    delta = {n: p.detach() - before[n] for n, p in parts.vlm.connector.named_parameters()}
+    return delta, trainer.state.log_history[0]["grad_norm"]
+
+
+def test_max_grad_norm_scales_the_update_exactly_and_null_does_not_clip(tmp_path, built_zoo):
+    # Plain SGD, so an update is -lr x gradient: clipping shows up as an exact scale factor (a
+    # large lr keeps the updates well above float32's resolution of the weights).
+    stage = tiny_run.stage("s", optimizer="sgd", lr=10.0, max_steps=1, batch_size=4)
+    free, norm = _first_update(stage_parts(tmp_path / "a", {**stage, "max_grad_norm": None}), tmp_path / "wa")
+    assert norm > 2.0
+    clipped, same_norm = _first_update(stage_parts(tmp_path / "b", {**stage, "max_grad_norm": 1.0}), tmp_path / "wb")
+    assert same_norm == pytest.approx(norm, rel=1e-6)  # the Trainer logs the norm before clipping
+    for name in free:  # torch's clip_grad_norm_: factor max_norm / (norm + 1e-6)
+        assert torch.allclose(clipped[name], free[name] / (norm + 1e-6), rtol=1e-3, atol=1e-6), name
+    # A norm over the gradient's leaves it whole: the same step as no clipping.
+    loose, _ = _first_update(stage_parts(tmp_path / "c", {**stage, "max_grad_norm": 1e6}), tmp_path / "wc")
+    assert all(torch.equal(loose[name], free[name]) for name in free)
+
+
+def test_a_two_step_run_with_a_tiny_max_grad_norm_changes_the_second_loss(tmp_path, built_zoo):
+    stage = tiny_run.stage("align", max_steps=2)
+    result = stage_parts(tmp_path, {**stage, "max_grad_norm": 1e-4}).train(tmp_path / "w")
+    # The first loss comes before any update; with the default norm (1.0) the second would be
+    # ALIGN_LOSSES[1]. AdamW's step hardly depends on the gradient's scale, so a tiny norm slows
+    # it only through eps: less progress, a higher second loss.
+    assert result.metrics["mean_loss"] * 2 - result.metrics["final_loss"] == pytest.approx(ALIGN_LOSSES[0], abs=1e-4)
+    assert result.metrics["final_loss"] == pytest.approx(6.642675, abs=1e-4)
+    assert result.metrics["final_loss"] > ALIGN_LOSSES[1] + 0.01
+
+
+def test_max_grad_norm_zero_and_null_are_one_setting(tmp_path):
+    from ablate.train.stage import training_arguments
+
+    zero = stage_parts(tmp_path, tiny_run.stage("s", max_grad_norm=0)).stage
+    assert zero.max_grad_norm is None
+    assert training_arguments(zero, 1, tmp_path / "w", None).max_grad_norm == 0.0
+    assert training_arguments(stage_parts(tmp_path / "d", tiny_run.stage("s")).stage, 1, tmp_path / "w",
+                              None).max_grad_norm == 1.0  # the default: the tiny recipes' measured runs
+
+
+def test_tf32_is_passed_where_the_gpu_has_it_and_noted_where_not(tmp_path, monkeypatch):
+    import transformers.training_args
+
+    import ablate.train.stage as stage_module
+    from ablate.train.stage import stage_notes, training_arguments
+
+    stage = stage_parts(tmp_path, tiny_run.stage("s", tf32=True)).stage
+    args = training_arguments(stage, 1, tmp_path / "w", None)  # this CPU has no TF32: no crash
+    assert args.tf32 is None
+    assert stage_notes(stage) == ["tf32 ignored: no TF32 here (it needs CUDA on an Ampere or newer GPU)"]
+    assert stage_notes(stage.model_copy(update={"tf32": False})) == []
+    # Where transformers finds TF32, the stage asks for it (and transformers switches it on).
+    enabled = []
+    monkeypatch.setattr(stage_module, "tf32_available", lambda: True)
+    monkeypatch.setattr(transformers.training_args, "is_torch_tf32_available", lambda: True)
+    monkeypatch.setattr(transformers.training_args, "enable_tf32", enabled.append)
+    assert training_arguments(stage, 1, tmp_path / "w", None).tf32 is True and enabled == [True]
+    assert stage_notes(stage) == []

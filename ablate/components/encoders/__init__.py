@@ -50,18 +50,21 @@ class HFSiglipConfig(_HFVisionConfig):
     select: Literal["patch"] = Field("patch", description="SigLIP has no CLS token: patch tokens only")
 
 
-def build_hf_clip(config: HFClipConfig):
-    """CLIP vision tower (transformers CLIPVisionModel), frozen."""
-    from ablate.components.encoders.hf_vision import load_vision_encoder
+def build_hf_clip(config: HFClipConfig, meta: bool = False):
+    """CLIP vision tower (transformers CLIPVisionModel), frozen. `meta`: on the meta device from
+    the checkpoint's config alone (shapes only, no weights read)."""
+    return _build_tower(config, "clip", meta)
 
-    return load_vision_encoder(config, family="clip")
+
+def build_hf_siglip(config: HFSiglipConfig, meta: bool = False):
+    """SigLIP vision tower (transformers SiglipVisionModel), frozen. `meta`: as for hf_clip."""
+    return _build_tower(config, "siglip", meta)
 
 
-def build_hf_siglip(config: HFSiglipConfig):
-    """SigLIP vision tower (transformers SiglipVisionModel), frozen."""
-    from ablate.components.encoders.hf_vision import load_vision_encoder
+def _build_tower(config: _HFVisionConfig, family: str, meta: bool):
+    from ablate.components.encoders.hf_vision import load_vision_encoder, vision_encoder_on_meta
 
-    return load_vision_encoder(config, family="siglip")
+    return vision_encoder_on_meta(config, family) if meta else load_vision_encoder(config, family)
 
 
 def register(registries) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
 from torch import nn
 
 from ablate.errors import AblateError, MissingCheckpointError
-from ablate.components.checkpoints import checkpoint_fingerprint, open_checkpoint
+from ablate.components.checkpoints import checkpoint_config, checkpoint_fingerprint, open_checkpoint
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # config.json model types each tower can be read from (a full CLIP/SigLIP or a vision-only one).
@@ -57,26 +58,14 @@ class HFVisionEncoder(nn.Module):
 
 def load_vision_encoder(config, family: str) -> HFVisionEncoder:
     """Load the tower and its image processor from `config.name_or_path` (frozen, eval mode)."""
-    from transformers import AutoConfig, AutoImageProcessor, CLIPVisionModel, SiglipVisionModel
+    from transformers import AutoConfig, AutoImageProcessor
 
     checkpoint_config = open_checkpoint(
         "encoder", config.name_or_path, lambda src, **kw: AutoConfig.from_pretrained(src, **kw)
     )
-    if checkpoint_config.model_type not in _MODEL_TYPES[family]:
-        other = next((f"; that is type hf_{f}" for f, types in _MODEL_TYPES.items()
-                      if checkpoint_config.model_type in types), "")
-        raise AblateError(
-            f"encoder {config.type}: {config.name_or_path!r} is a {checkpoint_config.model_type!r} checkpoint, "
-            f"not {_LABELS[family]} (model_type {' or '.join(_MODEL_TYPES[family])}){other}"
-        )
-    _check_against(config, getattr(checkpoint_config, "vision_config", None) or checkpoint_config)
+    _checked_vision_config(config, family, checkpoint_config)
     dtype = _DTYPES[config.dtype]
-    if family == "clip":
-        model_class, extra = CLIPVisionModel, {}
-    else:
-        # The attention-pooling head is unused here; leaving it out keeps unused params away
-        # from DDP and LoRA when the encoder is trained.
-        model_class, extra = SiglipVisionModel, {"vision_use_head": False}
+    model_class, extra = _tower_class(family)
 
     model, info = open_checkpoint(
         "encoder",
@@ -96,15 +85,57 @@ def load_vision_encoder(config, family: str) -> HFVisionEncoder:
     )
     model.requires_grad_(False)
     model.eval()
+    return _wrap(model, image_processor, config, family, checkpoint_fingerprint(config, config.name_or_path))
+
+
+def vision_encoder_on_meta(config, family: str) -> HFVisionEncoder:
+    """The encoder built on the meta device from the checkpoint's config.json alone: its shapes,
+    no weights read and no memory taken (image_processor None, no cache key)."""
+    vision = copy.deepcopy(_checked_vision_config(config, family, checkpoint_config("encoder", config.name_or_path)))
+    model_class, extra = _tower_class(family)
+    for key, value in extra.items():
+        setattr(vision, key, value)
+    with torch.device("meta"):
+        model = model_class(vision)
+    model.requires_grad_(False)
+    return _wrap(model, None, config, family, "")
+
+
+def _wrap(model, image_processor, config, family: str, cache_key: str) -> HFVisionEncoder:
     encoder = HFVisionEncoder(
         model,
         image_processor,
         feature_layers=config.feature_layers,
         drop_cls=family == "clip" and config.select == "patch",
         has_cls=family == "clip",
-        cache_key=checkpoint_fingerprint(config, config.name_or_path),
+        cache_key=cache_key,
     )
     return encoder.eval()
+
+
+def _tower_class(family: str):
+    """(the transformers tower class, config settings it is loaded with)."""
+    from transformers import CLIPVisionModel, SiglipVisionModel
+
+    if family == "clip":
+        return CLIPVisionModel, {}
+    # The attention-pooling head is unused here; leaving it out keeps unused params away
+    # from DDP and LoRA when the encoder is trained.
+    return SiglipVisionModel, {"vision_use_head": False}
+
+
+def _checked_vision_config(config, family: str, checkpoint_config):
+    """The checkpoint's vision config, after checking it is this family's and fits the settings."""
+    if checkpoint_config.model_type not in _MODEL_TYPES[family]:
+        other = next((f"; that is type hf_{f}" for f, types in _MODEL_TYPES.items()
+                      if checkpoint_config.model_type in types), "")
+        raise AblateError(
+            f"encoder {config.type}: {config.name_or_path!r} is a {checkpoint_config.model_type!r} checkpoint, "
+            f"not {_LABELS[family]} (model_type {' or '.join(_MODEL_TYPES[family])}){other}"
+        )
+    vision = getattr(checkpoint_config, "vision_config", None) or checkpoint_config
+    _check_against(config, vision)
+    return vision
 
 
 def _check_against(config, vision) -> None:

@@ -23,11 +23,12 @@ class HFCausalLMConfig(ComponentConfig):
     model_max_length: int | None = Field(None, gt=0, description="override the tokenizer's model_max_length")
 
 
-def build_hf_causal_lm(config: HFCausalLMConfig):
-    """Causal LM via AutoModelForCausalLM + its fast tokenizer (pad = unk, right padding, as LLaVA)."""
-    from ablate.components.llms.hf_causal_lm import load_causal_lm
+def build_hf_causal_lm(config: HFCausalLMConfig, meta: bool = False):
+    """Causal LM via AutoModelForCausalLM + its fast tokenizer (pad = unk, right padding, as LLaVA).
+    `meta`: the model on the meta device from the checkpoint's config alone, no tokenizer."""
+    from ablate.components.llms.hf_causal_lm import causal_lm_on_meta, load_causal_lm
 
-    return load_causal_lm(config)
+    return causal_lm_on_meta(config) if meta else load_causal_lm(config)
 
 
 def register(registries) -> None:

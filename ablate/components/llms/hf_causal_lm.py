@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ablate.components.contracts import LoadedLLM
 from ablate.errors import AblateError, MissingCheckpointError
-from ablate.components.checkpoints import open_checkpoint
+from ablate.components.checkpoints import checkpoint_config, open_checkpoint
 from ablate.components.llms.slow_llama import match_slow_llama
 
 
@@ -64,3 +64,20 @@ def load_causal_lm(config) -> LoadedLLM:
         )
     return LoadedLLM(model=model, tokenizer=tokenizer)
 
+
+
+def causal_lm_on_meta(config) -> LoadedLLM:
+    """The model built on the meta device from the checkpoint's config.json alone: its shapes, no
+    weights read and no memory taken. No tokenizer is loaded."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model_config = checkpoint_config("llm", config.name_or_path)
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(model_config, dtype=getattr(torch, config.dtype),
+                                                     trust_remote_code=config.trust_remote_code)
+    except ValueError:  # no causal LM class reads this config
+        raise AblateError(f"llm {config.type}: {config.name_or_path!r} is a {model_config.model_type!r} checkpoint, "
+                          "not a causal language model") from None
+    return LoadedLLM(model=model, tokenizer=None)

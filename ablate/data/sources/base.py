@@ -77,28 +77,31 @@ def all_skipped_error(where: str, skipped: list[tuple[str, str]]) -> DataError:
 
 
 def check_conversations(conversations: Any, sample_id: str, *, has_image: bool) -> list[dict[str, str]]:
-    """Validate LLaVA conversation turns; returns them as plain {from, value} dicts.
+    """Validate LLaVA conversation turns; returns them as plain {from, value} dicts, all kept.
 
-    Turns must alternate human/gpt starting with human and end with a gpt turn (something
-    to learn). With an image, "<image>" must appear exactly once, in a human turn; without
-    one it must not appear at all.
+    Turns alternate human/gpt. As in LLaVA's preprocessing, the first turn may be a gpt turn
+    (vicuna_v1 drops it) and the last may be a human turn (left unanswered: vicuna_v1 masks it
+    like every human turn); at least one gpt turn must answer a human turn. With an
+    image, "<image>" must appear exactly once, in a human turn; without one it must not appear
+    at all.
     """
     if not isinstance(conversations, list) or not conversations:
         raise BadSample(sample_id, "'conversations' must be a non-empty list of {from, value} turns")
     turns = []
+    dropped = 1 if isinstance(conversations[0], dict) and conversations[0].get("from") == "gpt" else 0
     for i, turn in enumerate(conversations):
         if not isinstance(turn, dict) or not isinstance(turn.get("value"), str) or "from" not in turn:
             raise BadSample(sample_id, f"turn {i} is not a {{from, value}} object with a string value")
-        expected = ROLES[i % 2]
+        expected = ROLES[(i + dropped) % 2]
         if turn["from"] != expected:
             raise BadSample(
                 sample_id,
-                f"conversation does not alternate human/gpt starting with human: turn {i} is "
-                f"{turn['from']!r}, expected {expected!r}",
+                f"conversation does not alternate human/gpt starting with human (after an optional opening "
+                f"gpt turn): turn {i} is {turn['from']!r}, expected {expected!r}",
             )
         turns.append({"from": turn["from"], "value": turn["value"]})
-    if turns[-1]["from"] != "gpt":
-        raise BadSample(sample_id, "conversation ends with a human turn (no gpt answer to learn)")
+    if not any(t["from"] == "gpt" for t in turns[dropped:]):
+        raise BadSample(sample_id, "no gpt turn answers a human turn (nothing to learn)")
     in_gpt = sum(t["value"].count(IMAGE_TOKEN) for t in turns if t["from"] == "gpt")
     in_human = sum(t["value"].count(IMAGE_TOKEN) for t in turns if t["from"] == "human")
     if in_gpt:

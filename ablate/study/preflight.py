@@ -1,0 +1,131 @@
+"""`ablate study NAME --check`, also run at the start of every study: each cell, before anything
+trains, without training and without reading weights.
+
+For every cell of the scale:
+- its recipe validates, with the checks across sections that validation makes
+  (`ablate.recipe.compatibility`: each stage's and the eval's data read the answer format the
+  recipe sets, and the evaluator can score it);
+- its model builds on the meta device from the checkpoints' config.json files (local folders,
+  `zoo:` entries, the Hugging Face cache): encoder width -> connector -> LLM hidden size, and
+  an `init_connector` file's tensor shapes against the connector built for that cell;
+- each stage's `trainable` resolves to parameters that exist and trains something;
+- every data file, image root, `init_connector` file and DeepSpeed config it names exists.
+Every problem of every cell is reported at once (`StudyCheckError`). Models and files that
+several cells share are checked once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ablate.errors import AblateError, Problem, RecipeError
+from ablate.recipe.yaml_source import Sourced
+from ablate.study.cells import Cell, base_source, cell_source, expand_cells, seeds_for
+from ablate.study.model_check import ModelCheck, check_model
+from ablate.study.named_files import named_file_problems
+from ablate.study.schema import StudyError, StudyFile
+
+
+@dataclass
+class CellCheck:
+    cell: Cell
+    problems: list[Problem] = field(default_factory=list)
+    shapes: str = ""
+    trainable: str = ""
+
+
+@dataclass
+class StudyCheck:
+    study: StudyFile
+    scale: str
+    cells: list[CellCheck]
+    seconds: float
+
+    @property
+    def problems(self) -> int:
+        return sum(len(c.problems) for c in self.cells)
+
+    def raise_if_problems(self) -> None:
+        if self.problems:
+            raise StudyCheckError(self)
+
+
+class StudyCheckError(AblateError):
+    """Every problem of every cell, in one block, cell by cell."""
+
+    def __init__(self, check: StudyCheck):
+        self.check = check
+        bad = [c for c in check.cells if c.problems]
+        lines = [f"study {check.study.name!r} ({check.scale} scale): {check.problems} problem(s) in {len(bad)} of "
+                 f"{len(check.cells)} cells, found before anything trained:"]
+        for cell_check in check.cells:
+            cell = cell_check.cell
+            lines.append(f"  {cell.arm} · seed {cell.seed}:" + ("" if cell_check.problems else " ok"))
+            for problem in cell_check.problems:
+                first, *rest = problem.render().splitlines()
+                lines += ["  " + first, *("        " + line.lstrip() for line in rest)]
+        super().__init__("\n".join(lines))
+
+
+def check_study_file(study: StudyFile, scale: str, seeds: int | None = None) -> StudyCheck:
+    """`--check`: every cell of `scale`, invalid recipes included (reported with the rest)."""
+    study.section(scale)
+    return check_cells(study, scale, expand_cells(study, scale, seeds_for(study, scale, seeds)))
+
+
+def check_cells(study: StudyFile, scale: str, cells: list[Cell], recipes: dict[str, Any] | None = None) -> StudyCheck:
+    """Check `cells`; `recipes` ({cell id: Recipe}) spares validating them again."""
+    start = time.perf_counter()
+    base = base_source(study, scale)
+    base_dir = study.base_path(scale).resolve().parent
+    models: dict[str, ModelCheck] = {}
+    checks = []
+    for cell in cells:
+        try:
+            src = cell_source(study, scale, cell, base)
+            recipe = (recipes or {}).get(cell.id) or _validated(src)
+        except (RecipeError, StudyError) as error:
+            checks.append(CellCheck(cell, list(error.problems)))
+            continue
+        checks.append(_check_recipe(cell, recipe, src, base_dir, models))
+    return StudyCheck(study, scale, checks, time.perf_counter() - start)
+
+
+def _validated(src: Sourced):
+    from ablate.recipe.loading import validate_sourced
+
+    return validate_sourced(src)
+
+
+def _check_recipe(cell: Cell, recipe, src: Sourced, base_dir: Path, models: dict[str, ModelCheck]) -> CellCheck:
+    key = json.dumps({"model": recipe.model.model_dump(mode="json"),
+                      "stages": [[s.name, s.trainable.model_dump(mode="json")] for s in recipe.stages]}, sort_keys=True)
+    if key not in models:
+        models[key] = check_model(recipe)
+    model = models[key]
+    found = model.problems + named_file_problems(recipe, base_dir)
+    problems = [Problem(_dotted(path, recipe), message, src.where(path)) for path, message in found]
+    return CellCheck(cell, problems, model.shapes, model.trainable)
+
+
+def _dotted(path: tuple, recipe) -> str:
+    """The YAML path with stage indices shown as stage names (stages.finetune.trainable)."""
+    parts = list(path)
+    if len(parts) > 1 and parts[0] == "stages" and isinstance(parts[1], int):
+        parts[1] = recipe.stages[parts[1]].name
+    return ".".join(str(p) for p in parts)
+
+
+def check_lines(check: StudyCheck) -> list[str]:
+    """A title, then one line per cell: ok, its arm and seed, its model's shapes, what each stage trains."""
+    lines = [f"{check.study.name} ({check.scale} scale): {len(check.cells)} cells checked in {check.seconds:.1f} s "
+             "on the meta device, nothing trained or loaded"]
+    for cell_check in check.cells:
+        status = "ok" if not cell_check.problems else f"{len(cell_check.problems)} problem(s)"
+        lines.append(f"  {status:<4} {cell_check.cell.arm} · seed {cell_check.cell.seed} · {cell_check.shapes} · "
+                     f"{cell_check.trainable}")
+    return lines

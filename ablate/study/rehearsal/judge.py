@@ -1,0 +1,78 @@
+"""A stand-in judge for judged evaluators (gpt4_relative_score) while a rehearsal runs.
+
+A local OpenAI-compatible `/chat/completions` endpoint, reached through ABLATE_JUDGE_BASE_URL
+(the variable the judge reads first; the recipe is not touched). It checks that each request
+is a chat request (a model, and messages with roles and text) and answers every one with the
+same two scores, so the rehearsal runs the judge's request, parsing and scoring code without
+an API key and without a bill. It cannot say whether answers are good: nothing at this size can.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
+
+ENV = "ABLATE_JUDGE_BASE_URL"
+REPLY = "7 6\nA stand-in judge scored this pair: the rehearsal checks the judging code, not the answers."
+
+
+def request_problem(body: object) -> str | None:
+    """Why `body` is not an OpenAI chat request, or None."""
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return "expected a JSON object with a model name"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "expected a non-empty list of messages"
+    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+               for m in messages):
+        return "every message needs a role and text content"
+    return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        try:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+        except ValueError:
+            body = None
+        problem = "not found" if not self.path.endswith("/chat/completions") else request_problem(body)
+        if problem:
+            self._send(404 if problem == "not found" else 400, {"error": {"message": problem}})
+        else:
+            self._send(200, {"object": "chat.completion", "model": body["model"],
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY},
+                                          "finish_reason": "stop"}]})
+
+    def _send(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass  # the rehearsal's own output says what it used
+
+
+@contextmanager
+def stand_in_judge() -> Iterator[str]:
+    """Serve the stand-in on a free local port and point ABLATE_JUDGE_BASE_URL at it; yields the URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/v1"
+    before = os.environ.get(ENV)
+    os.environ[ENV] = url
+    try:
+        yield url
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
+        server.shutdown()
+        server.server_close()
