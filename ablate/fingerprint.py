@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -79,6 +80,26 @@ def image_stamp(path: str | os.PathLike) -> tuple[str, int, int]:
     """(real path, size, mtime_ns) of an image file: cheap enough for every image of a data set."""
     st = os.stat(path)
     return (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+
+
+class ImageStamps:
+    """`image_stamp` for many images: each folder's real path is resolved once.
+
+    A file that is not a symlink has the real path of its folder plus its name, so one lstat
+    per image replaces realpath's lstat of every path component (mix665k: 625K images)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, path: str) -> tuple[str, int, int]:
+        folder, name = os.path.split(path)
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) or name in ("", ".", ".."):
+            return image_stamp(path)
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = os.path.realpath(folder)
+        return (os.path.join(real, name), st.st_size, st.st_mtime_ns)
 
 
 def folder_fingerprint(folder: str | os.PathLike, *, only: Iterable[str] | None = None,

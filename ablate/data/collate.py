@@ -14,6 +14,7 @@ attention mask before embedding.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Sequence
 
 import torch
@@ -74,6 +75,7 @@ class VLMCollator:
         self.batch_feature_lookup = batch_feature_lookup
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        rows = encodable(rows)
         input_ids, attention_mask = pad_sequences([r["input_ids"] for r in rows], self.pad_token_id, self.padding_side)
         batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if rows and "labels" in rows[0]:
@@ -109,6 +111,23 @@ class VLMCollator:
         if isinstance(image, Image.Image):
             return image.convert("RGB")
         return load_image(str(image), str(row.get("id")))
+
+
+def encodable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows without those the template could not encode (on_bad_sample: skip; see
+    ablate.data.pipeline), each named in a SkippedSampleWarning."""
+    kept = [row for row in rows if not row.get("error")]
+    for row in rows:
+        if row.get("error"):
+            warnings.warn(f"sample {row.get('id')!r} skipped (on_bad_sample: skip): {row['error']}",
+                          SkippedSampleWarning, stacklevel=2)
+    if rows and not kept:
+        raise DataError(f"every sample of a batch was skipped; first: {rows[0].get('id')!r}: {rows[0]['error']}")
+    return kept
+
+
+class SkippedSampleWarning(UserWarning):
+    """A training sample the template could not encode was left out of its batch."""
 
 
 class EvalCollator(VLMCollator):

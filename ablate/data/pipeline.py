@@ -1,17 +1,31 @@
-"""A DataSource -> a tokenized HF `datasets.Dataset` (Arrow on disk, cached by fingerprint).
+"""A DataSource -> a training dataset whose rows are tokenized when they are read.
 
-Two cached steps, both HF datasets' own caching:
-  1. `Dataset.from_generator(..., fingerprint=<source fingerprint>)` writes the samples to
-     Arrow once per source fingerprint; a later call with the same fingerprint reads them back
-     without iterating the source.
-  2. `.map(encode)` with a fingerprint of (samples, template, tokenizer, max_length) writes the
-     tokenized columns to a cache file beside them; a later call loads that file.
-Bad samples the source skipped are stored as rows with an `error` and dropped at the end, so
-`source.skipped` is filled in again on a cache hit and the run can report the count.
+Preparing the data tokenizes nothing (LLaVA's lazy preprocessing): tokenizing a mix665k-shaped
+file up front took 17 minutes on 2 cores and now its first batch comes after one minute
+(benchmarks/data_prep.py).
 
-Columns of the result: id, image (str or None), input_ids, labels, length, data_type,
-meta (a JSON string), and what `conversation_facts` reads from the record's turns: words (LLaVA's
-length estimate for `group_by_modality_length`), opens_with_gpt, ends_with_human.
+1. `raw_dataset`: the source's samples, written once per source fingerprint to an Arrow file
+   in the cache folder; later calls, and the other ranks under torchrun, memory-map it. Each
+   row carries LLaVA's length estimates, from the whitespace-separated words of its turns:
+   `length` (the words, plus 128 with an image: LLaVA's `lengths`) for transformers'
+   group_by_length, and `modality_length` (the words, negative for a text-only sample: LLaVA's
+   `modality_lengths`); and `opens_with_gpt` / `ends_with_human`, the turns LLaVA's preprocessing
+   drops (an opening reply) or leaves unanswered (a closing question), which the run summary
+   counts. Samples the source skipped are stored as rows with an `error`, so a
+   later call fills `source.skipped` again and the run can report the count.
+2. `build_dataset`: those rows without the bad ones (those the source skipped, and those the
+   template cannot render: ablate.data.template_check), as a `datasets.Dataset` whose
+   transform (`with_transform`) runs the template on the rows read: in the Trainer's
+   DataLoader (its workers when `dataloader_workers` > 0), a batch at a time.
+
+Rows read from the result: id, image, input_ids, labels, length, modality_length, opens_with_gpt,
+ends_with_human, data_type, meta (a JSON string) and error (None). Column reads (`dataset["image"]`, `dataset["length"]`)
+tokenize nothing.
+
+A sample that only tokenizing shows the template cannot encode (its image or every supervised
+token cut off by truncation; prompt and reply merged into one token) shows when it is read:
+with on_bad_sample "error" the read raises the template's DataError naming it; with "skip" it
+comes back with an `error` and no tokens, and the collator leaves it out of its batch.
 """
 
 from __future__ import annotations
@@ -19,14 +33,19 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ablate.data.contracts import DataSource
 from ablate.errors import AblateError, DataError
 
-PIPELINE_VERSION = 2  # bump when the columns or the encoding step change
-COLUMNS = ("id", "image", "input_ids", "labels", "length", "words", "opens_with_gpt", "ends_with_human",
+if TYPE_CHECKING:
+    import datasets
+
+PIPELINE_VERSION = 3  # bump when the raw columns change
+COLUMNS = ("id", "image", "input_ids", "labels", "length", "modality_length", "opens_with_gpt", "ends_with_human",
            "data_type", "meta")
+IMAGE_WORDS = 128  # what LLaVA's length estimate adds for an image
+BATCH_ROWS = 10_000  # rows per Arrow record batch written
 
 
 def default_cache_dir() -> Path:
@@ -44,6 +63,10 @@ def _raw_features():
         "conversations": List({"from": Value("string"), "value": Value("string")}),
         "data_type": Value("string"),
         "meta": Value("string"),
+        "length": Value("int32"),
+        "modality_length": Value("int32"),
+        "opens_with_gpt": Value("bool"),
+        "ends_with_human": Value("bool"),
         "error": Value("string"),
     })
 
@@ -52,59 +75,90 @@ def _rows(source: DataSource) -> Iterator[dict[str, Any]]:
     """The source's samples as Arrow rows, then one row per sample it skipped."""
     count = 0
     for count, sample in enumerate(source, 1):
+        conversations = [{"from": t["from"], "value": t["value"]} for t in sample["conversations"]]
         yield {
             "id": str(sample["id"]),
             "image": sample.get("image"),
-            "conversations": [{"from": t["from"], "value": t["value"]} for t in sample["conversations"]],
+            "conversations": conversations,
             "data_type": sample.get("data_type"),
             "meta": json.dumps(sample.get("meta") or {}, sort_keys=True),
+            **conversation_facts(conversations, has_image=sample.get("image") is not None),
             "error": None,
         }
     for count, (sample_id, reason) in enumerate(source.skipped, count + 1):
-        yield {"id": sample_id, "image": None, "conversations": [], "data_type": None, "meta": "{}", "error": reason}
-    if not count:  # datasets would fail on an empty split with its own message
+        yield {"id": sample_id, "image": None, "conversations": [], "data_type": None, "meta": "{}",
+               **conversation_facts([], has_image=False), "error": reason}
+    if not count:
         raise DataError(f"data source {source.name!r} produced no samples")
 
 
-def conversation_facts(conversations: list[dict[str, str]]) -> dict[str, Any]:
-    """What the sampler and the run summary read from a record's turns, as the source gave them.
+def conversation_facts(conversations: list[dict[str, str]], *, has_image: bool) -> dict[str, Any]:
+    """What the samplers and the run summary read from a record's turns, as the source gave them.
 
-    words: LLaVA's length estimate for grouping by modality, the whitespace-separated words of
-    every turn (`<image>` included; LLaVA's `modality_lengths`, whose sign is the `image` column
-    here). opens_with_gpt / ends_with_human: the turns LLaVA's preprocessing drops (an opening
-    reply) or leaves unanswered (a closing question), which the templates treat the same way.
+    LLaVA's length estimates count the whitespace-separated words of every turn (`<image>`
+    included): `length` adds 128 for an image (its `lengths`), `modality_length` is negative for a
+    text-only record (its `modality_lengths`). opens_with_gpt / ends_with_human: the turns LLaVA's
+    preprocessing drops (an opening reply) or leaves unanswered (a closing question).
     """
+    words = sum(len(turn["value"].split()) for turn in conversations)
     roles = [turn["from"] for turn in conversations]
     return {
-        "words": sum(len(turn["value"].split()) for turn in conversations),
+        "length": words + IMAGE_WORDS if has_image else words,
+        "modality_length": words if has_image else -words,
         "opens_with_gpt": bool(roles) and roles[0] == "gpt",
         "ends_with_human": bool(roles) and roles[-1] == "human",
     }
 
 
-def _encode(row: dict[str, Any], *, template: Any, tokenizer: Any, max_length: int | None, skip: bool) -> dict[str, Any]:
-    empty = {"input_ids": [], "labels": [], "length": 0, **conversation_facts([])}
-    if row["error"] is None:
-        try:
-            ids, labels = template.encode(row["conversations"], tokenizer, sample_id=row["id"], max_length=max_length)
-            return {"input_ids": ids, "labels": labels, "length": len(ids), **conversation_facts(row["conversations"]),
-                    "error": None}
-        except DataError as exc:
-            if not skip:
-                raise
-            return {**empty, "error": f"tokenization: {exc}"}
-    return {**empty, "error": row["error"]}
+def raw_dataset(source: DataSource, cache_dir: str | os.PathLike | None = None):
+    """The source's samples as a memory-mapped Arrow dataset, written once per source fingerprint."""
+    from datasets import Dataset
+    from datasets.fingerprint import Hasher
+
+    from ablate.fingerprint import lock
+
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"raw-{Hasher.hash(['ablate-raw', PIPELINE_VERSION, source.fingerprint])}.arrow"
+    with lock(path.with_suffix(".lock")):  # one writer per file across ranks and study workers
+        if not path.is_file():
+            _write_arrow(_rows(source), path)
+    return Dataset.from_file(str(path))
 
 
-def _errors(dataset: Any) -> list[tuple[str, str]]:
-    """(id, reason) of the rows that carry an error, read straight from the Arrow table."""
+def _write_arrow(rows: Iterator[dict[str, Any]], path: Path) -> None:
+    """Rows -> an Arrow stream file, a record batch at a time. datasets' from_generator
+    encodes row by row through its features (about 40 s of 665K mix665k rows); pyarrow
+    converts a batch of rows at once."""
+    import pyarrow as pa
+
+    schema = _raw_features().arrow_schema
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+            batch: list[dict[str, Any]] = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) == BATCH_ROWS:
+                    writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
+                    batch.clear()
+            if batch:
+                writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _error_rows(dataset: Any) -> list[tuple[int, str]]:
+    """(row, reason) of the rows that carry an error, read straight from the Arrow table."""
+    import numpy as np
     import pyarrow.compute as pc
 
     errors = dataset.data.column("error")
     if errors.null_count == len(errors):
         return []
-    bad = pc.is_valid(errors)
-    return list(zip(dataset.data.column("id").filter(bad).to_pylist(), errors.filter(bad).to_pylist()))
+    rows = np.flatnonzero(pc.is_valid(errors).to_numpy(zero_copy_only=False))
+    return list(zip(rows.tolist(), errors.filter(pc.is_valid(errors)).to_pylist()))
 
 
 def build_dataset(
@@ -113,118 +167,94 @@ def build_dataset(
     tokenizer: Any,
     *,
     cache_dir: str | os.PathLike | None = None,
-    num_proc: int | None = None,
     max_length: int | None = None,
     on_bad_sample: str = "error",
-    shards: int = 1,
-) -> "datasets.Dataset":  # noqa: F821
-    """Tokenize `source` with `template.encode` into a cached Arrow-backed Dataset.
+) -> "datasets.Dataset":
+    """`source`'s samples (cached as Arrow), tokenized by `template.encode` when read.
 
-    `on_bad_sample="skip"` drops samples the template cannot encode (e.g. truncation cuts off
-    the image) instead of raising; every skipped sample, from the source or the template,
-    ends up in `source.skipped`. Raises DataError when no sample is left. With `shards`, the
-    result is read from that many tokenized shards (see `tokenize_shard`), made where missing.
+    Every sample the source skipped ends up in `source.skipped`; raises DataError when no
+    sample is left. `on_bad_sample` also decides what reading a sample the template cannot
+    encode does (see the module's docstring).
     """
-    raw = raw_dataset(source, cache_dir)
-    return tokenized_dataset(raw, source, template, tokenizer, num_proc=num_proc, max_length=max_length,
-                             on_bad_sample=on_bad_sample, shards=shards)
-
-
-def raw_dataset(source: DataSource, cache_dir: str | os.PathLike | None = None):
-    """The source's samples as an Arrow dataset, written once per source fingerprint."""
-    from datasets import Dataset
-    from datasets.exceptions import DatasetGenerationError
-    from datasets.fingerprint import Hasher
-
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    raw_fp = Hasher.hash(["ablate-raw", PIPELINE_VERSION, source.fingerprint])
-    try:
-        raw = Dataset.from_generator(
-            _rows, gen_kwargs={"source": source}, features=_raw_features(), cache_dir=str(cache), fingerprint=raw_fp,
-        )
-    except DatasetGenerationError as exc:
-        if isinstance(exc.__cause__, AblateError):  # a bad sample or file, raised inside the generator
-            raise exc.__cause__ from None
-        raise
-    if len(raw) == 0:
-        raise DataError(f"data source {source.name!r} produced no samples")
-    return raw
-
-
-def tokenize_shard(raw, template: Any, tokenizer: Any, *, index: int, shards: int, num_proc: int | None = None,
-                   max_length: int | None = None, on_bad_sample: str = "error", name: str = "data"):
-    """Tokenize the `index`-th of `shards` contiguous shards of `raw` into HF datasets' cache.
-
-    Under torchrun each rank tokenizes its own shard at the same time; then every rank reads all
-    of them (`tokenized_dataset(..., shards=N)`, cache hits), in order: the same rows as one
-    process tokenizing everything.
-    """
-    from datasets import Features, List, Value
-    from datasets.fingerprint import Hasher
-
     if on_bad_sample not in ("error", "skip"):
         raise DataError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
-    part = raw if shards == 1 else raw.shard(shards, index, contiguous=True)
-    features = Features({
-        **{k: v for k, v in raw.features.items() if k not in ("conversations", "error")},
-        "input_ids": List(Value("int32")),
-        "labels": List(Value("int32")),
-        "length": Value("int32"),
-        "words": Value("int32"),
-        "opens_with_gpt": Value("bool"),
-        "ends_with_human": Value("bool"),
-        "error": Value("string"),
-    })
-    skip = on_bad_sample == "skip"
-    shard_id = [] if shards == 1 else ["shard", index, shards]
-    return part.map(
-        _encode,
-        fn_kwargs={"template": template, "tokenizer": tokenizer, "max_length": max_length, "skip": skip},
-        remove_columns=["conversations"],
-        features=features,
-        num_proc=num_proc if num_proc and num_proc > 1 else None,
-        new_fingerprint=Hasher.hash([raw._fingerprint, "encode", PIPELINE_VERSION, template, tokenizer, max_length,
-                                     skip, *shard_id]),
-        desc=f"tokenizing {name}" + (f" (shard {index + 1}/{shards})" if shards > 1 else ""),
-    )
+    raw = raw_dataset(source, cache_dir)
+    return lazy_dataset(raw, source, Encode(template, tokenizer, max_length, skip=on_bad_sample == "skip"))
 
 
-def tokenized_dataset(raw, source: DataSource, template: Any, tokenizer: Any, *, num_proc: int | None = None,
-                      max_length: int | None = None, on_bad_sample: str = "error", shards: int = 1):
-    """All `shards` tokenized shards of `raw`, concatenated, with the bad rows moved to `source.skipped`."""
-    from datasets import concatenate_datasets
+def lazy_dataset(raw, source: DataSource, encode: "Encode"):
+    """`raw` without its bad rows, encoded on read.
 
-    parts = [tokenize_shard(raw, template, tokenizer, index=i, shards=shards, num_proc=num_proc,
-                            max_length=max_length, on_bad_sample=on_bad_sample, name=source.name)
-             for i in range(shards)]
-    tokenized = parts[0] if shards == 1 else concatenate_datasets(parts)
-    source.skipped[:] = _errors(tokenized)
-    if source.skipped:
-        tokenized = tokenized.filter(lambda error: error is None, input_columns="error")
-    if len(tokenized) == 0:
+    Bad rows are those the source skipped and those the template cannot render
+    (ablate.data.template_check); they go to `source.skipped`, in row order. Without `skip`, the
+    first that the template rejects raises its DataError, as tokenizing it would have."""
+    import numpy as np
+
+    from ablate.data.template_check import render_errors
+
+    rejected = render_errors(raw, encode.template)
+    if rejected and not encode.skip:
+        raise DataError(rejected[0][1])
+    bad = sorted(_error_rows(raw) + rejected)
+    rows = np.array([row for row, _ in bad], dtype=np.int64)
+    source.skipped[:] = list(zip(raw.data.column("id").take(rows).to_pylist(), [reason for _, reason in bad]))
+    if bad:
+        raw = raw.select(np.setdiff1d(np.arange(len(raw)), rows))
+    if len(raw) == 0:
         raise DataError(f"data source {source.name!r}: every sample was skipped ({len(source.skipped)}); "
                         f"first: {source.skipped[0][0]!r}: {source.skipped[0][1]}")
-    return tokenized.select_columns(list(COLUMNS))
+    return raw.with_transform(encode, columns=["id", "conversations", "error"], output_all_columns=True)
+
+
+class Encode:
+    """The dataset's transform: a batch of raw rows -> id, input_ids, labels, error.
+
+    A class, not a closure, so DataLoader workers started with spawn can pickle it."""
+
+    def __init__(self, template: Any, tokenizer: Any, max_length: int | None, *, skip: bool):
+        self.template, self.tokenizer, self.max_length, self.skip = template, tokenizer, max_length, skip
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        out: dict[str, list] = {"id": batch["id"], "input_ids": [], "labels": [], "error": []}
+        for sample_id, conversations in zip(batch["id"], batch["conversations"]):
+            ids, labels, error = self.encode(sample_id, conversations)
+            out["input_ids"].append(ids)
+            out["labels"].append(labels)
+            out["error"].append(error)
+        return out
+
+    def encode(self, sample_id: str, conversations: list) -> tuple[list[int], list[int], str | None]:
+        try:
+            ids, labels = self.template.encode(conversations, self.tokenizer, sample_id=sample_id,
+                                               max_length=self.max_length)
+        except DataError as exc:
+            if not self.skip:
+                raise
+            return [], [], f"tokenization: {exc}"
+        return ids, labels, None
+
 
 
 def modality_lengths(dataset) -> tuple[list[int], list[bool]]:
-    """(LLaVA's length estimate, has an image) of every row of a `build_dataset` result, for
-    the modality-grouped sampler; read as two Arrow columns, not row by row."""
-    missing = [c for c in ("words", "image") if c not in dataset.column_names]
+    """(LLaVA's word-count estimate, has an image) of every row of a `build_dataset` result, for
+    the modality-grouped sampler; read as two Arrow columns, nothing tokenized. Whether a row has
+    an image comes from its `image` column, so a text-only record of no words is not taken for one."""
+    import pyarrow.compute as pc
+
+    missing = [c for c in ("modality_length", "image") if c not in dataset.column_names]
     if missing:
         raise AblateError(f"group_by_modality_length needs the columns {missing} of ablate's data pipeline; "
                           f"this dataset has {dataset.column_names}")
-    table = dataset.select_columns(["words", "image"]).with_format("arrow")[:]
-    return table.column("words").to_pylist(), table.column("image").is_valid().to_pylist()
+    table = dataset.with_format("arrow").select_columns(["modality_length", "image"])[:]
+    return pc.abs(table.column("modality_length")).to_pylist(), table.column("image").is_valid().to_pylist()
 
 
 def turn_edge_counts(dataset) -> dict[str, int]:
     """How many rows of a `build_dataset` result open with a gpt turn (dropped by the template)
-    and end with a human turn (kept in the text, masked: nothing answers it)."""
+    and end with a human turn (kept in the text; LLaVA masks the whole record)."""
     import pyarrow.compute as pc
 
-    table = dataset.select_columns(["opens_with_gpt", "ends_with_human"]).with_format("arrow")[:]
+    table = dataset.with_format("arrow").select_columns(["opens_with_gpt", "ends_with_human"])[:]
     return {
         "opening_gpt_turns_dropped": int(pc.sum(table.column("opens_with_gpt")).as_py() or 0),
         "closing_human_turns_masked": int(pc.sum(table.column("ends_with_human")).as_py() or 0),

@@ -154,8 +154,8 @@ class Stage(Strict):
 
 class DataSection(Strict):
     on_bad_sample: Literal["error", "skip"] = "error"
-    cache_dir: str | None = Field(None, min_length=1, description="HF datasets cache for tokenized data")
-    num_proc: int | None = Field(None, gt=0)
+    cache_dir: str | None = Field(None, min_length=1, description="where each source's samples are kept as Arrow "
+                                  "files (default $ABLATE_HOME/datasets); tokenized as training reads them")
     feature_cache: bool = Field(
         True, description="encode each image once with a frozen encoder and read its features from "
         "$ABLATE_HOME/features afterwards (later epochs, stages, trials); false encodes every batch",

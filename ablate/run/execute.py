@@ -130,33 +130,19 @@ def _announce_notes(stage_name: str, notes: list[str], ctx: RunContext) -> None:
 
 
 def _tokenized(entry: PlannedStage, ctx: RunContext):
-    """The stage's data, tokenized with its template, through HF datasets' cache.
+    """The stage's data, tokenized with its template as training reads it (ablate.data.pipeline).
 
     Under torchrun rank 0 writes the samples to Arrow while the others wait; then every rank
-    tokenizes its own shard at the same time, and all read every shard from the cache. So no
-    rank waits for a whole mixture's tokenization."""
+    memory-maps that file and tokenizes only the batches it trains on."""
     from ablate.ranks import ranks
     from ablate.registry import registries
 
-    recipe, stage, state = ctx.recipe, entry.stage, ranks()
+    recipe, stage = ctx.recipe, entry.stage
     template = registries().template.get(stage.template.type).build(stage.template)
-    if state.num_processes > 1:
-        _tokenize_own_shard(entry.data, template, stage, ctx, state)
-    dataset = tokenize(entry.data, template, ctx.vlm.tokenizer, recipe, stage, shards=state.num_processes)
+    with ranks().main_process_first():
+        dataset = tokenize(entry.data, template, ctx.vlm.tokenizer, recipe, stage)
     ctx.skipped += len(entry.data.skipped)
     return dataset
-
-
-def _tokenize_own_shard(source, template, stage, ctx: RunContext, state) -> None:
-    from ablate.data.pipeline import raw_dataset, tokenize_shard
-
-    recipe = ctx.recipe
-    with state.main_process_first():
-        raw = raw_dataset(source, recipe.data.cache_dir)
-    tokenize_shard(raw, template, ctx.vlm.tokenizer, index=state.process_index, shards=state.num_processes,
-                   num_proc=recipe.data.num_proc, max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample,
-                   name=source.name)
-    state.wait_for_everyone()
 
 
 def _collator(ctx: RunContext, index: int, dataset):
@@ -187,8 +173,8 @@ def _feature_lookup(ctx: RunContext, index: int, dataset):
     return cache.stored_lookup if zero3 else cache.batch_lookup
 
 
-def tokenize(source, template, tokenizer, recipe, stage, shards: int = 1):
+def tokenize(source, template, tokenizer, recipe, stage):
     from ablate.data.pipeline import build_dataset
 
-    return build_dataset(source, template, tokenizer, cache_dir=recipe.data.cache_dir, num_proc=recipe.data.num_proc,
-                         max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample, shards=shards)
+    return build_dataset(source, template, tokenizer, cache_dir=recipe.data.cache_dir,
+                         max_length=stage.max_length, on_bad_sample=recipe.data.on_bad_sample)

@@ -19,7 +19,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ablate.fingerprint import content_hash, file_fingerprint, image_stamp
+from ablate.fingerprint import ImageStamps, content_hash, file_fingerprint
 
 # Stage fields that change how a stage is logged or saved, not the weights it produces.
 NON_SEMANTIC_STAGE_FIELDS = {"name", "logging_steps", "save_steps", "save_total_limit", "dataloader_workers"}
@@ -76,10 +76,10 @@ def samples_digest(source) -> str:
 
 
 def _digest(samples) -> str:
-    digest = hashlib.sha256()
+    digest, stamp = hashlib.sha256(), ImageStamps()
     for sample in samples:
         image = sample.get("image")
-        row = {**sample, "image": list(image_stamp(image)) if isinstance(image, str) else image}
+        row = {**sample, "image": list(stamp(image)) if isinstance(image, str) else image}
         digest.update(json.dumps(row, sort_keys=True, default=str).encode())
         digest.update(b"\n")
     return digest.hexdigest()[:32]

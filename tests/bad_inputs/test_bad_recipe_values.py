@@ -67,7 +67,7 @@ VALUES = [
     ("stages.0.trainable.llm", {"lora": {"r": 4, "target_modules": []}}, ["at least 1"]),
     ("eval.limit", 0, ["greater than 0"]),
     ("eval.batch_size", -1, ["greater than 0"]),
-    ("data.num_proc", 0, ["greater than 0"]),
+    ("data.num_proc", 2, ["unknown key 'num_proc'"]),  # tokenized as read: no up-front worker pool
     ("model.init_connector", "", ["at least 1 character"]),
     ("model.connector", {"type": "mlp", "depth": 0}, []),
     # booleans given for numbers

@@ -48,17 +48,18 @@ def _dataset(registries, tokenizer, tmp_path, image_root, template="vicuna_v1", 
 
 
 def test_conversation_facts():
-    assert conversation_facts(RECORDS[2]["conversations"]) == {"words": 8, "opens_with_gpt": True,
-                                                               "ends_with_human": False}
-    assert conversation_facts(RECORDS[3]["conversations"]) == {"words": 5, "opens_with_gpt": False,
-                                                               "ends_with_human": True}
-    assert conversation_facts([]) == {"words": 0, "opens_with_gpt": False, "ends_with_human": False}
+    assert conversation_facts(RECORDS[2]["conversations"], has_image=True) == {
+        "length": 8 + 128, "modality_length": 8, "opens_with_gpt": True, "ends_with_human": False}
+    assert conversation_facts(RECORDS[3]["conversations"], has_image=False) == {
+        "length": 5, "modality_length": -5, "opens_with_gpt": False, "ends_with_human": True}
+    assert conversation_facts([], has_image=False) == {
+        "length": 0, "modality_length": 0, "opens_with_gpt": False, "ends_with_human": False}
 
 
 def test_columns_lengths_and_counts(registries, tokenizer, tmp_path, image_root):
     ds, _ = _dataset(registries, tokenizer, tmp_path, image_root)
     assert ds["id"] == ["img", "text", "opening", "closing"]
-    assert ds["words"] == [7, 6, 8, 5]
+    assert ds["modality_length"] == [7, -6, 8, -5]
     assert ds["opens_with_gpt"] == [False, False, True, False]
     assert ds["ends_with_human"] == [False, False, False, True]
     assert modality_lengths(ds) == ([7, 6, 8, 5], [True, False, True, False])
@@ -77,5 +78,5 @@ def test_counts_and_lengths_skip_what_the_template_rejected(registries, tokenize
 def test_modality_lengths_need_the_pipeline_columns():
     from datasets import Dataset
 
-    with pytest.raises(AblateError, match=r"group_by_modality_length needs the columns \['words'\]"):
+    with pytest.raises(AblateError, match=r"group_by_modality_length needs the columns \['modality_length'\]"):
         modality_lengths(Dataset.from_dict({"image": [None], "input_ids": [[1]]}))

@@ -53,7 +53,7 @@ def test_the_trainer_samples_by_modality(tmp_path):
     sampler = loader.batch_sampler.sampler
     assert isinstance(sampler, ModalityLengthGroupedSampler)
     assert (sampler.batch_size, sampler.world_size, sampler.seed) == (2, 2, 42)  # megabatch: 2 x 1 rank x 2 steps
-    assert sampler.lengths == parts.dataset["words"] and sum(sampler.has_image) == IMAGES
+    assert sampler.lengths == [abs(n) for n in parts.dataset["modality_length"]] and sum(sampler.has_image) == IMAGES
     order = modality_grouped_indices(sampler.lengths, sampler.has_image, 2, 2, torch.Generator().manual_seed(42))
     assert [i for batch in loader.batch_sampler for i in batch] == order
     # the batches the Trainer trains on: image-token rows and text rows never meet before the
@@ -75,7 +75,7 @@ def test_each_rank_steps_on_one_modality(tmp_path):
     from ablate.train.sampler import ModalityLengthGroupedSampler
 
     parts = stage_parts(tmp_path, modality_stage(tmp_path))
-    lengths, has_image = parts.dataset["words"], _has_image(parts)
+    lengths, has_image = [abs(n) for n in parts.dataset["modality_length"]], _has_image(parts)
 
     def rank_batches(rank: int) -> list[list[int]]:
         sampler = ModalityLengthGroupedSampler(lengths, has_image, batch_size=2, world_size=2, seed=42)

@@ -19,8 +19,8 @@ from ablate.data.sources.base import (
     OnBadSample,
     check_conversations,
     check_on_bad_sample,
-    read_json_file,
     fingerprint,
+    iter_json_list,
     make_source,
     resolve_image,
 )
@@ -68,12 +68,12 @@ def build_llava_json(
     fp = fingerprint("llava_json", config.model_dump(mode="json"), files, str(root), on_bad_sample)
 
     def produce() -> Iterator[Any]:
-        kept = 0
+        kept, images = 0, {}  # images: relative path -> checked absolute path (mix665k shares images)
         for index, record in _records(file):
             if config.limit is not None and kept >= config.limit:
                 return
             try:
-                sample = _to_sample(record, index, root, config)
+                sample = _to_sample(record, index, root, config, images)
             except BadSample as bad:
                 yield bad
                 continue
@@ -97,13 +97,20 @@ def _records(file: Path) -> Iterator[tuple[int, Any]]:
                 except json.JSONDecodeError as exc:
                     yield index, BadSample(f"line {index + 1}", f"not valid JSON ({exc.msg})")
         return
-    records = read_json_file(file)
-    if not isinstance(records, list):
-        raise DataError(f"{file}: expected a JSON list of LLaVA records, got {type(records).__name__}")
-    yield from enumerate(records)
+    yield from enumerate(iter_json_list(file, of=" of LLaVA records"))
 
 
-def _to_sample(record: Any, index: int, root: Path, config: LlavaJsonConfig) -> dict[str, Any]:
+def _image(root: Path, relative: Any, sample_id: str, checked: dict[str, str]) -> str:
+    """`resolve_image`, once per distinct path within a pass (a path that failed is checked again)."""
+    if isinstance(relative, str) and relative in checked:
+        return checked[relative]
+    path = resolve_image(root, relative, sample_id)
+    checked[relative] = path
+    return path
+
+
+def _to_sample(record: Any, index: int, root: Path, config: LlavaJsonConfig,
+               images: dict[str, str]) -> dict[str, Any]:
     if isinstance(record, BadSample):
         raise record
     if not isinstance(record, dict):
@@ -114,7 +121,7 @@ def _to_sample(record: Any, index: int, root: Path, config: LlavaJsonConfig) -> 
     sample_id = str(raw_id)
     has_image = record.get("image") is not None
     conversations = check_conversations(record.get("conversations"), sample_id, has_image=has_image)
-    image = resolve_image(root, record["image"], sample_id) if has_image else None
+    image = _image(root, record["image"], sample_id, images) if has_image else None
     data_type = config.data_type
     if config.data_type_field is not None:
         value = record.get(config.data_type_field, data_type)
