@@ -168,14 +168,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(root: Path, data: dict[str, Any], nproc: int = 2):
+def torchrun(root: Path, data: dict[str, Any], nproc: int = 2, **env: str):
     """`torchrun --nproc_per_node=N -m ablate.cli run RECIPE`; returns (MLflow client, the one run)."""
     from mlflow import MlflowClient
 
     path = write_recipe(root, data)
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}",
            "-m", "ablate.cli", "run", str(path)]
-    proc = subprocess.run(cmd, cwd=REPO, env=cli_env(DS_BUILD_OPS="0"), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=REPO, env=cli_env(DS_BUILD_OPS="0", **env), capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     client = MlflowClient(tracking_uri(root))
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])

@@ -13,7 +13,14 @@ import tiny_run
 
 
 def _torchrun(root: Path, data: dict):
-    return tiny_run.torchrun(root, data)
+    """The run in an ABLATE_HOME of its own that shares the session's zoo: its feature cache
+    starts empty whatever earlier tests stored, so the cache counts below are this run's."""
+    import os
+
+    home = root / "ablate_home"
+    home.mkdir()
+    (home / "zoo").symlink_to(Path(os.environ["ABLATE_HOME"]) / "zoo", target_is_directory=True)
+    return tiny_run.torchrun(root, data, ABLATE_HOME=str(home))
 
 
 def _losses(client, run, stage: str) -> list[float]:
