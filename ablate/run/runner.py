@@ -188,7 +188,7 @@ def _prepared_model(recipe, progress):
 
     from ablate.model.build import build_vlm
 
-    _build_zoo_checkpoints(recipe.model, progress)  # building one reseeds torch: do it before seeding
+    build_zoo_checkpoints(recipe.model, progress)  # building one reseeds torch: do it before seeding
     set_seed(recipe.seed)
     hf_logging.disable_progress_bar()  # ablate shows its own progress; per-file loading bars are noise
     return build_vlm(recipe.model)
@@ -248,7 +248,7 @@ def _git_tags(recipe_dir: Path | None) -> dict[str, str]:
     return tags
 
 
-def _build_zoo_checkpoints(model_section, progress=None) -> None:
+def build_zoo_checkpoints(model_section, progress=None) -> None:
     """Build the `zoo:` checkpoints a recipe names (once per ABLATE_HOME), rank 0 first."""
     from ablate.ranks import ranks
 
