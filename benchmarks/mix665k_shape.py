@@ -4,7 +4,7 @@ The layout is the released one: a JSON list of `{"id", "image"?, "model"?, "conv
 [{"from": "human"|"gpt", "value"}, ...]}`; the first human turn of an image record holds
 "<image>\\n"; text-only records (ShareGPT's share, about 6%) have no "image" and carry
 `"model": ""`. The parts and their record counts follow LLaVA-1.5's mixture; turn counts
-and word counts are drawn per part (see PARTS); the words are random English words, so only
+and word counts are drawn per part (PARTS: `ablate.data.paper_data`, which `ablate plan` also reads); the words are random English words, so only
 the shape is real, not the text. Every image path points at a hard link to one small JPEG,
 so `image_root` holds coco/, gqa/, ocr_vqa/, textvqa/ and vg/ as the real mixture does.
 
@@ -16,8 +16,12 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import dataclass
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ablate.data.paper_data import MIX665K_PARTS, Part  # noqa: E402
 
 WORDS = (
     "the a of and to in is on with that for it this are as at be by from an there image what "
@@ -35,31 +39,24 @@ MC_SUFFIX = "Answer with the option's letter from the given choices directly."
 BOX_PROMPT = "Please provide the bounding box coordinate of the region this sentence describes:"
 
 
-@dataclass(frozen=True)
-class Part:
-    name: str
-    share: float  # of the records (LLaVA-1.5's counts / 665k)
-    image: str | None  # image path pattern, None for text-only
-    pairs: tuple[int, int]  # turn pairs per record, inclusive
-    question: tuple[int, int]  # words per human turn
-    answer: tuple[int, int]  # words per gpt turn
-    style: str = "free"  # free | vqa | mc | box
-
-
-PARTS = (
-    Part("llava_conversation", 58 / 665, "coco/train2017/{:012d}.jpg", (1, 5), (5, 20), (15, 150)),
-    Part("llava_detail", 23 / 665, "coco/train2017/{:012d}.jpg", (1, 1), (6, 12), (80, 250)),
-    Part("llava_reasoning", 77 / 665, "coco/train2017/{:012d}.jpg", (1, 1), (8, 30), (50, 220)),
-    Part("sharegpt", 40 / 665, None, (1, 10), (3, 200), (1, 600)),
-    Part("vqav2", 83 / 665, "coco/train2017/{:012d}.jpg", (1, 10), (4, 12), (1, 3), "vqa"),
-    Part("gqa", 72 / 665, "gqa/images/{}.jpg", (1, 10), (5, 16), (1, 3), "vqa"),
-    Part("okvqa", 9 / 665, "coco/train2017/{:012d}.jpg", (1, 3), (5, 14), (1, 3), "vqa"),
-    Part("ocrvqa", 80 / 665, "ocr_vqa/images/{}.jpg", (1, 10), (3, 8), (1, 8), "vqa"),
-    Part("aokvqa", 66 / 665, "coco/train2017/{:012d}.jpg", (1, 2), (8, 20), (1, 1), "mc"),
-    Part("textcaps", 22 / 665, "textvqa/train_images/{:016x}.jpg", (1, 1), (6, 10), (8, 25)),
-    Part("refcoco", 48 / 665, "coco/train2017/{:012d}.jpg", (1, 10), (2, 10), (4, 4), "box"),
-    Part("vg", 87 / 665, "vg/VG_100K/{}.jpg", (1, 10), (2, 10), (4, 4), "box"),
-)
+# The parts, their record counts and turn shapes: ablate's one table of them (ablate.data.paper_data).
+PARTS = MIX665K_PARTS
+SHARES = [part.weight / sum(p.weight for p in PARTS) for part in PARTS]
+# Where each part's images live under image_root, as in the released mixture (None: text-only).
+IMAGE_PATHS = {
+    "llava_conversation": "coco/train2017/{:012d}.jpg",
+    "llava_detail": "coco/train2017/{:012d}.jpg",
+    "llava_reasoning": "coco/train2017/{:012d}.jpg",
+    "sharegpt": None,
+    "vqav2": "coco/train2017/{:012d}.jpg",
+    "gqa": "gqa/images/{}.jpg",
+    "okvqa": "coco/train2017/{:012d}.jpg",
+    "ocrvqa": "ocr_vqa/images/{}.jpg",
+    "aokvqa": "coco/train2017/{:012d}.jpg",
+    "textcaps": "textvqa/train_images/{:016x}.jpg",
+    "refcoco": "coco/train2017/{:012d}.jpg",
+    "vg": "vg/VG_100K/{}.jpg",
+}
 LINKS_PER_FILE = 50_000  # ext4 allows 65,000 hard links to one file
 IMAGES_PER_PART = 60_000  # distinct images a part draws from (records share images, as in mix665k)
 
@@ -86,12 +83,13 @@ def make_record(rng: random.Random, part: Part, index: int) -> dict:
     for _ in range(rng.randint(*part.pairs)):
         question, answer = _pair(rng, part)
         turns += [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
-    if part.image is None:
+    pattern = IMAGE_PATHS[part.name]
+    if pattern is None:
         return {"id": f"{part.name}_{index}", "model": "", "conversations": turns}
     # "<image>" before or after the first question, as both occur in mix665k
     first = turns[0]["value"]
     turns[0]["value"] = f"<image>\n{first}" if rng.random() < 0.8 else f"{first}\n<image>"
-    image = part.image.format(rng.randrange(IMAGES_PER_PART))
+    image = pattern.format(rng.randrange(IMAGES_PER_PART))
     return {"id": f"{index:09d}", "image": image, "conversations": turns}
 
 
@@ -103,7 +101,7 @@ def write_mix665k_like(folder: Path, records: int = 665_000, seed: int = 0) -> t
     if path.is_file():
         return path, root
     rng = random.Random(seed)
-    weights = [part.share for part in PARTS]
+    weights = SHARES
     images: set[str] = set()
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8") as out:

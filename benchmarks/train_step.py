@@ -62,14 +62,20 @@ class Sizes:
         return (self.image_size // self.patch_size) ** 2
 
 
-# CLIP ViT-L/14 at 336 px (LLaVA-1.5's tower) with a Llama of Vicuna-7B or -13B shape.
-_CLIP_L_336 = dict(image_size=336, patch_size=14, vision_hidden=1024, vision_intermediate=4096,
-                   vision_layers=24, vision_heads=16, vocab=32000)
-PRESETS = {
-    "tiny": Sizes(),
-    "llava-7b": Sizes(**_CLIP_L_336, llm_hidden=4096, llm_intermediate=11008, llm_layers=32, llm_heads=32),
-    "llava-13b": Sizes(**_CLIP_L_336, llm_hidden=5120, llm_intermediate=13824, llm_layers=40, llm_heads=40),
-}
+def _llava_sizes(vicuna: str) -> Sizes:
+    """CLIP ViT-L/14 at 336 px (LLaVA-1.5's tower) with a Llama of Vicuna-7B or -13B shape, from the
+    real checkpoints' shapes ablate keeps in one place (ablate.zoo.hub_layouts)."""
+    from ablate.zoo.hub_layouts import CLIP_L_PATCH, CLIP_L_VISION, LLAMA_VOCAB, VICUNA_SHAPES
+
+    llm = VICUNA_SHAPES[vicuna]
+    return Sizes(image_size=336, patch_size=CLIP_L_PATCH, vision_hidden=CLIP_L_VISION["hidden_size"],
+                 vision_intermediate=CLIP_L_VISION["intermediate_size"],
+                 vision_layers=CLIP_L_VISION["num_hidden_layers"], vision_heads=CLIP_L_VISION["num_attention_heads"],
+                 vocab=LLAMA_VOCAB, llm_hidden=llm["hidden_size"], llm_intermediate=llm["intermediate_size"],
+                 llm_layers=llm["num_hidden_layers"], llm_heads=llm["num_attention_heads"])
+
+
+PRESETS = {"tiny": Sizes(), "llava-7b": _llava_sizes("7b"), "llava-13b": _llava_sizes("13b")}
 
 
 @dataclass
@@ -583,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the random checkpoints are written and read (default: the temp folder)")
     parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table per model")
     parser.add_argument("--json", type=Path, default=None, help="write the raw figures to this file")
+    parser.add_argument("--record", action="store_true",
+                        help=f"append ablate's achieved FLOP/s to {RECORD_FILE.relative_to(RECORD_FILE.parents[2])}, "
+                        "where `ablate plan` takes its MFU for this GPU from (needs --device cuda --dtype bf16)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
@@ -590,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--frozen-dtype bf16 needs --dtype bf16")
     if args.llm_layers is not None and args.llm_layers < 1:
         parser.error("--llm-layers must be at least 1")
+    if args.record and (args.device != "cuda" or args.dtype != "bf16"):
+        parser.error("--record needs --device cuda --dtype bf16: `ablate plan` compares with bf16 datasheet peaks")
 
     threads = args.threads if args.threads is not None else (1 if args.device == "cpu" else 0)
     result = run_benchmark(
@@ -605,9 +616,48 @@ def main(argv: list[str] | None = None) -> int:
         if result.flops_per_step:
             figures["gflops_per_s"] = {n: result.gflops(n) for n in MODELS}
         args.json.write_text(json.dumps(figures, indent=2))
+    if args.record:
+        _record(result, args.preset)
     if args.profile:
         _profile(args)
     return 0
+
+
+# ---- recorded figures ----------------------------------------------------------------------
+
+RECORD_FILE = Path(__file__).resolve().parent / "recorded" / "train_step.json"
+
+
+def record_entry(result: Result, device_name: str, preset: str) -> dict:
+    """What `ablate plan` reads of a GPU run (ablate.plan.mfu): the GPU, whether the LLM trained,
+    ablate's achieved model TFLOP/s (FlopCounterMode's FLOPs / median step time), and the setup."""
+    import datetime
+    import subprocess
+
+    from ablate.plan.gpus import gpu_for_device
+
+    gpu = gpu_for_device(device_name)
+    if gpu is None:
+        raise SystemExit(f"--record: {device_name!r} is not in ablate.plan.gpus.GPUS; add it there first")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    return {"gpu": gpu.key, "device_name": device_name, "llm_trained": result.stage == 2,
+            "achieved_tflops": round(result.gflops("ablate") / 1e3, 1), "preset": preset, "stage": result.stage,
+            "batch": result.batch, "llm_tokens": result.llm_tokens, "llm_layers": result.sizes["llm_layers"],
+            "grad_ckpt": result.grad_ckpt, "dtype": result.dtype, "date": datetime.date.today().isoformat(),
+            "commit": commit, "source": "benchmarks/train_step.py --record"}
+
+
+def _record(result: Result, preset: str) -> None:
+    entry = record_entry(result, torch.cuda.get_device_name(), preset)
+    append_record(entry)
+    print(f"recorded in {RECORD_FILE}: {entry['achieved_tflops']} TFLOP/s on {entry['gpu']}")
+
+
+def append_record(entry: dict, path: Path = RECORD_FILE) -> None:
+    entries = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([*entries, entry], indent=2) + "\n", encoding="utf-8")
 
 
 def _shape_options(args) -> dict:

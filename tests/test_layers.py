@@ -1,4 +1,4 @@
-"""No lower layer imports a higher one (cli -> study -> run -> train/model/data/eval ->
+"""No lower layer imports a higher one (cli -> plan -> study -> run -> train/model/data/eval ->
 components -> registry), lazy imports inside functions included."""
 
 from __future__ import annotations
@@ -12,17 +12,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ablate"
 
 # package -> the packages it must never import
 FORBIDDEN = {
-    "registry": {"components", "recipe", "data", "model", "train", "eval", "run", "study", "cli", "scienceqa"},
-    "fingerprint": {"components", "recipe", "data", "model", "train", "eval", "run", "study", "cli"},
-    "components": {"study", "run", "cli", "train", "model", "recipe", "eval"},
-    "recipe": {"scienceqa", "study", "run", "cli", "train", "model"},
-    "data": {"study", "run", "cli", "train", "model"},
-    "model": {"study", "run", "cli", "train"},
-    "eval": {"study", "run", "cli", "train"},
-    "train": {"study", "run", "cli"},
-    "features": {"study", "run", "cli", "train"},
-    "run": {"study", "cli"},
-    "study": {"cli"},
+    "registry": {"components", "recipe", "data", "model", "train", "eval", "run", "study", "plan", "cli", "scienceqa"},
+    "fingerprint": {"components", "recipe", "data", "model", "train", "eval", "run", "study", "plan", "cli"},
+    "components": {"study", "run", "plan", "cli", "train", "model", "recipe", "eval"},
+    "recipe": {"scienceqa", "study", "run", "plan", "cli", "train", "model"},
+    "data": {"study", "run", "plan", "cli", "train", "model"},
+    "model": {"study", "run", "plan", "cli", "train"},
+    "eval": {"study", "run", "plan", "cli", "train"},
+    "train": {"study", "run", "plan", "cli"},
+    "features": {"study", "run", "plan", "cli", "train"},
+    "run": {"study", "plan", "cli"},
+    "study": {"plan", "cli"},
+    "plan": {"cli"},  # `ablate plan` sizes recipes and studies: above study, below the command line
 }
 
 

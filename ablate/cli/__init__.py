@@ -8,7 +8,7 @@ import warnings
 
 import typer
 
-from ablate.cli import data_cmd, export_cmd, list_cmd, report_cmd, run_cmd, study_cmd, validate_cmd, zoo_cmd
+from ablate.cli import data_cmd, export_cmd, list_cmd, plan_cmd, report_cmd, run_cmd, study_cmd, validate_cmd, zoo_cmd
 from ablate.cli.console import err_console
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.add_typer(data_cmd.app, name="data")
 app.command("study")(study_cmd.study)
 app.command("report")(report_cmd.report)
 app.command("export")(export_cmd.export)
+app.command("plan")(plan_cmd.plan)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,11 @@ JSON (old-style configs and tokenizer settings included), only the sizes shrunk.
   `SiglipImageProcessor` config.
 
 The SentencePiece model comes from the caller (e.g. `ablate.zoo.tokenizer.train_sentencepiece`).
+
+The real repositories' shapes (`VICUNA_SHAPES`, `CLIP_L_VISION`, ...) live here too, next to the
+shrunk ones, so one config function gives both: the writers use the shrunk shapes, and
+`ablate plan` builds the full-size models on the meta device from `vicuna_config` / `clip_l_config`
+with the real ones (`ablate.zoo.kit.checkpoints.full_size_config`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,14 @@ VICUNA_VERSIONS: dict[str, dict[str, Any]] = {
     "v1.3": dict(legacy=None, model_max_length=2048, padding_side=None, transformers_version="4.28.0.dev0",
                  generation=dict(_from_model_config=True)),
 }
+# The released Vicunas' config.json shapes (Llama-1/2 7B and 13B) and Llama's vocabulary.
+VICUNA_SHAPES = {
+    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+               num_key_value_heads=32),
+    "13b": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
+                num_key_value_heads=40),
+}
+LLAMA_VOCAB = 32000
 # Shrunk Llama shapes: 2 layers of small width; vocab_size comes from the tokenizer.model.
 TINY_VICUNA = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                    num_key_value_heads=4)
@@ -69,7 +82,7 @@ def write_vicuna_like(
     ids = dict(bos_token_id=1, eos_token_id=2, pad_token_id=0)
     _write_json(folder / "generation_config.json",
                 {**ids, **spec["generation"], "transformers_version": spec["transformers_version"]})
-    config = _vicuna_config(spec, vocab_size, {**TINY_VICUNA, **shape})
+    config = vicuna_config(version, vocab_size, {**TINY_VICUNA, **shape})
     _write_json(folder / "config.json", config)
     _write_weights(folder, _random_llama(config, seed), shards, weights)
     return folder
@@ -91,8 +104,10 @@ def _vicuna_tokenizer_config(spec: dict[str, Any], legacy: Any) -> dict[str, Any
     return dict(sorted(config.items()))
 
 
-def _vicuna_config(spec: dict[str, Any], vocab_size: int, shape: dict[str, int]) -> dict[str, Any]:
-    """config.json as the 4.28-4.31 era wrote it (torch_dtype, pretraining_tp, rope_scaling)."""
+def vicuna_config(version: str, vocab_size: int, shape: dict[str, int]) -> dict[str, Any]:
+    """A Vicuna `version`'s config.json as the 4.28-4.31 era wrote it (torch_dtype, pretraining_tp,
+    rope_scaling), with `shape` (VICUNA_SHAPES[size] for the real one)."""
+    spec = VICUNA_VERSIONS[version]
     return dict(
         architectures=["LlamaForCausalLM"], bos_token_id=1, eos_token_id=2, hidden_act="silu",
         initializer_range=0.02, max_position_embeddings=spec["model_max_length"], model_type="llama",
@@ -143,6 +158,11 @@ SIGLIP_SO400M_PREPROCESSOR = {
     "rescale_factor": 0.00392156862745098,
     "size": {"height": 384, "width": 384},
 }
+# CLIP ViT-L/14's config.json (both resolutions): its vision and text towers and projection.
+CLIP_L_VISION = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16)
+CLIP_L_TEXT = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12)
+CLIP_L_PROJECTION = 768
+CLIP_L_PATCH = 14  # 336 px: 24 x 24 = 576 patches (+ CLS)
 # The real towers' resolution and patch (336/14 = 24x24 patches; 384/14 -> 27x27), 2 small layers.
 TINY_TOWER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
 
@@ -150,14 +170,23 @@ TINY_TOWER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num
 def write_clip_l_like(folder: str | Path, *, image_size: int = 224, weights: str = "bin", seed: int = 0) -> Path:
     """openai/clip-vit-large-patch14's layout (or -336's, with `image_size` 336): config.json of
     a full CLIPModel, one pytorch_model.bin, the old-style preprocessor_config.json."""
-    from transformers import CLIPConfig, CLIPModel
+    from transformers import CLIPModel
 
-    config = CLIPConfig(
-        text_config=dict(TINY_TOWER, vocab_size=49408, max_position_embeddings=77),
-        vision_config=dict(TINY_TOWER, image_size=image_size, patch_size=14),
-        projection_dim=16,
-    )
+    config = clip_l_config(image_size)
     return _write_tower(folder, CLIPModel, config, clip_l_preprocessor(image_size), weights, seed)
+
+
+def clip_l_config(image_size: int, *, vision: dict[str, int] = TINY_TOWER, text: dict[str, int] = TINY_TOWER,
+                  projection_dim: int = 16):
+    """A CLIP ViT-L/14 CLIPConfig at `image_size`: shrunk by default, the real one with
+    vision=CLIP_L_VISION, text=CLIP_L_TEXT, projection_dim=CLIP_L_PROJECTION."""
+    from transformers import CLIPConfig
+
+    return CLIPConfig(
+        text_config=dict(text, vocab_size=49408, max_position_embeddings=77),
+        vision_config=dict(vision, image_size=image_size, patch_size=CLIP_L_PATCH),
+        projection_dim=projection_dim,
+    )
 
 
 def write_clip_l336_like(folder: str | Path, *, weights: str = "bin", seed: int = 0) -> Path:

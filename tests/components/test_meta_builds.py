@@ -60,3 +60,11 @@ def test_a_checkpoint_that_is_nowhere_here_is_named(tmp_path):
         checkpoint_config("llm", str(tmp_path / "absent"))
     with pytest.raises(MissingCheckpointError, match="unknown zoo model"):
         checkpoint_config("encoder", "zoo:tiny-clipp")
+
+
+def test_an_encoder_on_meta_has_the_dtype_a_run_loads_it_in(folders):
+    import torch
+
+    config = {"name_or_path": str(folders["hf_clip"]), "dtype": "bfloat16"}
+    encoder = registries().encoder.get("hf_clip").build(config, meta=True)
+    assert {p.dtype for p in encoder.parameters()} == {torch.bfloat16}

@@ -96,7 +96,7 @@ def vision_encoder_on_meta(config, family: str) -> HFVisionEncoder:
     for key, value in extra.items():
         setattr(vision, key, value)
     with torch.device("meta"):
-        model = model_class(vision)
+        model = model_class(vision).to(_DTYPES[config.dtype])  # the dtype a run loads it in
     model.requires_grad_(False)
     return _wrap(model, None, config, family, "")
 

@@ -10,7 +10,7 @@ from ablate.components.llms.slow_llama import match_slow_llama
 
 def load_causal_lm(config) -> LoadedLLM:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     where = f"llm {config.type}"
     kwargs = dict(dtype=getattr(torch, config.dtype), trust_remote_code=config.trust_remote_code)
@@ -39,6 +39,20 @@ def load_causal_lm(config) -> LoadedLLM:
             "llm", config.name_or_path, f"{len(missing)} weights are missing from the checkpoint, e.g. {missing[0]}"
         )
 
+    tokenizer = load_tokenizer(config)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        raise AblateError(
+            f"{where}: tokenizer has {len(tokenizer)} tokens but the model's embedding has only "
+            f"{model.get_input_embeddings().num_embeddings} rows; tokenizer and checkpoint do not belong together"
+        )
+    return LoadedLLM(model=model, tokenizer=tokenizer)
+
+
+
+def load_tokenizer(config):
+    """The LLM's fast tokenizer, set up as training uses it (LLaVA's ids, pad = unk, right padding)."""
+    from transformers import AutoTokenizer
+
     tokenizer = open_checkpoint(
         "llm",
         config.tokenizer or config.name_or_path,
@@ -47,7 +61,7 @@ def load_causal_lm(config) -> LoadedLLM:
     )
     if not getattr(tokenizer, "is_fast", False):
         raise AblateError(
-            f"{where}: the tokenizer of {config.tokenizer or config.name_or_path!r} is not a fast "
+            f"llm {config.type}: the tokenizer of {config.tokenizer or config.name_or_path!r} is not a fast "
             f"(tokenizers-backed) tokenizer; ablate needs one for offsets and batching"
         )
     match_slow_llama(tokenizer)  # LLaVA's ids are the slow SentencePiece tokenizer's
@@ -57,13 +71,7 @@ def load_causal_lm(config) -> LoadedLLM:
     tokenizer.padding_side = "right"
     if config.model_max_length is not None:
         tokenizer.model_max_length = config.model_max_length
-    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-        raise AblateError(
-            f"{where}: tokenizer has {len(tokenizer)} tokens but the model's embedding has only "
-            f"{model.get_input_embeddings().num_embeddings} rows; tokenizer and checkpoint do not belong together"
-        )
-    return LoadedLLM(model=model, tokenizer=tokenizer)
-
+    return tokenizer
 
 
 def causal_lm_on_meta(config) -> LoadedLLM:

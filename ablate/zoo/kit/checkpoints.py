@@ -16,6 +16,9 @@ Under the kit's `hub/<org>/<name>/`, written by `ablate.zoo.hub_layouts` (random
 
 Every Vicuna shares one SentencePiece `tokenizer.model`, trained on the kit's texts, as the
 real ones share Llama's.
+
+`full_size_config(repo)` gives the config.json of the real checkpoint a kit repo stands in for
+(`ablate plan` builds it on the meta device where the real checkpoint is not on the machine).
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from typing import Any
+
 from ablate.zoo.hub_layouts import TINY_TOWER
 
 VISION_WIDTH = TINY_TOWER["hidden_size"]
-LLM_SHAPES = {  # 2 layers; the widths differ per size as 4096 and 5120 do
+LLM_SHAPES = {  # 2 layers; the widths differ per size as the real ones (hub_layouts.VICUNA_SHAPES) do
     "7b": dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4),
     "13b": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4),
 }
@@ -42,6 +47,22 @@ PROJECTORS = {
        for size in LLM_SHAPES},
 }
 TOKENIZER_VOCAB = 800
+
+
+def full_size_config(repo: str) -> dict[str, Any] | None:
+    """The config.json of the real `repo` (a Vicuna or CLIP ViT-L/14 the kit stands in for, at full
+    size: the kit writes the same config shrunk); None for any other repo."""
+    from ablate.zoo.hub_layouts import (
+        CLIP_L_PROJECTION, CLIP_L_TEXT, CLIP_L_VISION, LLAMA_VOCAB, VICUNA_SHAPES, clip_l_config, vicuna_config,
+    )
+
+    if repo in VICUNAS:
+        size, version = VICUNAS[repo]
+        return vicuna_config(version, LLAMA_VOCAB, VICUNA_SHAPES[size])
+    if repo in CLIPS:
+        config = clip_l_config(CLIPS[repo], vision=CLIP_L_VISION, text=CLIP_L_TEXT, projection_dim=CLIP_L_PROJECTION)
+        return config.to_dict()
+    return None
 
 
 def write_checkpoints(hub: Path, corpus: list[str]) -> None:
