@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def write_local_task(folder: Path, name: str, base: str, docs: list[dict[str, An
         raise AblateError(f"lmms-eval has no task file {base} (looked in {base_file.parent})")
     task_dir = folder / name
     task_dir.mkdir(parents=True, exist_ok=True)
-    (task_dir / f"{name}.json").write_text(json.dumps(docs, indent=1), encoding="utf-8")
+    _write(task_dir / f"{name}.json", json.dumps(docs, indent=1))
     config = {
         "include": str(base_file), "task": name, "dataset_path": "json", "dataset_name": None,
         "dataset_kwargs": {"data_files": {SPLIT: f"{name}.json"}}, "test_split": SPLIT, **(overrides or {}),
@@ -49,5 +50,12 @@ def write_local_task(folder: Path, name: str, base: str, docs: list[dict[str, An
     tagged = {"process_docs": IMAGES_FROM_PATHS, **(functions or {})}
     text = yaml.safe_dump(config, sort_keys=False) + "".join(f"{key}: !function {fn}\n" for key, fn in tagged.items())
     path = task_dir / f"{name}.yaml"
-    path.write_text(text, encoding="utf-8")
+    _write(path, text)
     return path
+
+
+def _write(path: Path, text: str) -> None:
+    """Written whole or not at all: another process may be reading the task (a study's workers)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)

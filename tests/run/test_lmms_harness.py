@@ -127,3 +127,25 @@ def test_ablate_run_with_the_lmms_harness_records_metrics_in_mlflow(lmms_run, lm
     samples = (run_dir / "lmms_eval" / "samples_gqa_local.jsonl").read_text().splitlines()
     assert len(samples) == 8 and json.loads(samples[0])["doc_id"] == 0
 
+
+
+def test_unknown_tasks_and_unpinned_judges_are_named_before_training(lmms_run, tmp_path):
+    from ablate.errors import AblateError
+    from ablate.eval.lmms_tasks import write_local_task
+    from ablate.run.lmms_harness import lmms_plan
+
+    _, tasks, data, _ = lmms_run
+
+    def plan(**ev):
+        return lmms_plan(tiny_run.load({**data, "eval": {"harness": "lmms_eval", **ev}}))
+
+    local = plan(tasks=["gqa_local"], include_path=[str(tasks)])
+    assert local.task_manager.all_tasks == ["gqa_local", "sqa_local"]  # lmms-eval's own ~2,000 not indexed
+    with pytest.raises(AblateError, match=r"lmms-eval has no task 'gqa_locl' or under eval.include_path \(.*\)\. "
+                                          r"Did you mean 'gqa_local'\?"):
+        plan(tasks=["gqa_locl"], include_path=[str(tasks)])
+    write_local_task(tmp_path, "mmvet", "mmvet/mmvet.yaml", [])
+    with pytest.raises(AblateError, match="eval.tasks: mmvet is scored by a GPT judge; pin it in the recipe with"):
+        plan(tasks=["mmvet"], include_path=[str(tmp_path)])
+    pinned = plan(tasks=["mmvet"], include_path=[str(tmp_path)], judge={"model": "m", "endpoint": "http://127.0.0.1:9/v1"})
+    assert pinned.judge.model == "m"
