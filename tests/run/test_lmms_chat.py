@@ -15,14 +15,21 @@ from ablate.run.lmms_prompts import cut_at, prompt_from_messages, user_messages
 
 
 @pytest.fixture(scope="module")
-def chat(lmms_run):
-    """The trained tiny run, loaded, behind the lmms-eval API; its documents under task "t"."""
+def loaded(lmms_run):
     from ablate.run.trained import load_trained
 
-    loaded = load_trained(lmms_run[3].run_dir)
-    model = AblateChat.around(loaded.vlm, loaded.recipe, batch_size=3)
+    return load_trained(lmms_run[3].run_dir)
+
+
+def _with_docs(model):
     model.task_dict = {"t": {"test": [{"image": path, "question": q} for path, q, _ in lmms_parts.items()]}}
     return model
+
+
+@pytest.fixture(scope="module")
+def chat(loaded):
+    """The trained tiny run behind the lmms-eval API; the easy-VQA items as task "t"'s documents."""
+    return _with_docs(AblateChat.around(loaded.vlm, loaded.recipe, batch_size=3))
 
 
 def _request(kind: str, args: tuple, doc_id: int = 0) -> Instance:
@@ -103,6 +110,19 @@ def test_multi_round_follows_the_tasks_rounds_with_ablates_generation(chat):
                                 max_new_tokens=6)[0] for s in samples]
     assert outputs == [r["prediction"] for r in records]
     assert seen == [(None, None, None), (1, [outputs[0]], None), (2, outputs, {"asked": 1})]
+
+
+def test_the_simple_model_reads_simple_requests_as_the_chat_model_reads_chat_ones(chat, loaded):
+    from ablate.run.lmms_chat import AblateSimple
+
+    simple = _with_docs(AblateSimple.around(loaded.vlm, loaded.recipe, batch_size=3))
+    docs, settings = chat.task_dict["t"]["test"], {"max_new_tokens": 5, "until": ["\n\n"]}
+    chat_requests = [_request("generate_until", ("", lambda d: user_messages([d["image"]], d["question"]), settings,
+                                                 n, "t", "test"), n) for n in range(4)]
+    simple_requests = [_request("generate_until", (docs[n]["question"], settings, lambda d: [d["image"]], n, "t", "test"), n)
+                       for n in range(4)]
+    answers = chat.generate_until(chat_requests)
+    assert simple.generate_until(simple_requests) == answers and all(answers)
 
 
 def test_messages_become_llava_turns():
