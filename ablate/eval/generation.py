@@ -67,10 +67,8 @@ def generate_records(vlm, samples, *, template, evaluator, collator, tokenizer, 
         with torch.inference_mode():
             for start in range(0, len(rows), batch_size):
                 chunk = samples[start : start + batch_size]
-                batch = collator(rows[start : start + batch_size])
-                batch.pop("ids", None)
-                new_tokens = vlm.generate(**_on_device(batch, vlm), max_new_tokens=max_new_tokens)
-                texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+                texts = generated_texts(vlm, rows[start : start + batch_size], collator=collator,
+                                        tokenizer=tokenizer, max_new_tokens=max_new_tokens)
                 judged = [_judged(evaluator, template, sample, text) for sample, text in zip(chunk, texts)]
                 records.extend(judged)
                 correct += sum(float(r["correct"]) for r in judged)
@@ -103,7 +101,17 @@ def finish(records: list[dict[str, Any]], evaluator, out_path: Path | None) -> E
     return EvalResult(metrics, records, out_path)
 
 
-def _on_device(batch: dict[str, Any], model) -> dict[str, Any]:
+def generated_texts(vlm, rows: list[dict[str, Any]], *, collator, tokenizer, max_new_tokens: int,
+                    **generate_kwargs) -> list[str]:
+    """One batch of prompt rows ({"id", "image", "input_ids"}) -> each row's decoded new text;
+    greedy unless `generate_kwargs` (VisionLanguageModel.generate's) say otherwise."""
+    batch = collator(rows)
+    batch.pop("ids", None)
+    new_tokens = vlm.generate(**on_device(batch, vlm), max_new_tokens=max_new_tokens, **generate_kwargs)
+    return tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+
+def on_device(batch: dict[str, Any], model) -> dict[str, Any]:
     """The collator's CPU tensors, moved to where the model's weights are (a GPU after training)."""
     import torch
 

@@ -26,9 +26,7 @@ evaluator raises an AblateError saying what to set: it cannot run offline.
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -36,6 +34,7 @@ from pydantic import Field
 
 from ablate.components.contracts import IMAGE_TOKEN
 from ablate.errors import AblateError
+from ablate.eval.chat_api import ChatEndpoint
 from ablate.eval.contracts import EvaluatorBase
 from ablate.eval.judge_cache import JudgeCache
 from ablate.registry import ComponentConfig
@@ -80,7 +79,9 @@ class GPT4RelativeScoreConfig(ComponentConfig):
 class RelativeScoreJudge(EvaluatorBase):
     def __init__(self, config: GPT4RelativeScoreConfig, base_url: str, api_key: str | None,
                  cache: JudgeCache | None = None):
-        self.config, self.base_url, self.api_key, self.cache = config, base_url.rstrip("/"), api_key, cache
+        self.config, self.cache = config, cache
+        self.endpoint = ChatEndpoint(base_url, api_key, config.timeout_s, config.retries, config.retry_wait_s,
+                                     label="gpt4_relative_score")
 
     # --- the API ---------------------------------------------------------------------------
 
@@ -91,45 +92,10 @@ class RelativeScoreJudge(EvaluatorBase):
         cached = self.cache.get(request) if self.cache is not None else None
         if cached is not None:
             return cached
-        reply = self._chat(request)
+        reply = self.endpoint.reply(request)
         if self.cache is not None:
             self.cache.put(request, reply)
         return reply
-
-    def _chat(self, request: dict[str, Any]) -> str:
-        body = json.dumps(request).encode()
-        url = f"{self.base_url}/chat/completions"
-        attempts = self.config.retries + 1
-        for attempt in range(attempts):
-            reply, error, retryable = self._post(url, body)
-            if reply is not None:
-                return reply
-            if not retryable or attempt == attempts - 1:
-                break
-            time.sleep(min(self.config.retry_wait_s * 2 ** attempt, 30.0))
-        tries = f"after {attempt + 1} attempt{'s' if attempt else ''}"
-        raise AblateError(f"gpt4_relative_score: the judge at {url} failed {tries}: {error}")
-
-    def _post(self, url: str, body: bytes) -> tuple[str | None, str, bool]:
-        """(the reply's text, or None with the error and whether a retry may help)."""
-        import http.client
-        import urllib.error
-        import urllib.request
-
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
-                payload = json.loads(response.read())
-            return str(payload["choices"][0]["message"]["content"]), "", False
-        except urllib.error.HTTPError as exc:  # rate limits and server errors pass; a bad request does not
-            return None, f"HTTP {exc.code}: {exc.read()[:300].decode(errors='replace')}", exc.code == 429 or exc.code >= 500
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:  # resets, refusals, timeouts
-            return None, f"{type(exc).__name__}: {exc}", True
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            return None, f"unexpected response ({type(exc).__name__}: {exc})", False
 
     # --- the evaluator contract ------------------------------------------------------------
 
@@ -222,12 +188,15 @@ def build_gpt4_relative_score(config: GPT4RelativeScoreConfig) -> RelativeScoreJ
 
 
 def judge_cache(config: GPT4RelativeScoreConfig) -> JudgeCache | None:
-    if not config.cache:
-        return None
+    return cache_at(config.cache_dir, "gpt4_relative_score") if config.cache else None
+
+
+def cache_at(cache_dir: str | None, what: str) -> JudgeCache:
+    """The judge cache in `cache_dir`, default $ABLATE_HOME/judge_cache (one cache for every judge)."""
     from ablate.paths import file_in_the_way
     from ablate.zoo import ablate_home
 
-    root = Path(config.cache_dir).expanduser() if config.cache_dir else ablate_home() / "judge_cache"
+    root = Path(cache_dir).expanduser() if cache_dir else ablate_home() / "judge_cache"
     if (blocker := file_in_the_way(root)) is not None:
-        raise AblateError(f"gpt4_relative_score: cache_dir {str(root)!r} cannot be a folder: {blocker} is a file")
+        raise AblateError(f"{what}: cache_dir {str(root)!r} cannot be a folder: {blocker} is a file")
     return JudgeCache(root)

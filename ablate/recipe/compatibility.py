@@ -32,7 +32,7 @@ def reads_answer_format(block: Any) -> bool:
 def answer_format_problem(recipe) -> str | None:
     """A message (starting with its YAML path) when the recipe's answer format cannot work."""
     blocks = {f"stages.{i}.data": s.data for i, s in enumerate(recipe.stages)}
-    if recipe.eval is not None:
+    if recipe.eval is not None and recipe.eval.harness == "ablate":  # lmms-eval's tasks bring their own prompts
         blocks["eval.data"] = recipe.eval.data
     dumped = {path: block.model_dump(mode="json") for path, block in blocks.items()}
     return _unread(recipe, dumped) or _unscorable(recipe, dumped)
@@ -51,7 +51,7 @@ def _unread(recipe, dumped: dict[str, Any]) -> str | None:
 
 def _unscorable(recipe, dumped: dict[str, Any]) -> str | None:
     """The evaluator's verdict on the answer format the eval data is rendered in."""
-    if recipe.eval is None or not reads_answer_format(dumped["eval.data"]):
+    if "eval.data" not in dumped or not reads_answer_format(dumped["eval.data"]):
         return None
     configured = getattr(recipe.eval.data, "answer_format", None) or recipe.answer_format
     if configured is None:  # the source's own default

@@ -168,17 +168,69 @@ class DataSection(Strict):
         return value if value is None else checked_folder(value)
 
 
+class JudgeSection(Strict):
+    """The judge of lmms-eval's GPT-judged tasks (MM-Vet, LLaVA-Bench in the wild, ...), pinned."""
+
+    model: str = Field(min_length=1, description="judge model name at the endpoint, e.g. gpt-4-0613 "
+                       "(lmms-eval's MODEL_VERSION)")
+    endpoint: str = Field(pattern=r"^https?://\S+$", description="OpenAI-compatible API root, e.g. "
+                          "https://api.openai.com/v1")
+    api_key_env: str = Field("OPENAI_API_KEY", min_length=1, description="environment variable holding the API key")
+    cache_dir: str | None = Field(None, min_length=1, description="judge replies kept here, shared with ablate's "
+                                  "own judge (default: $ABLATE_HOME/judge_cache)")
+
+
+# Fields only one harness reads: {field: harness}. `data`, `evaluator` and `max_new_tokens` stay
+# allowed with lmms_eval (unused, except max_new_tokens as a fallback) so that `-s eval.harness=
+# lmms_eval` switches a recipe's harness without removing its ablate eval.
+HARNESS_ONLY = {"tasks": "lmms_eval", "include_path": "lmms_eval", "judge": "lmms_eval", "each_epoch": "ablate"}
+
+
 class EvalSection(Strict):
-    data: Component("data_source")
+    harness: Literal["ablate", "lmms_eval"] = Field(
+        "ablate", description="ablate: generate on eval.data and score with eval.evaluator; lmms_eval: run "
+        "lmms-eval's tasks (eval.tasks) on the trained model, in the same process",
+    )
+    data: Component("data_source") | None = Field(None, description="the held-out samples (harness ablate)")
     template: Component("template") | None = Field(None, description="defaults to the last stage's")
     evaluator: Component("evaluator") = Field("exact_match", validate_default=True)
-    max_new_tokens: int = Field(16, gt=0)
+    max_new_tokens: int = Field(16, gt=0, description="lmms_eval: only for tasks whose generation_kwargs set none")
     batch_size: int = Field(32, gt=0)
-    limit: int | None = Field(None, gt=0, description="evaluate only the first N items")
+    limit: int | None = Field(None, gt=0, description="evaluate only the first N items (lmms_eval: of each task)")
     each_epoch: bool = Field(False, description="also evaluate after every epoch of the last stage")
     image_aspect_ratio: ImageAspectRatio | None = Field(
         None, description="defaults to the last stage's (LLaVA keeps it in the model config for its evaluation)",
     )
+    tasks: list[str] | None = Field(None, min_length=1, description="lmms-eval task or group names, e.g. [gqa, mme]")
+    include_path: list[str] | None = Field(
+        None, min_length=1, description="folders of lmms-eval task YAMLs (lmms-eval's --include_path); their "
+        "tasks win over lmms-eval's own of the same name",
+    )
+    judge: JudgeSection | None = Field(None, description="judge model and endpoint for GPT-judged lmms-eval tasks")
+
+    @field_validator("include_path", mode="before")
+    @classmethod
+    def _one_path_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_tasks(cls, tasks: list[str] | None) -> list[str] | None:
+        if tasks and (dupes := repeated(tasks)):
+            raise ValueError(f"tasks must be unique; repeated: {', '.join(dupes)}")
+        return tasks
+
+    @model_validator(mode="after")
+    def _fields_fit_the_harness(self) -> "EvalSection":
+        for name, harness in HARNESS_ONLY.items():
+            if name in self.model_fields_set and getattr(self, name) not in (None, False) and self.harness != harness:
+                raise ValueError(f"eval.{name} applies to harness {harness} only; this eval uses harness "
+                                 f"{self.harness}" + ("" if harness == "ablate" else f" (set eval.harness: {harness})"))
+        if self.harness == "ablate" and self.data is None:
+            raise ValueError("eval.data is required with harness ablate (the samples to generate for)")
+        if self.harness == "lmms_eval" and not self.tasks:
+            raise ValueError("eval.tasks is required with harness lmms_eval, e.g. [gqa, mme]")
+        return self
 
 
 class TrackingSection(Strict):

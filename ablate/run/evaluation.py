@@ -19,13 +19,22 @@ class EvalPlan:
     image_aspect_ratio: str = "square"
 
 
+def eval_template(recipe):
+    """The conversation template evaluation prompts with: eval.template, else the last stage's."""
+    from ablate.registry import registries
+
+    template_cfg = (recipe.eval.template if recipe.eval is not None else None) or (
+        recipe.stages[-1].template if recipe.stages else None)
+    if template_cfg is None:
+        raise AblateError("eval.template is required when the recipe has no stages")
+    return registries().template.get(template_cfg.type).build(template_cfg)
+
+
 def eval_plan(recipe) -> EvalPlan:
     from ablate.registry import registries
 
     regs, ev = registries(), recipe.eval
-    template_cfg = ev.template or (recipe.stages[-1].template if recipe.stages else None)
-    if template_cfg is None:
-        raise AblateError("eval.template is required when the recipe has no stages")
+    template = eval_template(recipe)
     source = regs.data_source.get(ev.data.type).build(ev.data, answer_format=recipe.answer_format,
                                                         on_bad_sample=recipe.data.on_bad_sample)
     from ablate.eval.contracts import evaluator_problem
@@ -36,8 +45,7 @@ def eval_plan(recipe) -> EvalPlan:
     samples = source.samples()
     if ev.limit:
         samples = samples[: ev.limit]
-    return EvalPlan(samples, regs.template.get(template_cfg.type).build(template_cfg), evaluator,
-                    ev.batch_size, ev.max_new_tokens, recipe.eval_aspect_ratio())
+    return EvalPlan(samples, template, evaluator, ev.batch_size, ev.max_new_tokens, recipe.eval_aspect_ratio())
 
 
 def evaluate(vlm, plan: EvalPlan, *, progress, out: Path | None, label: str = "eval", features=None):

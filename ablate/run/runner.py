@@ -44,6 +44,7 @@ class RunResult:
     skipped_samples: int = 0
     feature_cache: dict[str, int] = field(default_factory=dict)
     plan: list[str] = field(default_factory=list)  # the stage plan, one line per stage
+    eval_samples: Path | None = None  # lmms-eval's results and per-sample logs (harness lmms_eval)
 
 
 def run_dir_for(recipe: Recipe) -> Path:
@@ -130,6 +131,7 @@ class Prepared:
     eval_features: Any
     base_dir: Path | None
     reuse: bool
+    lmms: Any = None  # the lmms-eval evaluation (ablate.run.lmms_harness.LmmsPlan), eval.harness lmms_eval
 
 
 def prepare(recipe: Recipe, base_dir: Path | None, progress, *, resume: bool, reuse: bool) -> Prepared:
@@ -141,8 +143,16 @@ def prepare(recipe: Recipe, base_dir: Path | None, progress, *, resume: bool, re
         plan = plan_stages(recipe, store=store, world_size=ranks().num_processes, resume=resume, reuse=reuse)
     _check_deepspeed_configs(plan, base_dir)
     stage_features, eval_features = _feature_caches(recipe, vlm)
-    evaluation = eval_plan(recipe) if recipe.eval else None  # every rank evaluates its share
-    return Prepared(vlm, store, plan, evaluation, stage_features, eval_features, base_dir, reuse)
+    harness = recipe.eval.harness if recipe.eval else None
+    evaluation = eval_plan(recipe) if harness == "ablate" else None  # every rank evaluates its share
+    return Prepared(vlm, store, plan, evaluation, stage_features, eval_features, base_dir, reuse,
+                    lmms=_lmms_plan(recipe) if harness == "lmms_eval" else None)
+
+
+def _lmms_plan(recipe):
+    from ablate.run.lmms_harness import lmms_plan
+
+    return lmms_plan(recipe)
 
 
 def _check_deepspeed_configs(plan: StagePlan, base_dir: Path | None) -> None:
@@ -167,15 +177,20 @@ def _train_and_evaluate(recipe, prepared: Prepared, run_dir, tracker, progress) 
     outcomes = carry_out(plan, ctx)
     if ctx.skipped:
         tracker.log_metrics({"data/skipped_samples": ctx.skipped})
-    eval_metrics, predictions = {}, None
+    eval_metrics, predictions, samples = {}, None, None
     if evaluation is not None and (res := evaluate(vlm, evaluation, progress=progress, features=eval_features,
                                                    out=run_dir / "predictions.jsonl")) is not None:
         eval_metrics, predictions = res.metrics, res.predictions_path  # on rank 0, which gathered
         tracker.log_metrics(logged_metrics(evaluation.evaluator, eval_metrics))
         tracker.log_artifact(predictions)
+    if p.lmms is not None:
+        from ablate.run.lmms_harness import run_lmms_eval
+
+        eval_metrics, samples = run_lmms_eval(vlm, recipe, p.lmms, run_dir, tracker)
     counts, feature_counts = _record_model(recipe, vlm, [*p.stage_features, eval_features], tracker)
     return RunResult(run_dir, None, "", "", outcomes, eval_metrics, ctx.epoch_metrics, predictions, 0.0, counts,
-                     int(vlm.connector.num_output_tokens), ctx.skipped, feature_cache=feature_counts, plan=plan.lines())
+                     int(vlm.connector.num_output_tokens), ctx.skipped, feature_cache=feature_counts, plan=plan.lines(),
+                     eval_samples=samples)
 
 
 def _prepared_model(recipe, progress):
@@ -213,7 +228,8 @@ def _feature_caches(recipe, vlm) -> tuple[list[Any], Any]:
         return caches[mode]
 
     stage_features = [cache_for(s.image_aspect_ratio) if use else None for s, use in zip(recipe.stages, cache_stages)]
-    eval_features = cache_for(recipe.eval_aspect_ratio()) if cache_eval and recipe.eval else None
+    ablate_eval = recipe.eval is not None and recipe.eval.harness == "ablate"  # lmms-eval's images have no paths
+    eval_features = cache_for(recipe.eval_aspect_ratio()) if cache_eval and ablate_eval else None
     return stage_features, eval_features
 
 
@@ -278,6 +294,7 @@ def _summary(result: RunResult) -> dict[str, Any]:
         "eval": result.eval_metrics,
         "epoch_eval": result.epoch_metrics,
         "predictions": str(result.predictions_path) if result.predictions_path else None,
+        "eval_samples": str(result.eval_samples) if result.eval_samples else None,
         "parameter_counts": result.parameter_counts,
         "visual_tokens": result.visual_tokens,
         "skipped_samples": result.skipped_samples,

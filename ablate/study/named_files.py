@@ -32,8 +32,11 @@ def named_file_problems(recipe, base_dir: Path | None) -> Found:
                 deepspeed_config(stage, base_dir)
             except AblateError as error:
                 problems.append((("stages", index, "deepspeed"), str(error).split(": ", 1)[-1]))
-    if recipe.eval is not None:
+    if recipe.eval is not None and recipe.eval.harness == "ablate":
         problems += data_block_problems(recipe.eval.data.model_dump(mode="json"), ("eval", "data"))
+    if recipe.eval is not None and recipe.eval.harness == "lmms_eval":
+        problems += [(("eval", "include_path", n), problem) for n, folder in enumerate(recipe.eval.include_path or [])
+                     if (problem := path_problem(folder, "folder")) is not None]
     return problems
 
 

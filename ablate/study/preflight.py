@@ -9,7 +9,9 @@ For every cell of the scale:
   `zoo:` entries, the Hugging Face cache): encoder width -> connector -> LLM hidden size, and
   an `init_connector` file's tensor shapes against the connector built for that cell;
 - each stage's `trainable` resolves to parameters that exist and trains something;
-- every data file, image root, `init_connector` file and DeepSpeed config it names exists.
+- every data file, image root, `init_connector` file and DeepSpeed config it names exists;
+- with `eval.harness: lmms_eval`, lmms-eval is installed and knows every task (and a judged
+  task has its judge pinned: `ablate.run.lmms_harness.lmms_plan`).
 Every problem of every cell is reported at once (`StudyCheckError`). Models and files that
 several cells share are checked once.
 """
@@ -83,6 +85,7 @@ def check_cells(study: StudyFile, scale: str, cells: list[Cell], recipes: dict[s
     base = base_source(study, scale)
     base_dir = study.base_path(scale).resolve().parent
     models: dict[str, ModelCheck] = {}
+    harnesses: dict[str, list] = {}
     checks = []
     for cell in cells:
         try:
@@ -91,7 +94,7 @@ def check_cells(study: StudyFile, scale: str, cells: list[Cell], recipes: dict[s
         except (RecipeError, StudyError) as error:
             checks.append(CellCheck(cell, list(error.problems)))
             continue
-        checks.append(_check_recipe(cell, recipe, src, base_dir, models))
+        checks.append(_check_recipe(cell, recipe, src, base_dir, models, harnesses))
     return StudyCheck(study, scale, checks, time.perf_counter() - start)
 
 
@@ -101,15 +104,33 @@ def _validated(src: Sourced):
     return validate_sourced(src)
 
 
-def _check_recipe(cell: Cell, recipe, src: Sourced, base_dir: Path, models: dict[str, ModelCheck]) -> CellCheck:
+def _check_recipe(cell: Cell, recipe, src: Sourced, base_dir: Path, models: dict[str, ModelCheck],
+                  harnesses: dict[str, list]) -> CellCheck:
     key = json.dumps({"model": recipe.model.model_dump(mode="json"),
                       "stages": [[s.name, s.trainable.model_dump(mode="json")] for s in recipe.stages]}, sort_keys=True)
     if key not in models:
         models[key] = check_model(recipe)
     model = models[key]
-    found = model.problems + named_file_problems(recipe, base_dir)
+    found = model.problems + named_file_problems(recipe, base_dir) + _lmms_problems(recipe, harnesses)
     problems = [Problem(_dotted(path, recipe), message, src.where(path)) for path, message in found]
     return CellCheck(cell, problems, model.shapes, model.trainable)
+
+
+def _lmms_problems(recipe, seen: dict[str, list]) -> list[tuple[tuple, str]]:
+    """What stops the cell's lmms-eval evaluation (checked once per set of tasks)."""
+    ev = recipe.eval
+    if ev is None or ev.harness != "lmms_eval":
+        return []
+    key = json.dumps([ev.tasks, ev.include_path, ev.judge is not None])
+    if key not in seen:
+        from ablate.run.lmms_harness import lmms_plan
+
+        try:
+            lmms_plan(recipe)
+            seen[key] = []
+        except AblateError as error:
+            seen[key] = [(("eval", "tasks"), str(error).removeprefix("eval.tasks: "))]
+    return seen[key]
 
 
 def _dotted(path: tuple, recipe) -> str:

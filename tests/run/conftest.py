@@ -10,3 +10,21 @@ import tiny_run
 @pytest.fixture(scope="session", autouse=True)
 def _tiny_run_setup(tmp_path_factory):
     yield from tiny_run.session_setup(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def lmms_run(tmp_path_factory):
+    """A finished tiny run whose own eval is ablate's harness on lmms_parts' gqa items, and the
+    folder of the local lmms-eval tasks: (root, tasks folder, recipe dict, RunResult)."""
+    import lmms_parts
+
+    root = tmp_path_factory.mktemp("lmms")
+    tasks = lmms_parts.write_data(root, lmms_parts.items())
+    data = lmms_parts.recipe(root, "gqa.json", "exact_match")
+    return root, tasks, data, tiny_run.run_in_process(data)
+
+
+@pytest.fixture
+def lmms_datasets(lmms_run, monkeypatch):
+    """lmms-eval's datasets cache inside the test's folder, not ~/.cache."""
+    monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(lmms_run[0] / "datasets"))

@@ -54,7 +54,7 @@ def place_named_files(study_path: Path, scale: str = "paper") -> list[str]:
     placed = set()
     for cell in expand_cells(study, scale, seeds_for(study, scale)):
         recipe = cell_recipe(study, scale, cell)
-        blocks = [s.data for s in recipe.stages] + ([recipe.eval.data] if recipe.eval else [])
+        blocks = [s.data for s in recipe.stages] + ([recipe.eval.data] if recipe.eval and recipe.eval.data else [])
         for block in blocks:
             for _, value, kind in named_paths(block.model_dump(mode="json"), ()):
                 path = Path(value)

@@ -3,6 +3,7 @@ eval.limit and where results go; every paper-scale cell of all six studies runs 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -99,6 +100,42 @@ def test_a_stage_the_kit_cannot_fill_one_batch_of_is_named(rehearsal_kit):
         "smaller batches than the recipe's"]
 
 
+def test_lmms_eval_tasks_rehearse_on_stand_ins_that_take_their_names(rehearsal_kit, monkeypatch):
+    """The connector study's paper cells score lmms-eval's mme, gqa and mmvet: the rehearsal puts the
+    kit's stand-ins first in eval.include_path and points the pinned judge at the stand-in judge."""
+    from ablate.run.lmms_harness import task_manager
+    from ablate.study.cells import cell_recipe, expand_cells, seeds_for
+    from ablate.study.schema import load_study
+
+    study = load_study(REPO / "studies" / "connector.yaml")
+    paper = cell_recipe(study, "paper", expand_cells(study, "paper", seeds_for(study, "paper"))[0])
+    monkeypatch.setenv(ENV, "http://127.0.0.1:9/v1")
+    rehearsed = Rehearsal(rehearsal_kit, "connector").recipe(paper)
+    before, after = dict(leaves(paper.resolved())), dict(leaves(rehearsed.resolved()))
+    changed = {path for path in set(before) | set(after) if before.get(path) != after.get(path)}
+    assert {path for path in changed if not CHANGEABLE.match(path)} == {"eval.include_path.0", "eval.judge.endpoint"}
+    assert rehearsed.eval.judge.endpoint == "http://127.0.0.1:9/v1" and rehearsed.eval.limit == EVAL_LIMIT
+    folder = Path(rehearsed.eval.include_path[0])
+    index = task_manager(rehearsed.eval.tasks, rehearsed.eval.include_path).task_index
+    assert {task: Path(index[task]["yaml_path"]) for task in ("mme", "gqa", "mmvet")} == {
+        task: folder / task / f"{task}.yaml" for task in ("mme", "gqa", "mmvet")}
+    docs = json.loads((folder / "mme" / "mme.json").read_text())
+    assert docs[0]["question_id"] == docs[1]["question_id"] and Path(docs[0]["image"]).is_file()  # an MME pair
+
+
+def test_what_the_kit_cannot_rehearse_of_lmms_eval_is_named(rehearsal_kit, monkeypatch):
+    data = load_recipe(REPO / "recipes" / "llava_v1_5_13b.yaml").resolved()
+    data["eval"] = {"harness": "lmms_eval", "tasks": ["gqa", "textvqa_val"],
+                    "judge": {"model": "gpt-4-0613", "endpoint": "https://api.openai.com/v1"}}
+    monkeypatch.delenv(ENV, raising=False)
+    with pytest.raises(RecipeError) as caught:
+        Rehearsal(rehearsal_kit, "s").recipe(recipe_from_dict(data))
+    problems = {p.path: p.message for p in caught.value.problems}
+    assert problems["eval.tasks"] == ("the rehearsal kit has no stand-in for lmms-eval task 'textvqa_val'; it holds "
+                                      "mme, gqa, mmvet")
+    assert problems["eval.judge.endpoint"].startswith(f"no stand-in judge is running ({ENV} is unset)")
+
+
 def test_the_stand_in_judge_answers_the_real_judge(monkeypatch):
     from ablate.registry import registries
 
@@ -108,7 +145,7 @@ def test_the_stand_in_judge_answers_the_real_judge(monkeypatch):
         judge = registries().evaluator.get("gpt4_relative_score").build({"cache": False})
         record = judge.judge({"id": "1", "prompt": "<image>\nWhat colour?", "prediction": "Red.",
                               "answer": "It is red.", "meta": {"category": "conv"}})
-        assert record["judge_scores"] == [7.0, 6.0] and not record["judge_failed"]
+        assert record["judge_scores"] == [0.7, 0.6] and not record["judge_failed"]
         bad = urllib.request.Request(f"{url}/chat/completions", data=b'{"model": "m"}', method="POST")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(bad)

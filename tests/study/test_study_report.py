@@ -174,3 +174,27 @@ def test_report_before_the_study_ran_says_so(project):
 
     with pytest.raises(AblateError, match="has not run here"):
         report_study("demo", scale="tiny")
+
+
+def test_the_connector_study_judges_each_paper_value_against_its_own_benchmark():
+    """Paper scale: MME, GQA and MM-Vet each come from their lmms-eval task's metric."""
+    from ablate.study.collect import CellRun
+    from ablate.study.parent import ParentRun
+
+    study = load_study(Path(__file__).resolve().parents[2] / "studies" / "connector.yaml")
+    scores = {"linear": (1300.0, 0.47, 30.0), "mlp2": (1290.0, 0.48, 31.0), "qformer": (1100.0, 0.40, 20.0)}
+    # no axis labels: these runs are not judged stale (that reads the paper's data files)
+    runs = [CellRun(f"run-{arm}", f"{arm}-42", arm, 42, {},
+                    {"lmms_eval/mme/mme_perception_score": mme, "lmms_eval/gqa/exact_match": gqa,
+                     "lmms_eval/mmvet/gpt_eval_score": mmvet, "lmms_eval/mme/mme_cognition_score": 300.0})
+            for arm, (mme, gqa, mmvet) in scores.items()]
+    report = build_report(study, "paper", ParentRun("parent", "sqlite:///unused.db", "0"), runs, recipes={})
+    verdicts = {table.name: (table.benchmark, [(c.benchmark, c.agrees) for c in table.rows[1].paper])
+                for table in report.metrics}
+    assert report.table("mme").rows[1].arm == "mlp2"
+    assert verdicts == {
+        "mme": ("MME", [("MME perception score", "no")]),  # ours fell, the paper's rose
+        "gqa": ("GQA", [("GQA accuracy (%)", "yes")]),
+        "mmvet": ("MM-Vet", [("MM-Vet GPT-4-judged score", "yes")]),
+    }
+    assert report.objective == "gqa" and report.table("gqa").rows[1].mean == 0.48

@@ -192,7 +192,7 @@ def test_our_benchmark_comes_from_the_eval_data_or_the_study_file():
         return {spec.name: our_benchmark(spec, section, recipes.values()) for spec in section.metric_specs()}
 
     assert ours("connector", "tiny") == {"accuracy": "easy_vqa"}
-    assert ours("connector", "paper") == {"accuracy": "GQA"}  # llava_json: declared in the study file
+    assert ours("connector", "paper") == {"mme": "MME", "gqa": "GQA", "mmvet": "MM-Vet"}  # lmms_eval/<task>/... keys
     assert ours("data_types", "tiny")["detail"] == "easy_vqa"  # the mixture's sources
     assert ours("scienceqa_format", "tiny") == {"accuracy": "scienceqa (embedded)"}  # generated, not ScienceQA
     assert ours("scienceqa_format", "paper") == {"accuracy": "scienceqa"}  # the real one, under data/ScienceQA

@@ -1,10 +1,13 @@
 """A stand-in judge for judged evaluators (gpt4_relative_score) while a rehearsal runs.
 
 A local OpenAI-compatible `/chat/completions` endpoint, reached through ABLATE_JUDGE_BASE_URL
-(the variable the judge reads first; the recipe is not touched). It checks that each request
-is a chat request (a model, and messages with roles and text) and answers every one with the
-same two scores, so the rehearsal runs the judge's request, parsing and scoring code without
-an API key and without a bill. It cannot say whether answers are good: nothing at this size can.
+(the variable ablate's judge reads first; a recipe's pinned lmms-eval judge, `eval.judge`, is
+pointed at it by the rehearsal). It checks that each request is a chat request (a model, and
+messages with roles and text) and answers every one with the same reply, which both kinds of
+judged scoring read: LLaVA-Bench's two scores (the reference 0.7, the answer 0.6) and MM-Vet's
+one correctness score in [0, 1] (0.7). So the rehearsal runs the judges' request, parsing and
+scoring code without an API key and without a bill. It cannot say whether answers are good:
+nothing at this size can.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 ENV = "ABLATE_JUDGE_BASE_URL"
-REPLY = "7 6\nA stand-in judge scored this pair: the rehearsal checks the judging code, not the answers."
+REPLY = "0.7 0.6\nA stand-in judge scored this: the rehearsal checks the judging code, not the answers."
 
 
 def request_problem(body: object) -> str | None:

@@ -43,15 +43,20 @@ def run_notes(recipes, judge_url: str, launch) -> list[str]:
     if not torch.cuda.is_available() and any(stage.precision != "fp32" for stage in stages):
         notes.append("no GPU: bf16/fp16 stages run in that precision on the CPU, unchanged")
     if any(_judged(recipe) for recipe in recipes):
-        notes.append(f"judged evaluation: a stand-in judge at {judge_url} (ABLATE_JUDGE_BASE_URL) scores every "
-                     "answer 6 against the reference's 7; no API is called")
+        notes.append(f"judged evaluation: a stand-in judge at {judge_url} (ABLATE_JUDGE_BASE_URL, and eval.judge's "
+                     "endpoint) replies \"0.7 0.6\" to every request (LLaVA-Bench: the answer 0.6 against the "
+                     "reference's 0.7; MM-Vet: 0.7); no API is called")
     notes += small_data_notes(recipes)
     return notes
 
 
 def _judged(recipe) -> bool:
-    """Whether the recipe's evaluator calls a judge model (its config has an endpoint)."""
-    return recipe.eval is not None and "base_url" in type(recipe.eval.evaluator).model_fields
+    """Whether the recipe's evaluation calls a judge model (an lmms-eval judge, or an evaluator
+    whose config has an endpoint)."""
+    ev = recipe.eval
+    if ev is None:
+        return False
+    return ev.judge is not None if ev.harness == "lmms_eval" else "base_url" in type(ev.evaluator).model_fields
 
 
 def small_data_notes(recipes) -> list[str]:

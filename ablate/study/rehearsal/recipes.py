@@ -6,6 +6,9 @@ What changes, and nothing else:
 - every file or folder a data block names (its fields by source type, FILE_FIELDS, and any
   field called path, root or *_path/_root/_file/_dir) -> the kit's copy;
 - each stage's `max_steps` -> MAX_STEPS, and `eval.limit` -> at most EVAL_LIMIT;
+- with `eval.harness: lmms_eval`: the kit's stand-ins of its tasks, first in `eval.include_path`
+  (`rehearsal.lmms`), and `eval.judge.endpoint` -> the stand-in judge (`rehearsal.judge`, whose
+  URL the session puts in ABLATE_JUDGE_BASE_URL before any recipe is made);
 - `output_dir` -> `<output_dir>/rehearsal/<study>` and the MLflow experiment -> `<experiment>-rehearsal`
   (where results are filed, not what is computed), so rehearsals never mix with real results.
 
@@ -84,6 +87,8 @@ class Rehearsal:
             swap.data_block(stage["data"], f"stages.{stage['name']}.data")
             self._set(stage, "max_steps", MAX_STEPS, "stages.*.max_steps")
         if data.get("eval"):
+            if data["eval"]["harness"] == "lmms_eval":
+                self._lmms_eval(data["eval"], problems)
             swap.data_block(data["eval"]["data"], "eval.data")
             limit = data["eval"]["limit"]
             self._set(data["eval"], "limit", min(limit or EVAL_LIMIT, EVAL_LIMIT), "eval.limit")
@@ -93,6 +98,26 @@ class Rehearsal:
         if problems:
             raise RecipeError(f"rehearsal of {recipe.name}", problems)
         return recipe_from_dict(data, source=f"rehearsal of {recipe.name}")
+
+    def _lmms_eval(self, ev: dict[str, Any], problems: list[Problem]) -> None:
+        """The kit's stand-ins of the lmms-eval tasks, and the stand-in judge for a pinned one."""
+        import os
+
+        from ablate.study.rehearsal.judge import ENV
+        from ablate.study.rehearsal.lmms import stand_in_tasks
+
+        try:
+            folder = stand_in_tasks(self.kit, ev["tasks"])
+        except (KitLookupError, AblateError) as exc:
+            problems.append(Problem("eval.tasks", str(exc)))
+        else:
+            self._set(ev, "include_path", [str(folder), *(ev["include_path"] or [])], "eval.include_path")
+        if ev["judge"] is not None:
+            if url := os.environ.get(ENV):
+                self._set(ev["judge"], "endpoint", url, "eval.judge.endpoint")
+            else:
+                problems.append(Problem("eval.judge.endpoint", f"no stand-in judge is running ({ENV} is unset); "
+                                        "`ablate study NAME --scale paper --rehearse` starts one"))
 
     def _set(self, block: dict, key: str, value: Any, shown_as: str) -> None:
         if block.get(key) != value:

@@ -48,9 +48,9 @@ def rehearse_study(ref: str | Path, *, console, seeds: int | None = None, worker
     kit = ensure_kit(say=lambda line: console.print(line, highlight=False))
     name = load_study(find_study(str(ref))).name
     planned = Rehearsal(kit, name)
-    prepared = prepare_study(ref, SCALE, seeds=seeds, rehearsal=planned)
-    _clear(prepared, console)
-    with stand_in_judge() as judge_url:
+    with stand_in_judge() as judge_url:  # first: a recipe with a pinned judge is pointed at it
+        prepared = prepare_study(ref, SCALE, seeds=seeds, rehearsal=planned)
+        _clear(prepared, console)
         print_plan(prepared, planned, judge_url, launch, console)
         outcome = run_study(
             ref, scale=SCALE, seeds=seeds, workers=workers, storage=storage, tracking_uri=tracking_uri,

@@ -4,7 +4,8 @@
 `Kit`; `ablate study NAME --scale paper --rehearse` runs a study's paper-scale cells on it.
 
     hub/<org>/<repo>/   checkpoints laid out file for file like the hub repos (`checkpoints`)
-    data/...            data sets in LLaVA's `playground/data` layout (`llava_files`, `benchmarks`)
+    data/...            data sets in LLaVA's `playground/data` layout (`llava_files`, `benchmarks`),
+                        and documents for lmms-eval's tasks mme, gqa and mmvet (`lmms_docs`)
     kit.json            the kit's version; manifest.json: every file's size and sha256
 
 Building is safe from several processes (a file lock; the folder appears in one rename). A kit
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Callable
 
-KIT_VERSION = 1  # bump when what the builders write changes
+KIT_VERSION = 2  # bump when what the builders write changes
 KIT_FILE = "kit.json"
 HUB, DATA = "hub", "data"
 
@@ -94,9 +95,11 @@ def write_kit(root: Path) -> None:
     from ablate.zoo.kit.benchmarks import write_benchmarks
     from ablate.zoo.kit.checkpoints import write_checkpoints
     from ablate.zoo.kit.llava_files import write_llava_training_data
+    from ablate.zoo.kit.lmms_docs import write_lmms_docs
 
     write_llava_training_data(root / DATA)
     write_benchmarks(root / DATA)
+    write_lmms_docs(root / DATA)
     write_checkpoints(root / HUB, tokenizer_corpus(root / DATA))
 
 
@@ -110,6 +113,7 @@ def tokenizer_corpus(data: Path) -> list[str]:
         payload = json.loads(file.read_text(encoding="utf-8"))
         if isinstance(payload, list):
             lines += [turn["value"] for item in payload for turn in item.get("conversations", [])]
+            lines += [item[key] for item in payload for key in ("question", "answer") if isinstance(item.get(key), str)]
     for problem in load_problems(data / "ScienceQA").values():
         lines += [problem["question"], *problem["choices"], problem["hint"], problem["lecture"], problem["solution"]]
     return [line for line in lines if line]

@@ -1,0 +1,61 @@
+"""lmms-eval tasks on local documents: one of lmms-eval's task YAMLs, its data swapped for a JSON file.
+
+    write_local_task(folder, "gqa", "gqa/gqa.yaml", docs)
+
+writes `folder/gqa/gqa.yaml`, which `include`s lmms-eval's own gqa.yaml (so its prompt,
+generation_kwargs, process_results, metrics and aggregation are lmms-eval's) and reads its
+documents from `folder/gqa/gqa.json` (the `docs`, in the hub data set's fields, `image` a
+file path). The rehearsal kit's stand-ins of the paper's lmms-eval tasks and ablate's tests are
+written so; with `include_path: folder` (ablate's harness) they take the real tasks' names.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ablate.errors import AblateError
+
+SPLIT = "test"
+IMAGES_FROM_PATHS = "ablate.eval.lmms_docs.images_from_paths"
+
+
+def lmms_tasks_dir() -> Path:
+    """The installed lmms-eval's task folder (found without importing lmms-eval)."""
+    spec = importlib.util.find_spec("lmms_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise AblateError("lmms-eval is not installed: pip install 'ablate[lmms]'")
+    return Path(list(spec.submodule_search_locations)[0]) / "tasks"
+
+
+def write_local_task(folder: Path, name: str, base: str, docs: list[dict[str, Any]], *,
+                     overrides: dict[str, Any] | None = None, functions: dict[str, str] | None = None) -> Path:
+    """Task `name`: lmms-eval's `base` YAML (relative to its task folder) on `docs`. `overrides`
+    replace top-level keys; `functions` set keys to `!function <module.function>`. Returns the YAML."""
+    base_file = lmms_tasks_dir() / base
+    if not base_file.is_file():
+        raise AblateError(f"lmms-eval has no task file {base} (looked in {base_file.parent})")
+    task_dir = folder / name
+    task_dir.mkdir(parents=True, exist_ok=True)
+    _write(task_dir / f"{name}.json", json.dumps(docs, indent=1))
+    config = {
+        "include": str(base_file), "task": name, "dataset_path": "json", "dataset_name": None,
+        "dataset_kwargs": {"data_files": {SPLIT: f"{name}.json"}}, "test_split": SPLIT, **(overrides or {}),
+    }
+    tagged = {"process_docs": IMAGES_FROM_PATHS, **(functions or {})}
+    text = yaml.safe_dump(config, sort_keys=False) + "".join(f"{key}: !function {fn}\n" for key, fn in tagged.items())
+    path = task_dir / f"{name}.yaml"
+    _write(path, text)
+    return path
+
+
+def _write(path: Path, text: str) -> None:
+    """Written whole or not at all: another process may be reading the task (a study's workers)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
