@@ -65,11 +65,22 @@ def facts_from_questions(qas: Sequence[tuple[str, str]]) -> tuple[str | None, st
                 colors["yes"].add(answer)
             present = "yes"
         else:
-            negated = "not" in words or (len(words) > 1 and words[:2] == ["is", "no"])
-            present = "yes" if (answer == "yes") != negated else "no"
+            present = "yes" if names_present(question, answer) else "no"
         shapes[present].update(named_shapes)
         colors[present].update(named_colors)
     return _single(shapes, SHAPES), _single(colors, COLORS)
+
+
+def is_negated(question: str) -> bool:
+    """Whether a yes/no question asks about absence ("is there not a red shape?", "is no ...")."""
+    words = _WORD.findall(question.lower())
+    return "not" in words or words[:2] == ["is", "no"]
+
+
+def names_present(question: str, answer: str) -> bool:
+    """For a yes/no question: whether what it names is in the image (the answer, flipped when
+    the question is negated)."""
+    return (answer == "yes") != is_negated(question)
 
 
 def shape_and_color(qas: Sequence[tuple[str, str]], path: str) -> tuple[str | None, str | None]:
