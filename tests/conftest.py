@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from shared_home import session_home
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -13,7 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Zoo checkpoints and generated data go to one per-session folder, not ~/.cache."""
-    home = os.environ.get("ABLATE_TEST_HOME") or str(tmp_path_factory.getbasetemp() / "ablate_home")
+    home = session_home(tmp_path_factory)
     monkeypatch.setenv("ABLATE_HOME", home)
 
 
@@ -24,6 +26,6 @@ def rehearsal_kit(tmp_path_factory):
 
     from ablate.zoo.kit import ensure_kit
 
-    home = os.environ.get("ABLATE_TEST_HOME") or str(tmp_path_factory.getbasetemp() / "ablate_home")
+    home = session_home(tmp_path_factory)
     with mock.patch.dict(os.environ, {"ABLATE_HOME": home}):
         return ensure_kit()

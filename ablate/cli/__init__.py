@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, PluginWarning):
-            err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+            err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
         else:
             _default_showwarning(message, category, filename, lineno, file, line)
 
@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 def _print_error(exc: Exception) -> None:
     from rich.text import Text
 
-    err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+    # soft_wrap: no line breaks inserted, so a long path in the message stays one piece to copy
+    err_console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
 
 
 if __name__ == "__main__":

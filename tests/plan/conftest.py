@@ -6,6 +6,7 @@ import os
 from unittest import mock
 
 import pytest
+from shared_home import session_home
 
 from plan_helpers import build_zoo
 
@@ -15,6 +16,6 @@ def tiny_zoo(tmp_path_factory):
     import torch
 
     torch.set_num_threads(1)
-    home = os.environ.get("ABLATE_TEST_HOME") or str(tmp_path_factory.getbasetemp() / "ablate_home")
+    home = session_home(tmp_path_factory)
     with mock.patch.dict(os.environ, {"ABLATE_HOME": home}):
         build_zoo()

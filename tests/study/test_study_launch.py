@@ -21,6 +21,7 @@ import pytest
 from optuna.trial import TrialState
 
 import launch_project
+from shared_home import session_home
 from ablate.cli import main
 from ablate.errors import AblateError
 from ablate.study import queue
@@ -245,7 +246,7 @@ def two_process_cells(tmp_path_factory, empty_mlflow_db):
     import tiny_run
 
     tiny_run.MLFLOW_TEMPLATE = empty_mlflow_db
-    home = os.environ.get("ABLATE_TEST_HOME") or str(tmp_path_factory.getbasetemp() / "ablate_home")
+    home = session_home(tmp_path_factory)
     one, two = tmp_path_factory.mktemp("one-process"), tmp_path_factory.mktemp("two-processes")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ABLATE_HOME", home)
