@@ -1,13 +1,15 @@
-"""`ablate data ...`: build the embedded data sets and prepare released benchmarks."""
+"""`ablate data ...`: build the embedded data sets, prepare released benchmarks, write lmms-eval tasks."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import List
 
 import typer
 
 from ablate.cli.console import console
+from ablate.cli.validate_cmd import Overrides
 
 app = typer.Typer(help="Embedded data sets that ablate generates, and released benchmarks it prepares.",
                   no_args_is_help=True)
@@ -57,3 +59,30 @@ def prepare(
     console.print(f"[green]wrote[/] {len(records)} questions ({counts}) to {target}", highlight=False)
     console.print(f"eval data: {{type: llava_json, path: {target}, image_root: {image_root}, "
                   "data_type_field: category}", highlight=False)
+
+
+@app.command("lmms-task")
+def lmms_task(
+    source: Path = typer.Argument(..., help="a recipe, or a YAML file holding an eval section (data, evaluator, ...)"),
+    out: Path = typer.Argument(..., help="folder of task folders: lmms-eval's --include_path, a recipe's eval.include_path"),
+    name: str | None = typer.Option(None, "--name", help="the task's name (default: the recipe's name, else the file's)"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="the first N samples (default: eval.limit, else all)"),
+    embed_images: bool = typer.Option(False, "--embed-images", help="store each image's bytes in the documents "
+                                      "instead of its absolute path (a task folder that can move)"),
+    overrides: List[str] = Overrides,
+) -> None:
+    """Write eval.data as a local lmms-eval task, scored as eval.evaluator scores it."""
+    from ablate.eval.lmms_eval_task import load_eval_source, write_eval_task
+
+    loaded = load_eval_source(source, overrides)
+    task = write_eval_task(out, name or loaded.name, loaded.section, answer_format=loaded.answer_format, limit=limit,
+                           embed_images=embed_images)
+    counts = ", ".join(f"{c} {n}" for c, n in task.categories().items())
+    lines = [f"wrote task {task.name}: {len(task.docs)} documents ({counts}) in {task.data_path}, the task in "
+             f"{task.yaml_path}", f"metrics: {', '.join(task.metrics)}",
+             "score a recipe's model with it, or a finished run folder:",
+             f"  ablate run {source if loaded.is_recipe else 'RECIPE'} -s eval.harness=lmms_eval "
+             f"-s 'eval.tasks=[{task.name}]' -s eval.include_path={out}",
+             f"  lmms-eval --model ablate --model_args pretrained=RUN_DIR --tasks {task.name} --include_path {out}"]
+    for line in lines:  # commands to copy: no markup ("[...]"), no wrapping
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -1,4 +1,4 @@
-"""lmms-eval tasks on local documents: one of lmms-eval's task YAMLs, its data swapped for a JSON file.
+"""lmms-eval task folders on local documents: a task YAML beside the JSON file it reads.
 
     write_local_task(folder, "gqa", "gqa/gqa.yaml", docs)
 
@@ -7,6 +7,7 @@ generation_kwargs, process_results, metrics and aggregation are lmms-eval's) and
 documents from `folder/gqa/gqa.json` (the `docs`, in the hub data set's fields, `image` a
 file path). The rehearsal kit's stand-ins of the paper's lmms-eval tasks and ablate's tests are
 written so; with `include_path: folder` (ablate's harness) they take the real tasks' names.
+`write_task` is the writer underneath, also for tasks scored by ablate (`ablate.eval.lmms_eval_task`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ SPLIT = "test"
 IMAGES_FROM_PATHS = "ablate.eval.lmms_docs.images_from_paths"
 
 
+class Function(str):
+    """A task YAML value written `!function module.name`: lmms-eval imports the function."""
+
+
+class _TaskDumper(yaml.SafeDumper):
+    pass
+
+
+_TaskDumper.add_representer(Function, lambda dumper, ref: dumper.represent_scalar("!function", str(ref)))
+
+
 def lmms_tasks_dir() -> Path:
     """The installed lmms-eval's task folder (found without importing lmms-eval)."""
     spec = importlib.util.find_spec("lmms_eval")
@@ -40,17 +52,21 @@ def write_local_task(folder: Path, name: str, base: str, docs: list[dict[str, An
     base_file = lmms_tasks_dir() / base
     if not base_file.is_file():
         raise AblateError(f"lmms-eval has no task file {base} (looked in {base_file.parent})")
+    tagged = {"process_docs": IMAGES_FROM_PATHS, **(functions or {})}
+    config = {"include": str(base_file), **(overrides or {}), **{key: Function(fn) for key, fn in tagged.items()}}
+    return write_task(folder, name, config, docs)
+
+
+def write_task(folder: Path, name: str, config: dict[str, Any], docs: list[dict[str, Any]]) -> Path:
+    """`folder/name/name.json` (the documents, lmms-eval's test split) and `folder/name/name.yaml`
+    (`config` after the keys that read them; `Function` values as `!function`). Returns the YAML."""
     task_dir = folder / name
     task_dir.mkdir(parents=True, exist_ok=True)
     _write(task_dir / f"{name}.json", json.dumps(docs, indent=1))
-    config = {
-        "include": str(base_file), "task": name, "dataset_path": "json", "dataset_name": None,
-        "dataset_kwargs": {"data_files": {SPLIT: f"{name}.json"}}, "test_split": SPLIT, **(overrides or {}),
-    }
-    tagged = {"process_docs": IMAGES_FROM_PATHS, **(functions or {})}
-    text = yaml.safe_dump(config, sort_keys=False) + "".join(f"{key}: !function {fn}\n" for key, fn in tagged.items())
+    head = {"task": name, "dataset_path": "json", "dataset_name": None,
+            "dataset_kwargs": {"data_files": {SPLIT: f"{name}.json"}}, "test_split": SPLIT}
     path = task_dir / f"{name}.yaml"
-    _write(path, text)
+    _write(path, yaml.dump({**head, **config}, Dumper=_TaskDumper, sort_keys=False))
     return path
 
 

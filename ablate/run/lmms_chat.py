@@ -40,7 +40,7 @@ class AblateChat(lmms):
         """`pretrained`: a run folder; `live`: (VisionLanguageModel, its Recipe) for in-run use.
         `max_batch_size` is lmms-eval's automatic batch sizing, which this model does not do."""
         super().__init__()
-        _allow_filelock_4()
+        allow_filelock_4()
         if (pretrained is None) == (live is None):
             raise AblateError("the ablate lmms-eval model needs pretrained=<run folder> (--model_args), "
                               "or a live model from ablate's own evaluation, and not both")
@@ -184,7 +184,7 @@ def sampling_kwargs(gen_kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _allow_filelock_4() -> None:
+def allow_filelock_4() -> None:
     """lmms-eval 0.7.3's simple_evaluate, after building the model, patches filelock 3's private
     `filelock._api` (a workaround for datasets' nested locks under filelock 3.16+'s deadlock check)
     and fails on filelock 4, which has no such module and which ablate's environment may hold.

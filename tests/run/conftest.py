@@ -28,3 +28,14 @@ def lmms_run(tmp_path_factory):
 def lmms_datasets(lmms_run, monkeypatch):
     """lmms-eval's datasets cache inside the test's folder, not ~/.cache."""
     monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(lmms_run[0] / "datasets"))
+
+
+@pytest.fixture(scope="session")
+def lmms_ablate_task(lmms_run, tmp_path_factory):
+    """lmms_run's eval data (the gqa items, exact_match) as a task scored by ablate
+    (`ablate data lmms-task`'s writer): (its include_path folder, the EvalTask)."""
+    from ablate.eval.lmms_eval_task import write_eval_task
+
+    recipe = tiny_run.load(lmms_run[2])
+    folder = tmp_path_factory.mktemp("ablate_tasks")
+    return folder, write_eval_task(folder, "gqa_items", recipe.eval, answer_format=recipe.answer_format)
