@@ -58,6 +58,18 @@ class JudgeCache:
             os.replace(temporary, path)
 
 
+def cached_reply(cache: JudgeCache | None, endpoint: Any, request: dict[str, Any]) -> str:
+    """`endpoint`'s reply to `request` (a ChatEndpoint), from `cache` when it holds this exact
+    request, and stored there when it was asked."""
+    cached = cache.get(request) if cache is not None else None
+    if cached is not None:
+        return cached
+    reply = endpoint.reply(request)
+    if cache is not None:
+        cache.put(request, reply)
+    return reply
+
+
 def _read(raw: bytes, request: dict[str, Any]) -> tuple[str | None, str | None]:
     """(the entry's reply, None), or (None, what is wrong with it)."""
     try:

@@ -14,17 +14,17 @@ The proxy answers every POST, whatever its path: lmms-eval's OpenAI provider pos
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Iterator
 
 from ablate.errors import AblateError
 from ablate.eval.chat_api import ChatEndpoint
-from ablate.eval.judge_cache import JudgeCache
+from ablate.eval.json_http import JSONHandler
+from ablate.eval.judge_cache import JudgeCache, cached_reply
 
 # lmms-eval refuses to call its OpenAI judge without a key; the proxy adds the real one (if any).
 PLACEHOLDER_KEY = "ablate-judge-proxy"
@@ -49,41 +49,21 @@ class _ProxyServer(ThreadingHTTPServer):
         self.endpoint, self.cache = endpoint, cache
 
     def answer(self, request: dict[str, Any]) -> str:
-        cached = self.cache.get(request) if self.cache is not None else None
-        if cached is not None:
-            return cached
-        reply = self.endpoint.reply(request)
-        if self.cache is not None:
-            self.cache.put(request, reply)
-        return reply
+        return cached_reply(self.cache, self.endpoint, request)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     server: _ProxyServer
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        try:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
-        except ValueError:
-            body = None
+        body = self.json_body()
         if problem := request_problem(body):
-            return self._send(400, {"error": {"message": problem}})
+            return self.send_json(400, {"error": {"message": problem}})
         try:
             text = self.server.answer(body)
         except AblateError as exc:  # the real judge failed after its retries
-            return self._send(502, {"error": {"message": str(exc)}})
-        self._send(200, completion(body["model"], text))
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
+            return self.send_json(502, {"error": {"message": str(exc)}})
+        self.send_json(200, completion(body["model"], text))
 
 
 def completion(model: str, text: str) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from ablate.components.contracts import IMAGE_TOKEN
 from ablate.errors import AblateError
 from ablate.eval.chat_api import ChatEndpoint
 from ablate.eval.contracts import EvaluatorBase
-from ablate.eval.judge_cache import JudgeCache
+from ablate.eval.judge_cache import JudgeCache, cached_reply
 from ablate.registry import ComponentConfig
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -89,13 +89,7 @@ class RelativeScoreJudge(EvaluatorBase):
         """The judge's reply to `messages`: from the cache when this exact request was answered before."""
         request = {"model": self.config.model, "messages": messages,
                    "temperature": self.config.temperature, "max_tokens": self.config.max_tokens}
-        cached = self.cache.get(request) if self.cache is not None else None
-        if cached is not None:
-            return cached
-        reply = self.endpoint.reply(request)
-        if self.cache is not None:
-            self.cache.put(request, reply)
-        return reply
+        return cached_reply(self.cache, self.endpoint, request)
 
     # --- the evaluator contract ------------------------------------------------------------
 

@@ -12,12 +12,13 @@ nothing at this size can.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Iterator
+
+from ablate.eval.json_http import JSONHandler
 
 ENV = "ABLATE_JUDGE_BASE_URL"
 REPLY = "0.7 0.6\nA stand-in judge scored this: the rehearsal checks the judging code, not the answers."
@@ -36,30 +37,16 @@ def request_problem(body: object) -> str | None:
     return None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):  # the rehearsal's own output says what it used
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        try:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
-        except ValueError:
-            body = None
+        body = self.json_body()
         problem = "not found" if not self.path.endswith("/chat/completions") else request_problem(body)
         if problem:
-            self._send(404 if problem == "not found" else 400, {"error": {"message": problem}})
+            self.send_json(404 if problem == "not found" else 400, {"error": {"message": problem}})
         else:
-            self._send(200, {"object": "chat.completion", "model": body["model"],
-                             "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY},
-                                          "finish_reason": "stop"}]})
-
-    def _send(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass  # the rehearsal's own output says what it used
+            self.send_json(200, {"object": "chat.completion", "model": body["model"],
+                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY},
+                                              "finish_reason": "stop"}]})
 
 
 @contextmanager
