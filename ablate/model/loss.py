@@ -32,7 +32,7 @@ LOSS_MODES = ("auto", "plain", "chunked", "fused")
 # Causal LMs whose forward is `logits = lm_head(base_model(...).last_hidden_state)`, nothing more
 # (no logit scaling or soft-capping, no auxiliary loss): their loss can be taken from the hidden states.
 PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "olmo2"})
-CHUNK_LOGITS = 2**24  # logits per chunk (64 MiB in fp32): 128 rows of a 128K vocabulary
+CHUNK_LOGITS = 2**24  # logits per chunk (64 MiB in fp32): 130 rows of a 128K vocabulary
 
 
 def resolve_loss_mode(choice: str, llm: Any, *, cuda: bool, partitioned: bool, where: str) -> str:

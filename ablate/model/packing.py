@@ -22,6 +22,21 @@ from dataclasses import dataclass
 import torch
 
 
+# LLMs whose attention masks come from transformers' masking utilities (which read packed
+# sequences from position ids) or its flash-attention varlen path. A model that builds its own
+# mask from attention_mask alone would let a packed row's samples see each other.
+PACKABLE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "olmo2"})
+
+
+def packing_problem(llm) -> str | None:
+    """Why `llm` cannot train on packed rows, or None when it can."""
+    model_type = getattr(getattr(llm, "config", None), "model_type", None)
+    if model_type in PACKABLE_MODEL_TYPES:
+        return None
+    return (f"needs an LLM whose attention transformers keeps within each packed sample "
+            f"({', '.join(sorted(PACKABLE_MODEL_TYPES))}); this one is {model_type!r}")
+
+
 @dataclass(frozen=True)
 class Rows:
     """Where each sample of a batch goes in the packed rows."""

@@ -111,3 +111,17 @@ def test_unmasked_boundaries_break_the_equality(trainable_vlm, monkeypatch):
     is scored as the prediction of the previous sample's last token."""
     monkeypatch.setattr("ablate.model.vlm.mask_sample_starts", lambda labels, rows, lengths: None)
     assert largest_difference(trainable_vlm) > 1e-3
+
+
+def test_only_llms_that_mask_packed_samples_apart_are_packed(trainable_vlm, monkeypatch):
+    from types import SimpleNamespace
+
+    from ablate.errors import AblateError
+    from ablate.train.stage import set_training_forward
+
+    stage = SimpleNamespace(name="s", packing=True, loss="plain")
+    set_training_forward(trainable_vlm, stage, None)
+    assert trainable_vlm.packing and trainable_vlm.loss_mode == "plain"
+    monkeypatch.setattr(trainable_vlm.llm.config, "model_type", "gpt2")  # masks from attention_mask alone
+    with pytest.raises(AblateError, match=r"stages\.s\.packing: needs an LLM whose attention .* this one is 'gpt2'"):
+        set_training_forward(trainable_vlm, stage, None)
