@@ -26,6 +26,8 @@ from torch import nn
 
 from ablate.components.contracts import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from ablate.errors import AblateError, DataError
+from ablate.model.loss import causal_lm_loss
+from ablate.model.packing import Rows, mask_sample_starts, one_row_per_batch, pack_rows, packed_position_ids
 
 COMPONENTS = ("encoder", "connector", "llm")
 
@@ -58,6 +60,10 @@ class VisionLanguageModel(nn.Module):
         self.llm = llm
         # Truncation length after visual tokens are inserted; None = no truncation. Set per stage.
         self.max_length = max_length
+        # Per stage too (ablate.train.stage): padding-free training batches, and how the loss is
+        # computed (loss_mode "plain" | "chunked" | "fused", ablate.model.loss).
+        self.packing = False
+        self.loss_mode = "plain"
         self.tokens_processed = 0  # running count of LLM tokens seen in training forwards
         self.tokenizer = tokenizer
         self.image_processor = image_processor if image_processor is not None else getattr(encoder, "image_processor", None)
@@ -244,36 +250,78 @@ class VisionLanguageModel(nn.Module):
         """
         if padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
-        max_length = self.max_length if max_length is None else max_length
-        real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-        is_image = (input_ids == IMAGE_TOKEN_INDEX) & real
-        visual = self.encode_images(pixel_values, image_features)
-        _check_image_count(is_image, visual)
-        layout = _splice_layout(real, is_image, visual.shape[1] if visual is not None else 1, max_length, padding_side)
-
-        embed_tokens = self.llm.get_input_embeddings()
-        keep_text = real & ~is_image & (layout.dest < layout.new_len[:, None])
-        rows, cols = keep_text.nonzero(as_tuple=True)
-        text_embeds = embed_tokens(input_ids[rows, cols])
-        dest_text = layout.dest[rows, cols] + layout.offset[rows]
-        # Written in place: the buffer is fresh, so this spares a copy of it per index_put, and
-        # autograd still routes each slot's gradient to the tensor written there.
-        embeds = text_embeds.new_zeros(input_ids.shape[0], layout.width, text_embeds.shape[-1])
-        embeds.index_put_((rows, dest_text), text_embeds)
-        if visual is not None:
-            _scatter_visual(embeds, visual, is_image, layout)
-
+        embeds, layout, new_labels = self._splice(
+            input_ids, attention_mask, labels, pixel_values, image_features, padding_side, max_length
+        )
         positions = torch.arange(layout.width, device=input_ids.device)[None, :]
         if padding_side == "right":
             new_mask = positions < layout.new_len[:, None]
         else:
             new_mask = positions >= layout.offset[:, None]
         new_mask = new_mask.to(attention_mask.dtype if attention_mask is not None else torch.long)
-        new_labels = None
-        if labels is not None:
-            new_labels = torch.full(embeds.shape[:2], IGNORE_INDEX, dtype=labels.dtype, device=input_ids.device)
-            new_labels[rows, dest_text] = labels[rows, cols]
         return embeds, new_mask, new_labels
+
+    def embed_packed(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The splice without padding (ablate.model.packing): (inputs_embeds, position_ids, labels),
+        the samples end to end in rows, positions restarting at each one. Each sample's first label
+        is IGNORE_INDEX, so no sample's first token is predicted from the one before it (unpacked,
+        a row's first label is never scored either)."""
+        return self._packed(input_ids, attention_mask, labels, pixel_values, image_features)[:3]
+
+    def _packed(self, input_ids, attention_mask, labels, pixel_values, image_features):
+        """embed_packed's result and the number of LLM tokens (text + visual) in the rows."""
+        embeds, layout, new_labels = self._splice(
+            input_ids, attention_mask, labels, pixel_values, image_features, "packed", None
+        )
+        rows = Rows(layout.row, layout.offset, layout.rows, layout.width)
+        position_ids = packed_position_ids(rows, layout.new_len)
+        if new_labels is not None:
+            mask_sample_starts(new_labels, rows, layout.new_len)
+        return embeds, position_ids, new_labels, int(layout.new_len.sum())
+
+    def spliced_labels(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """The labels the LLM sees after the splice and its truncation, right padded, without
+        encoding any image: what the scored-token count of a batch must be taken from."""
+        real, is_image = self._placeholders(input_ids, attention_mask)
+        per_image = getattr(self.connector, "num_output_tokens", 1)
+        layout = _splice_layout(real, is_image, per_image, self.max_length, "right")
+        rows, cols, dest = _kept_text(real, is_image, layout)
+        return _placed_labels(labels, rows, cols, dest, layout)
+
+    def _placeholders(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None):
+        """(real tokens, image placeholders) masks of `input_ids`."""
+        real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        return real, (input_ids == IMAGE_TOKEN_INDEX) & real
+
+    def _splice(self, input_ids, attention_mask, labels, pixel_values, image_features, padding_side, max_length):
+        """(embeddings laid out as `padding_side` says, the layout, labels in the same layout)."""
+        max_length = self.max_length if max_length is None else max_length
+        real, is_image = self._placeholders(input_ids, attention_mask)
+        visual = self.encode_images(pixel_values, image_features)
+        _check_image_count(is_image, visual)
+        layout = _splice_layout(real, is_image, visual.shape[1] if visual is not None else 1, max_length, padding_side,
+                                one_row=padding_side == "packed" and one_row_per_batch(self.llm.config))
+
+        embed_tokens = self.llm.get_input_embeddings()
+        rows, cols, dest_text = _kept_text(real, is_image, layout)
+        text_embeds = embed_tokens(input_ids[rows, cols])
+        # Written in place: the buffer is fresh, so this spares a copy of it per index_put, and
+        # autograd still routes each slot's gradient to the tensor written there.
+        embeds = text_embeds.new_zeros(layout.rows, layout.width, text_embeds.shape[-1])
+        embeds.index_put_((layout.row[rows], dest_text), text_embeds)
+        if visual is not None:
+            _scatter_visual(embeds, visual, is_image, layout)
+        new_labels = None if labels is None else _placed_labels(labels, rows, cols, dest_text, layout)
+        return embeds, layout, new_labels
 
     # --- forward / generate -------------------------------------------------------------------
 
@@ -286,11 +334,25 @@ class VisionLanguageModel(nn.Module):
         image_features: torch.Tensor | None = None,
         **kwargs,
     ):
-        """Returns the LLM's CausalLMOutputWithPast; kwargs (e.g. num_items_in_batch) go to the LLM."""
-        embeds, mask, labels = self.embed_inputs(input_ids, attention_mask, labels, pixel_values, image_features)
-        if self.training:  # LLM tokens (text + visual) for throughput figures
-            self.tokens_processed += int(mask.sum())
-        return self.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels, **kwargs)
+        """Returns the LLM's CausalLMOutputWithPast; kwargs (e.g. num_items_in_batch) go to the LLM.
+
+        In training with `packing` on, the LLM runs on padding-free rows (`embed_packed`); with
+        labels and a `loss_mode` other than "plain", the loss comes from its hidden states without
+        full-vocabulary logits (ablate.model.loss; the output then has no logits)."""
+        if self.packing and self.training:
+            embeds, position_ids, labels, tokens = self._packed(input_ids, attention_mask, labels, pixel_values,
+                                                                image_features)
+            inputs = {"inputs_embeds": embeds, "attention_mask": None, "position_ids": position_ids,
+                      "use_cache": False}
+        else:
+            embeds, mask, labels = self.embed_inputs(input_ids, attention_mask, labels, pixel_values, image_features)
+            inputs = {"inputs_embeds": embeds, "attention_mask": mask}
+            tokens = int(mask.sum())
+        if self.training:  # LLM positions (text + visual) for throughput figures
+            self.tokens_processed += tokens
+        if labels is not None and self.loss_mode != "plain":
+            return causal_lm_loss(self.llm, inputs, labels, self.loss_mode, **kwargs)
+        return self.llm(**inputs, labels=labels, **kwargs)
 
     @torch.no_grad()
     def generate(
@@ -322,13 +384,18 @@ class VisionLanguageModel(nn.Module):
 class _Layout:
     """Where each real token goes after the splice."""
 
-    dest: torch.Tensor  # [B, L] destination of each input position (before left-pad offset)
-    new_len: torch.Tensor  # [B] length of each spliced row (after truncation)
-    width: int  # longest spliced row
-    offset: torch.Tensor  # [B] left padding of each row (zeros when right padded)
+    dest: torch.Tensor  # [B, L] destination of each input position within its sample
+    new_len: torch.Tensor  # [B] length of each spliced sample (after truncation)
+    width: int  # length of the output rows
+    offset: torch.Tensor  # [B] where each sample starts in its row (left padding, or its place in a packed row)
+    row: torch.Tensor  # [B] the output row of each sample (itself, unless packed)
+    rows: int  # number of output rows
 
 
-def _splice_layout(real, is_image, per_image: int, max_length: int | None, padding_side: str) -> _Layout:
+def _splice_layout(real, is_image, per_image: int, max_length: int | None, padding_side: str,
+                   one_row: bool = False) -> _Layout:
+    """padding_side "right" or "left": one row per sample, padded to the longest; "packed": the
+    samples end to end in rows (ablate.model.packing; `one_row` for flash-attention)."""
     # Destination of each real token: its rank among the sample's real tokens, plus the extra
     # (per_image - 1) slots taken by every image placeholder before it.
     extra = is_image.long() * (per_image - 1)
@@ -336,9 +403,26 @@ def _splice_layout(real, is_image, per_image: int, max_length: int | None, paddi
     new_len = real.sum(1) + extra.sum(1)
     if max_length is not None:
         new_len = new_len.clamp(max=max_length)
+    if padding_side == "packed":
+        rows = pack_rows(new_len, one_row)
+        return _Layout(dest, new_len, rows.width, rows.start, rows.row, rows.rows)
     width = int(new_len.max()) if real.shape[0] else 0
     offset = (width - new_len) if padding_side == "left" else torch.zeros_like(new_len)
-    return _Layout(dest, new_len, width, offset)
+    return _Layout(dest, new_len, width, offset, torch.arange(real.shape[0], device=real.device), real.shape[0])
+
+
+def _kept_text(real, is_image, layout: _Layout):
+    """(sample, input position, destination in its row) of every text token the truncation keeps."""
+    keep_text = real & ~is_image & (layout.dest < layout.new_len[:, None])
+    rows, cols = keep_text.nonzero(as_tuple=True)
+    return rows, cols, layout.dest[rows, cols] + layout.offset[rows]
+
+
+def _placed_labels(labels: torch.Tensor, rows, cols, dest, layout: _Layout) -> torch.Tensor:
+    """Labels in the output layout: the text tokens' own, IGNORE_INDEX at visual and padding positions."""
+    placed = torch.full((layout.rows, layout.width), IGNORE_INDEX, dtype=labels.dtype, device=labels.device)
+    placed[layout.row[rows], dest] = labels[rows, cols]
+    return placed
 
 
 def _scatter_visual(embeds: torch.Tensor, visual: torch.Tensor, is_image: torch.Tensor, layout: _Layout) -> None:
@@ -346,7 +430,7 @@ def _scatter_visual(embeds: torch.Tensor, visual: torch.Tensor, is_image: torch.
     img_rows, img_cols = is_image.nonzero(as_tuple=True)  # row-major = order of appearance
     vis_dest = layout.dest[img_rows, img_cols][:, None] + torch.arange(per_image, device=embeds.device)
     keep_vis = vis_dest < layout.new_len[img_rows][:, None]
-    vis_rows = img_rows[:, None].expand_as(vis_dest)[keep_vis]
+    vis_rows = layout.row[img_rows][:, None].expand_as(vis_dest)[keep_vis]
     vis_dest = (vis_dest + layout.offset[img_rows][:, None])[keep_vis]
     embeds.index_put_((vis_rows, vis_dest), visual[keep_vis].to(embeds.dtype))
 

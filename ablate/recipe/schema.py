@@ -105,6 +105,16 @@ class Stage(Strict):
     )
     tf32: bool = Field(False, description="TF32 matmuls on Ampere or newer GPUs (LLaVA's --tf32 True); "
                        "ignored, with a note in the run summary, where there is none")
+    packing: bool = Field(
+        False, description="padding-free batches: each batch's samples (visual tokens spliced in) end to end, "
+        "positions restarting and attention kept within each sample; the same samples per step and the same "
+        "loss as padded batches, without computing the padding",
+    )
+    loss: Literal["auto", "plain", "chunked", "fused"] = Field(
+        "auto", description="how the cross-entropy is computed: plain (the LLM's own, full-vocabulary logits), "
+        "chunked (head + loss on the scored positions a chunk at a time), fused (Liger-kernel, CUDA); auto: "
+        "fused where it can run, else chunked, else plain. Same loss and gradients each way",
+    )
 
     @field_validator("max_grad_norm")
     @classmethod

@@ -21,8 +21,10 @@ from typing import Any
 
 from ablate.fingerprint import ImageStamps, content_hash, file_fingerprint
 
-# Stage fields that change how a stage is logged or saved, not the weights it produces.
-NON_SEMANTIC_STAGE_FIELDS = {"name", "logging_steps", "save_steps", "save_total_limit", "dataloader_workers"}
+# Stage fields that change how a stage is logged, saved or computed, not the weights it produces
+# (packing and the loss path give the same losses and gradients, up to float rounding).
+NON_SEMANTIC_STAGE_FIELDS = {"name", "logging_steps", "save_steps", "save_total_limit", "dataloader_workers",
+                             "packing", "loss"}
 
 
 @dataclass(frozen=True)

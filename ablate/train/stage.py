@@ -119,6 +119,24 @@ def training_arguments(stage: Stage, seed: int, output_dir: Path, deepspeed: str
     )
 
 
+def set_training_forward(vlm, stage: Stage, deepspeed: dict | None) -> None:
+    """How `vlm`'s training forward runs the stage: packed or padded batches, and the loss path
+    this machine can take for the stage's `loss`; an AblateError naming the field when the LLM
+    cannot be packed, or an explicit loss cannot run here."""
+    import torch
+
+    from ablate.errors import AblateError
+    from ablate.model.loss import resolve_loss_mode
+    from ablate.model.packing import packing_problem
+    from ablate.recipe.deepspeed import zero_stage
+
+    if stage.packing and (problem := packing_problem(vlm.llm)):
+        raise AblateError(f"stages.{stage.name}.packing: {problem}; set packing: false")
+    vlm.packing = stage.packing
+    vlm.loss_mode = resolve_loss_mode(stage.loss, vlm.llm, cuda=torch.cuda.is_available(),
+                                      partitioned=zero_stage(deepspeed) == 3, where=f"stages.{stage.name}.loss")
+
+
 def _checkpointing_arg(enabled: bool) -> dict[str, bool]:
     """transformers 5 renamed gradient_checkpointing to activation_checkpointing."""
     import dataclasses
@@ -168,7 +186,9 @@ def run_stage(
     if last is not None and _is_final(last):
         return _finish_from_checkpoint(vlm, stage, last, workdir)
 
-    args = training_arguments(stage, seed, ckpt_dir, deepspeed_settings(stage, base_dir))
+    deepspeed = deepspeed_settings(stage, base_dir)
+    args = training_arguments(stage, seed, ckpt_dir, deepspeed)
+    set_training_forward(vlm, stage, deepspeed)
     global_batch = stage.batch_size * stage.grad_accum * max(args.world_size, 1)
     metrics = MetricsCallback(stage.name, tracker, ThroughputMeter(vlm, global_batch))
     callbacks = [LogAtSaveCallback(), metrics]

@@ -1,9 +1,10 @@
 """transformers' Trainer, adapted to a multi-component VLM.
 
-Three changes only: the connector can have its own learning rate (LLaVA's mm_projector_lr),
+Four changes only: the connector can have its own learning rate (LLaVA's mm_projector_lr),
 checkpoints hold just the trainable weights (like LLaVA's mm_projector.bin in stage 1), which
-the Trainer's non-strict load restores on resume, and the training batches can be grouped by
-modality as LLaVA-1.5's are (ablate.train.sampler).
+the Trainer's non-strict load restores on resume, the training batches can be grouped by
+modality as LLaVA-1.5's are (ablate.train.sampler), and the loss's token count is taken on the
+labels after the splice.
 """
 
 from __future__ import annotations
@@ -36,6 +37,21 @@ class VLMTrainer(Trainer):
             world_size=max(args.world_size, 1) * args.gradient_accumulation_steps,
             seed=args.data_seed if args.data_seed is not None else args.seed,
         )
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device):
+        """The Trainer's count of scored label tokens, taken on the labels the LLM sees.
+
+        The batch's `labels` are the collator's, before the splice: truncating a sample at
+        max_length after its visual tokens are inserted drops labels they still count. Given
+        `shift_labels` (the padding-free collators' convention), the Trainer counts those instead,
+        then sums the counts across ranks as usual."""
+        model = self.accelerator.unwrap_model(self.model)
+        if not hasattr(model, "spliced_labels"):
+            return super()._get_num_items_in_batch(batch_samples, device)
+        as_seen = [{**batch, "shift_labels": _shifted(model.spliced_labels(
+            batch["input_ids"], batch.get("attention_mask"), batch["labels"]))} if "labels" in batch else batch
+            for batch in batch_samples]
+        return super()._get_num_items_in_batch(as_seen, device)
 
     def create_optimizer(self, model=None):
         if self.optimizer is not None or self.connector_lr is None:
@@ -137,6 +153,13 @@ def _gather_one_by_one(sharded: list[torch.nn.Parameter]) -> dict[int, torch.Ten
         with deepspeed.zero.GatheredParameters([param], modifier_rank=None):
             whole[id(param)] = param.data.detach().clone()
     return whole
+
+
+def _shifted(labels: torch.Tensor) -> torch.Tensor:
+    """Labels as a causal LM scores them: each position's label is the next token's."""
+    from ablate.components.contracts import IGNORE_INDEX
+
+    return torch.nn.functional.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
 
 
 def _is_connector(name: str) -> bool:

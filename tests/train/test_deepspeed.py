@@ -30,13 +30,14 @@ def _losses(client, run, stage: str) -> list[float]:
 @pytest.mark.slow
 def test_zero3_stages_are_gathered_whole_for_the_next_stage_the_store_and_eval(tmp_path):
     """ZeRO-3 leaves each rank a slice of every weight; after a stage they are gathered back,
-    so a LoRA stage can follow, the store gets whole weights and rank 0 can evaluate alone."""
+    so a LoRA stage (on padding-free batches) can follow, the store gets whole weights and rank 0
+    can evaluate alone."""
     from ablate.model.build import build_vlm
 
     data = tiny_run.recipe(tmp_path, [
         tiny_run.stage("align", max_steps=2, deepspeed="zero3.json"),
         tiny_run.stage("instruct", tiny_run.easy_vqa("qa", images=2), template="vicuna_v1", max_steps=2,
-                       deepspeed="zero3.json",
+                       deepspeed="zero3.json", packing=True,
                        trainable={"encoder": "frozen", "connector": "full", "llm": {"lora": {"r": 4}}}),
     ])
     client, run = _torchrun(tmp_path, data)
