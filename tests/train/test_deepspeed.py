@@ -14,9 +14,11 @@ import tiny_run
 
 def _torchrun(root: Path, data: dict):
     """The run in an ABLATE_HOME of its own that shares the session's zoo: its feature cache
-    starts empty whatever earlier tests stored, so the cache counts below are this run's."""
+    starts empty whatever earlier tests stored, so the cache counts below are this run's. The
+    zoo entries are built first: this file may be the first of its session to need them."""
     import os
 
+    tiny_run.stage_keys(data)  # builds the recipe's zoo checkpoints in the session's home
     home = root / "ablate_home"
     home.mkdir()
     (home / "zoo").symlink_to(Path(os.environ["ABLATE_HOME"]) / "zoo", target_is_directory=True)
