@@ -21,6 +21,19 @@ def make_progress():
     )
 
 
+THREADS = typer.Option(None, "--threads", min=1, help="torch's intra-op threads (default: $ABLATE_THREADS, "
+                       "else $OMP_NUM_THREADS, else the CPUs minus the other processes' load, at least 1)")
+
+
+def start_threads(threads: int | None):
+    """--threads, else the environment's or the machine's count, applied to torch (and inherited
+    by the processes this one starts)."""
+    from ablate.threads import apply_threads, set_threads_env
+
+    set_threads_env(threads)
+    return apply_threads()
+
+
 def set_collective_timeout(minutes: float | None) -> None:
     """--collective-timeout, as the environment variable that `ranks()` reads (before its first
     call, which fixes it) and that launched jobs inherit."""
@@ -41,9 +54,11 @@ def run(
     collective_timeout: Optional[float] = typer.Option(
         None, "--collective-timeout", min=0.1, help="minutes a rank waits at a collective under torchrun (default 120, "
         "or $ABLATE_COLLECTIVE_TIMEOUT_MIN): long enough for rank 0 to prepare data"),
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Train and evaluate a recipe; everything is recorded in MLflow."""
     set_collective_timeout(collective_timeout)
+    chosen = start_threads(threads)
     from ablate.ranks import leave_process_group, ranks
     from ablate.recipe import load_recipe, recipe_hash
     from ablate.run.runner import run_recipe
@@ -56,6 +71,7 @@ def run(
         leave_process_group()
         return
     console.print(f"[bold]ablate run[/] {recipe} · recipe hash {recipe_hash(resolved)}", highlight=False)
+    console.print(chosen.line(), highlight=False)
     with make_progress() as progress:
         result = run_recipe(resolved, recipe_path=recipe, resume=resume, reuse_stages=not no_reuse,
                             tracking_uri=tracking_uri, progress=progress)

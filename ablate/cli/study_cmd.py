@@ -16,6 +16,7 @@ from typing import List, Optional
 import typer
 
 from ablate.cli.console import console
+from ablate.cli.run_cmd import THREADS
 
 
 INCLUDE_STALE = typer.Option(
@@ -89,6 +90,7 @@ def study(
     collective_timeout: Optional[float] = COLLECTIVE_TIMEOUT,
     check: bool = CHECK,
     rehearse: bool = REHEARSE,
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Run every (arm x seed) cell of a study, resumably; print the report against the paper."""
     if name == "list":
@@ -97,11 +99,12 @@ def study(
     if check:
         check_study(name, scale.value, seeds)
         return
-    from ablate.cli.run_cmd import make_progress, set_collective_timeout
+    from ablate.cli.run_cmd import make_progress, set_collective_timeout, start_threads
     from ablate.study.launch import LaunchOptions
     from ablate.study.runner import follow_study, run_study
 
     set_collective_timeout(collective_timeout)  # the cells' ranks inherit it, locally and under SLURM
+    console.print(start_threads(threads).line(), highlight=False)  # cells in this process; workers get shares
     flags = {"gpus_per_node": gpus_per_node, "partition": partition, "time_limit": time_limit}
     settings = {**key_values(slurm or [], "--slurm"), **{k: v for k, v in flags.items() if v is not None}}
     launch = LaunchOptions(kind=launcher.value if launcher else None, nproc_per_node=nproc_per_node, nnodes=nnodes,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import typer
 
 from ablate.cli.console import console
+from ablate.cli.run_cmd import THREADS, make_progress, start_threads
 
 app = typer.Typer(help="Offline tiny checkpoints built from configs (no hub access needed).", no_args_is_help=True)
 
@@ -15,10 +16,12 @@ app = typer.Typer(help="Offline tiny checkpoints built from configs (no hub acce
 def build(
     names: List[str] = typer.Argument(None, help="zoo entries, or 'tiny' for all (default)"),
     force: bool = typer.Option(False, "--force", help="rebuild even if present"),
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Build zoo checkpoints into $ABLATE_HOME/zoo (default ~/.cache/ablate/zoo)."""
     from ablate import zoo
-    from ablate.cli.run_cmd import make_progress
+
+    console.print(start_threads(threads).line(), highlight=False)
 
     wanted = None if not names or names == ["tiny"] else names
     for name in wanted or list(zoo.ZOO):

@@ -13,6 +13,10 @@ answer format (`check_answer_format`), which it decides from the format's facts 
 
 Records are `{"id", "prompt", "prediction", "answer", "meta"}`; `judge` returns a copy with
 `correct` (a bool, or a number in [0, 1] for partial credit) and whatever it extracted.
+
+An evaluator of multiple-choice items may also name an item's answer options from its meta
+(`answer_options`, the replies a model trained on the data gives for each option), which
+`eval.option_scoring` scores by log-likelihood (`ablate.eval.options`); the base class names none.
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ class EvaluatorBase:
     benchmark_prefix: str | None = None
 
     def check_answer_format(self, answer_format: AnswerFormat) -> str | None:
+        return None
+
+    def answer_options(self, meta: dict[str, Any]) -> list[str] | None:
+        """The replies that pick each option of a multiple-choice item, or None (not multiple choice)."""
         return None
 
     def judged(self, records: Iterable[dict[str, Any]], name: str, done_key: str = "correct") -> list[dict[str, Any]]:

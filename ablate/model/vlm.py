@@ -367,7 +367,14 @@ class VisionLanguageModel(nn.Module):
         """Greedy (by default) generation; returns only the new tokens [B, <= max_new_tokens].
 
         Prompts are re-padded on the left after the splice, so any padding of `input_ids` works;
-        kwargs go to the LLM's `generate` (do_sample, num_beams, eos_token_id, ...).
+        kwargs go to the LLM's `generate` (do_sample, num_beams, eos_token_id, stop_strings with
+        tokenizer, ...). Rows that end (EOS, a stop string) are padded until all have. The LLM
+        keeps the prompt's keys and values and is fed one new token a step: transformers' generate
+        always caches for a decoder fed `inputs_embeds`, whatever its configs say about use_cache.
+
+        The leading tokens that every row shares (a template's system prompt) run through the LLM
+        once, not once per row: their keys and values start the cache of every row (see
+        `_with_shared_prefix`).
         """
         embeds, mask, _ = self.embed_inputs(
             input_ids, attention_mask, None, pixel_values, image_features, padding_side="left"
@@ -376,8 +383,53 @@ class VisionLanguageModel(nn.Module):
         kwargs.setdefault("num_beams", 1)
         if kwargs.get("pad_token_id") is None and self.pad_token_id is not None:
             kwargs["pad_token_id"] = self.pad_token_id
+        one_per_row = kwargs["num_beams"] == 1 and kwargs.get("num_return_sequences", 1) == 1
+        if one_per_row and not {"cache", "past_key_values"} & kwargs.keys():
+            real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+            shared = min(_shared_prefix(input_ids, real), int(mask.sum(1).min()) - 1)
+            if shared > 0 and input_ids.shape[0] > 1:
+                embeds, mask, cache = self._with_shared_prefix(embeds, mask, shared)
+                kwargs[_cache_argument(self.llm)] = cache
         # With only inputs_embeds (no input_ids), a decoder-only generate returns just the new tokens.
         return self.llm.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, **kwargs)
+
+    def _with_shared_prefix(self, embeds: torch.Tensor, mask: torch.Tensor, shared: int):
+        """(embeds, mask, cache) for left-padded rows whose first `shared` tokens are the same.
+
+        The prefix runs once, for one row, and its cache is repeated for every row. Each row is
+        laid out as prefix, padding, rest: transformers' generate feeds the LLM only what follows
+        the cached prefix, and numbers positions by the attention mask, so every row's tokens
+        keep the positions they had.
+        """
+        from transformers import DynamicCache
+
+        rows, width, _ = embeds.shape
+        padding = (mask == 0).sum(1)
+        cache = DynamicCache(config=self.llm.config)
+        start = int(padding[0])
+        self.llm(inputs_embeds=embeds[:1, start : start + shared], use_cache=True, logits_to_keep=1,
+                 **{_cache_argument(self.llm): cache})
+        cache.batch_repeat_interleave(rows)
+        pos = torch.arange(width, device=embeds.device)[None, :]
+        source = torch.where(pos < shared, padding[:, None] + pos,
+                             torch.where(pos < shared + padding[:, None], pos - shared, pos))
+        return embeds.gather(1, source[..., None].expand_as(embeds)), mask.gather(1, source), cache
+
+
+def _shared_prefix(input_ids: torch.Tensor, real: torch.Tensor) -> int:
+    """How many leading real tokens all rows have in common, up to the first image placeholder
+    (each image's visual tokens are its own)."""
+    width = int(real.sum(1).min())
+    leading = input_ids.gather(1, torch.argsort((~real).int(), dim=1, stable=True)[:, :width])
+    same = (leading == leading[:1]).all(0) & (leading[0] != IMAGE_TOKEN_INDEX)
+    return int(same.int().cumprod(0).sum())
+
+
+def _cache_argument(llm: nn.Module) -> str:
+    """The name the LLM's forward takes its KV cache by (`cache` in recent transformers)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"
 
 
 @dataclass

@@ -208,6 +208,10 @@ class EvalSection(Strict):
     batch_size: int = Field(32, gt=0)
     limit: int | None = Field(None, gt=0, description="evaluate only the first N items (lmms_eval: of each task)")
     each_epoch: bool = Field(False, description="also evaluate after every epoch of the last stage")
+    option_scoring: bool = Field(
+        False, description="also pick each multiple-choice item's option by log-likelihood (scienceqa): "
+        "reported as <metric>_loglik beside the generated answers' metrics",
+    )
     image_aspect_ratio: ImageAspectRatio | None = Field(
         None, description="defaults to the last stage's (LLaVA keeps it in the model config for its evaluation)",
     )

@@ -17,6 +17,7 @@ class EvalPlan:
     batch_size: int
     max_new_tokens: int
     image_aspect_ratio: str = "square"
+    option_scoring: bool = False
 
 
 def eval_template(recipe):
@@ -45,7 +46,12 @@ def eval_plan(recipe) -> EvalPlan:
     samples = source.samples()
     if ev.limit:
         samples = samples[: ev.limit]
-    return EvalPlan(samples, template, evaluator, ev.batch_size, ev.max_new_tokens, recipe.eval_aspect_ratio())
+    if ev.option_scoring:
+        from ablate.eval.options import check_options
+
+        check_options(evaluator, samples, f"eval.option_scoring (data {ev.data.type})")
+    return EvalPlan(samples, template, evaluator, ev.batch_size, ev.max_new_tokens, recipe.eval_aspect_ratio(),
+                    ev.option_scoring)
 
 
 def evaluate(vlm, plan: EvalPlan, *, progress, out: Path | None, label: str = "eval", features=None):
@@ -67,7 +73,7 @@ def evaluate(vlm, plan: EvalPlan, *, progress, out: Path | None, label: str = "e
     records = generate_records(
         vlm, plan.samples[rank::world], template=plan.template, evaluator=plan.evaluator, collator=collator,
         tokenizer=vlm.tokenizer, batch_size=plan.batch_size, max_new_tokens=plan.max_new_tokens,
-        progress=progress if state.is_main_process else None, label=label,
+        progress=progress if state.is_main_process else None, label=label, option_scoring=plan.option_scoring,
     )
     if world > 1:
         records = _gathered_in_order(records, rank, world)

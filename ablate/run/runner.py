@@ -111,10 +111,13 @@ def _resume_state(path: Path) -> dict[str, Any]:
 
 def _run_tags(recipe: Recipe, rhash: str, base_dir: Path | None, extra: dict[str, str] | None) -> dict[str, str]:
     from ablate.ranks import ranks
+    from ablate.threads import current_threads
 
+    threads = current_threads()
     return {
         "ablate.recipe_hash": rhash, "ablate.version": ablate.__version__, "ablate.recipe": recipe.name,
         "ablate.world_size": str(ranks().num_processes),
+        "ablate.threads": str(threads.count), "ablate.threads_reason": threads.reason,
         **_git_tags(base_dir), **recipe.tracking.tags, **(extra or {}),
     }
 

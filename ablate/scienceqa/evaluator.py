@@ -87,6 +87,17 @@ class ScienceQAEvaluator(EvaluatorBase):
                     "letter extraction scores as FAILED; use {type: scienceqa, match_choice_text: true}")
         return None
 
+    def answer_options(self, meta: dict[str, Any]) -> list[str] | None:
+        """The option letters, or the options' texts when the item's format answers with the text."""
+        from ablate.scienceqa.formats import resolve_answer_format
+
+        choices, key = meta.get("choices"), meta.get("answer_format")
+        if not choices or not key:
+            return None
+        if resolve_answer_format(key).target == "text":
+            return [str(choice) for choice in choices]
+        return list(OPTION_LETTERS[: len(choices)])
+
     def judge(self, record: dict[str, Any]) -> dict[str, Any]:
         """A copy of the record with `extracted` (letter or "FAILED") and `correct`."""
         meta = record.get("meta") or {}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ablate.errors import AblateError
+from ablate.threads import apply_threads
 
 DEFAULT_RUN_FN = "ablate.run.runner:run_recipe"
 
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spec = CellSpec.load(argv[0])
     try:
+        print(apply_threads().line(), flush=True)
         run_cell(spec)
     except AblateError as exc:
         record_error(spec, exc)

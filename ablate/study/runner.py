@@ -35,6 +35,7 @@ from ablate.study.parent import ParentRun, close_parent, kill_orphans, open_pare
 from ablate.study.schema import StudyFile, load_study
 from ablate.study.storage import load_or_create, open_storage, optuna_study_name, queue_lock, study_folder
 from ablate.study.worker import Worker, WorkerSpec, run_fn_ref
+from ablate.threads import worker_threads
 
 WORKER_SPEC = "worker.json"
 
@@ -348,7 +349,7 @@ def _run_processes(spec: WorkerSpec, device_envs: list[dict[str, str]], prepared
         for i, devices in enumerate(device_envs):
             handle = (logs / f"worker-{i}.log").open("a")
             handles.append(handle)
-            env = {**os.environ, **devices, "ABLATE_STUDY_WORKER": str(i)}
+            env = {**os.environ, **devices, **worker_threads(len(device_envs)), "ABLATE_STUDY_WORKER": str(i)}
             procs.append(subprocess.Popen([sys.executable, "-m", "ablate.study.worker", str(spec_path)],
                                           stdout=handle, stderr=subprocess.STDOUT, env=env))
         ids = [c.id for c in prepared.cells]

@@ -26,6 +26,7 @@ from ablate.study import follow, queue
 from ablate.study.cell import DEFAULT_RUN_FN, CellResult, import_run_fn, write_cell
 from ablate.study.launch import LaunchOptions, exit_signal, launcher_for, signal_label, wait_for
 from ablate.study.parent import ParentRun, cell_tags, kill_orphans, saved_parent
+from ablate.threads import apply_threads
 
 __all__ = ["DEFAULT_RUN_FN", "Worker", "WorkerSpec", "import_run_fn", "objective_value", "run_fn_ref"]
 
@@ -319,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m ablate.study.worker SPEC.json", file=sys.stderr)
         return 2
     spec = WorkerSpec.load(argv[0])
+    print(f"[worker] {apply_threads().line()}", flush=True)
 
     def report(event: str, cell, info: dict[str, Any]) -> None:
         detail = {"start": "", "done": f" value={info.get('value')}", "fail": f" error={info.get('error')}"}[event]

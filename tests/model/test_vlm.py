@@ -165,6 +165,33 @@ def test_generate_equals_manual_argmax_loop(vlm):
     assert vlm.generate(input_ids, mask, pixel_values=pixels, max_new_tokens=3).tolist() == manual
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_the_shared_prefix_stops_at_the_first_difference_or_image(side):
+    from ablate.model.vlm import _shared_prefix
+
+    def shared(prompts):
+        ids, mask = pad_sequences(prompts, 0, side)
+        return _shared_prefix(ids, mask.bool())
+
+    assert shared([[1, 5, 6, 7], [1, 5, 6, 9, 9], [1, 5, 6]]) == 3
+    assert shared([[1, 5, 6, I, 7], [1, 5, 6, I, 7]]) == 3  # each image's visual tokens are its own
+    assert shared([[1, 5, 8], [2, 5, 8]]) == 0
+
+
+def test_rows_sharing_a_prefix_score_what_each_scores_alone(vlm):
+    torch.manual_seed(6)
+    pixels = torch.randn(1, 3, 32, 32)
+    prompts = [[1, 5, 6, 7, 9], [1, 5, 6, I, 10], [1, 5, 6, 7, 9, 11, 12]]
+    input_ids, mask = left_pad(prompts, 0)
+    steps = dict(max_new_tokens=3, output_scores=True, return_dict_in_generate=True)
+    together = vlm.generate(input_ids, mask, pixel_values=pixels, **steps)
+    for row, prompt in enumerate(prompts):
+        alone = vlm.generate(torch.tensor([prompt]), pixel_values=pixels if I in prompt else None, **steps)
+        assert together.sequences[row].tolist() == alone.sequences[0].tolist()
+        for step_together, step_alone in zip(together.scores, alone.scores):
+            assert torch.allclose(step_together[row], step_alone[0], atol=1e-5)
+
+
 def test_trainer_facing_attributes(vlm):
     assert vlm.main_input_name == "input_ids"
     assert vlm.config is vlm.llm.config
