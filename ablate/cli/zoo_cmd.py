@@ -13,15 +13,15 @@ app = typer.Typer(help="Offline tiny checkpoints built from configs (no hub acce
 
 @app.command("build")
 def build(
-    names: List[str] = typer.Argument(None, help="zoo entries, or 'tiny' for all (default)"),
+    names: List[str] = typer.Argument(None, help="zoo entries, or 'tiny' (default) / 'small' for every entry of that size"),
     force: bool = typer.Option(False, "--force", help="rebuild even if present"),
 ) -> None:
     """Build zoo checkpoints into $ABLATE_HOME/zoo (default ~/.cache/ablate/zoo)."""
     from ablate import zoo
     from ablate.cli.run_cmd import make_progress
 
-    wanted = None if not names or names == ["tiny"] else names
-    for name in wanted or list(zoo.ZOO):
+    wanted = zoo.entries_of_size(names[0]) if names in (["tiny"], ["small"]) else names or zoo.entries_of_size("tiny")
+    for name in wanted:
         if name not in zoo.ZOO:
             from ablate.errors import AblateError, did_you_mean
 

@@ -55,6 +55,16 @@ def test_the_shipped_studies_declare_a_diagnostic_each():
                         "llm_scale": ["stage_length"], "scienceqa_format": ["plateau"], "skip_pretraining": ["stage_length"]}
 
 
+def test_tiny_and_small_studies_run_three_seeds_by_default():
+    from ablate.study.cells import seeds_for
+    from ablate.study.discovery import available
+
+    for name, path in available().items():
+        study = load_study(path)
+        assert {scale: len(seeds_for(study, scale)) for scale in ("tiny", "small")} == {"tiny": 3, "small": 3}, name
+        assert len(seeds_for(study, "tiny", 1)) == 1  # --seeds still overrides (the suite benchmark passes 1)
+
+
 def test_the_registry_lists_the_built_ins():
     assert diagnostics().names() == ["layer_probe", "plateau", "stage_length"]
 
