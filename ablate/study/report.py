@@ -15,7 +15,7 @@ from typing import Any
 
 from ablate.study.benchmarks import our_benchmark, same_benchmark
 from ablate.study.collect import CellRun, collect_runs
-from ablate.study.diagnostics.base import DiagnosticResult, DiagnosticRun
+from ablate.study.diagnostics.base import DiagnosticResult, DiagnosticRun, diagnostics_markdown
 from ablate.study.parent import ParentRun
 from ablate.study.schema import StudyFile
 from ablate.study.stand_ins import StandIn, describe, stand_ins
@@ -372,7 +372,7 @@ def render_markdown(report: Report) -> str:
     for table in report.metrics:
         lines += _metric_section(report, table)
         if table.objective:
-            lines += _diagnostics_section(report.diagnostics)  # under the verdict they explain
+            lines += diagnostics_markdown(report.diagnostics)  # under the verdict they explain
     for curves in report.epochs:
         lines += _epoch_section(curves)
     return "\n".join(lines + _compute_section(report.compute))
@@ -458,22 +458,6 @@ def _delta_ci(row: ArmRow) -> str:
         return ""
     items = f"paired, n={row.delta_items}" if row.delta_items is not None else "unpaired"
     return f" [{row.delta_ci[0]:+.4f}, {row.delta_ci[1]:+.4f}] ({items})"
-
-
-def _diagnostics_section(results: list[DiagnosticResult]) -> list[str]:
-    if not results:
-        return []
-    lines = ["## Diagnostics: what explains the verdict", "",
-             "Measurements the study file declares (`diagnostics:`), run with the study.", ""]
-    for result in results:
-        lines += [f"### {result.title} (`{result.type}`)", ""]
-        if result.question:
-            lines += [f"Tests: {result.question}", ""]
-        if result.rows:
-            lines += ["| " + " | ".join(result.columns) + " |", "|" + "---|" * len(result.columns)]
-            lines += ["| " + " | ".join(row) + " |" for row in result.rows] + [""]
-        lines += [f"**Finding:** {result.finding}", ""]
-    return lines
 
 
 def _epoch_section(curves: EpochCurves) -> list[str]:

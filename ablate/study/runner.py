@@ -172,10 +172,8 @@ def run_study(
     else:
         console.print(status_table(prepared, outcome.states))
     print_summary(outcome, console)
-    if outcome.counts()["done"] and not interrupted:
-        _diagnose(prepared, session.parent, run_fn, run_kwargs, console)
-    if report and outcome.counts()["done"]:
-        _report(outcome, include_stale, console)
+    if outcome.counts()["done"]:
+        _diagnose_and_report(outcome, run_fn, run_kwargs, report, include_stale, console)
     if interrupted:
         console.print("[yellow]interrupted[/]: re-run the same command to resume")
         raise KeyboardInterrupt
@@ -274,6 +272,13 @@ def _finish(prepared: PreparedStudy, session: _Session, interrupted: bool, stale
     elif not counts["running"]:  # cells still running elsewhere (other machines) keep it open
         close_parent(session.parent, "FAILED")
     return outcome
+
+
+def _diagnose_and_report(outcome: StudyOutcome, run_fn, run_kwargs, report: bool, include_stale: bool, console) -> None:
+    if not outcome.interrupted:
+        _diagnose(outcome.prepared, outcome.parent, run_fn, run_kwargs, console)
+    if report:
+        _report(outcome, include_stale, console)
 
 
 def _diagnose(prepared: PreparedStudy, parent: ParentRun, run_fn, run_kwargs: dict[str, Any] | None, console) -> None:

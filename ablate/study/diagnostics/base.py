@@ -119,3 +119,20 @@ class Diagnostic:
 
 def fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def diagnostics_markdown(results: list[DiagnosticResult]) -> list[str]:
+    """The report's diagnostics section: per diagnostic its question, figures and finding."""
+    if not results:
+        return []
+    lines = ["## Diagnostics: what explains the verdict", "",
+             "Measurements the study file declares (`diagnostics:`), run with the study.", ""]
+    for result in results:
+        lines += [f"### {result.title} (`{result.type}`)", ""]
+        if result.question:
+            lines += [f"Tests: {result.question}", ""]
+        if result.rows:
+            lines += ["| " + " | ".join(result.columns) + " |", "|" + "---|" * len(result.columns)]
+            lines += ["| " + " | ".join(row) + " |" for row in result.rows] + [""]
+        lines += [f"**Finding:** {result.finding}", ""]
+    return lines
