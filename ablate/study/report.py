@@ -153,10 +153,11 @@ def build_report(study: StudyFile, scale: str, parent: ParentRun, runs: list[Cel
     default: resolved from the study file) decide which runs are stale; those are left out of
     the means unless `include_stale`. The diagnostics read the counted runs and their own runs
     (default: read from MLflow)."""
-    from ablate.study.diagnostics.run import collect_diagnostic_runs
+    from ablate.study.diagnostics.run import collect_diagnostic_runs, declared
 
     runs = collect_runs(parent) if runs is None else runs
-    diagnostic_runs = collect_diagnostic_runs(parent) if diagnostic_runs is None else diagnostic_runs
+    if diagnostic_runs is None:  # MLflow is asked only when the study declares some at this scale
+        diagnostic_runs = collect_diagnostic_runs(parent) if declared(study, scale) else []
     recipes, stale = judge_runs(study, scale, runs, _study_recipes(study, scale) if recipes is None else recipes)
     counted = [r for r in runs if include_stale or r.cell not in stale]
     arms = study.arm_names()
