@@ -14,31 +14,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-import torch
+from ablate.eval.probe import mean_pooled_features as encode  # the probe itself lives in the package
+from ablate.eval.probe import probe_accuracy
 
-
-def encode(encoder, paths: list[str], batch: int = 256) -> np.ndarray:
-    from PIL import Image
-
-    out = []
-    for start in range(0, len(paths), batch):
-        images = []
-        for path in paths[start:start + batch]:
-            with Image.open(path) as image:
-                images.append(image.convert("RGB"))
-        pixels = encoder.image_processor(images=images, return_tensors="pt")["pixel_values"]
-        with torch.no_grad():
-            out.append(encoder(pixels).mean(dim=1).numpy())
-    return np.concatenate(out)
-
-
-def probe_accuracy(train_x: np.ndarray, train_y: list[str], test_x: np.ndarray, test_y: list[str]) -> float:
-    classes = sorted(set(train_y))
-    targets = np.eye(len(classes))[[classes.index(y) for y in train_y]]
-    weights = np.linalg.lstsq(np.c_[train_x, np.ones(len(train_x))], targets, rcond=None)[0]
-    predicted = (np.c_[test_x, np.ones(len(test_x))] @ weights).argmax(1)
-    return float(np.mean([classes[p] == y for p, y in zip(predicted, test_y)]))
+__all__ = ["encode", "probe_accuracy", "main"]
 
 
 def main() -> None:

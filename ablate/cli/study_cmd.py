@@ -1,4 +1,4 @@
-"""`ablate study NAME|PATH [--scale paper|tiny] [--check] [--rehearse] [--seeds N] [--workers N] [--storage URL]
+"""`ablate study NAME|PATH [--scale paper|tiny|small] [--check] [--rehearse] [--seeds N] [--workers N] [--storage URL]
 [--tracking-uri URI] [--retry-failed] [--include-stale] [--nproc-per-node N] [--nnodes M
 --rdzv-endpoint HOST:PORT [--node-rank K]] [--launcher local|torchrun|deepspeed|slurm]
 [--slurm KEY=VALUE ...] [--gpus-per-node G] [--partition P] [--time-limit T]
@@ -28,6 +28,7 @@ INCLUDE_STALE = typer.Option(
 class ScaleChoice(str, Enum):
     paper = "paper"
     tiny = "tiny"
+    small = "small"
 
 
 class LauncherChoice(str, Enum):
@@ -68,7 +69,7 @@ LAUNCHER = typer.Option(None, "--launcher", help="how cell jobs start (default: 
 
 def study(
     name: str = typer.Argument(..., help="study name (studies/NAME.yaml), a study file, or 'list' to list the studies"),
-    scale: ScaleChoice = typer.Option(ScaleChoice.paper, "--scale", help="paper: the paper's models; tiny: CPU-size models"),
+    scale: ScaleChoice = typer.Option(ScaleChoice.paper, "--scale", help="paper: the paper's models; tiny: CPU-size models; small: ~10x tiny, one GPU"),
     seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="seeds per arm (default: the study file's)"),
     workers: int = typer.Option(1, "--workers", min=1, help="local worker processes draining the queue"),
     storage: Optional[str] = typer.Option(

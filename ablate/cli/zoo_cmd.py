@@ -14,7 +14,7 @@ app = typer.Typer(help="Offline tiny checkpoints built from configs (no hub acce
 
 @app.command("build")
 def build(
-    names: List[str] = typer.Argument(None, help="zoo entries, or 'tiny' for all (default)"),
+    names: List[str] = typer.Argument(None, help="zoo entries, or 'tiny' (default) / 'small' for every entry of that size"),
     force: bool = typer.Option(False, "--force", help="rebuild even if present"),
     threads: Optional[int] = THREADS,
 ) -> None:
@@ -23,8 +23,8 @@ def build(
 
     console.print(start_threads(threads).line(), highlight=False)
 
-    wanted = None if not names or names == ["tiny"] else names
-    for name in wanted or list(zoo.ZOO):
+    wanted = zoo.entries_of_size(names[0]) if names in (["tiny"], ["small"]) else names or zoo.entries_of_size("tiny")
+    for name in wanted:
         if name not in zoo.ZOO:
             from ablate.errors import AblateError, did_you_mean
 

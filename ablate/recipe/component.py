@@ -6,13 +6,13 @@ validation time, so plugins' components validate exactly like built-ins.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 from pydantic import BeforeValidator, SerializeAsAny, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ablate.errors import did_you_mean
-from ablate.registry import ComponentConfig, registries
+from ablate.registry import ComponentConfig, Registry, registries
 
 
 def _error(loc: tuple, kind: str, message: str, value: Any) -> ValidationError:
@@ -20,7 +20,7 @@ def _error(loc: tuple, kind: str, message: str, value: Any) -> ValidationError:
     return ValidationError.from_exception_data("component", [detail])
 
 
-def _validator(kind: str):
+def _validator(kind: str, registry_of: Callable[[], Registry] | None = None):
     def validate(value: Any) -> Any:
         if isinstance(value, ComponentConfig):
             return value
@@ -28,7 +28,7 @@ def _validator(kind: str):
             value = {"type": value}
         if not isinstance(value, dict):
             raise _error((), "component_block", f"expected a {kind} block like {{type: <name>, ...}}", value)
-        registry = registries()[kind]
+        registry = registry_of() if registry_of is not None else registries()[kind]
         name = value.get("type")
         if name is None:
             raise _error(("type",), "missing", f"missing 'type': one of {', '.join(registry.names())}", value)
@@ -41,8 +41,11 @@ def _validator(kind: str):
         return registry.get(name).make_config(value)
 
     validate.component_kind = kind
+    validate.component_registry = registry_of or (lambda: registries()[kind])  # for error messages' field lists
     return validate
 
 
-def Component(kind: str):  # noqa: N802 - reads like a type in schemas
-    return Annotated[SerializeAsAny[ComponentConfig], BeforeValidator(_validator(kind))]
+def Component(kind: str, registry_of: Callable[[], Registry] | None = None):  # noqa: N802 - reads like a type
+    """A `{type: ...}` block of registry `kind` (of `registries()`, or of the registry `registry_of`
+    returns: the study layer's diagnostics live in their own)."""
+    return Annotated[SerializeAsAny[ComponentConfig], BeforeValidator(_validator(kind, registry_of))]

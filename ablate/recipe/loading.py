@@ -143,9 +143,9 @@ def _child_type(model: Any, key: Any, node: Any) -> Any:
 def _concrete(annotation: Any, node: Any, metadata: list | None = None) -> Any:
     """Resolve Optional/Union/Annotated/Component to the model class that applies to `node`."""
     for meta in list(metadata or []) + list(getattr(annotation, "__metadata__", ())):
-        kind = getattr(getattr(meta, "func", None), "component_kind", None)
-        if kind and isinstance(node, dict) and node.get("type") in registries()[kind]:
-            return registries()[kind].get(node["type"]).config
+        registry_of = getattr(getattr(meta, "func", None), "component_registry", None)
+        if registry_of and isinstance(node, dict) and node.get("type") in registry_of():
+            return registry_of().get(node["type"]).config
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _concrete(typing.get_args(annotation)[0], node)

@@ -8,9 +8,13 @@ prediction (LLaVA's generation script strips the decoded text):
      has exactly one match                                                   -> that letter
   4. otherwise                                                               -> "FAILED"
 A letter is correct when it is within the problem's choices and is the gold letter; "FAILED"
-and letters past the last choice are wrong. (`match_choice_text: true` adds one rule that
-LLaVA lacks, after rule 3: a prediction equal, after normalisation, to exactly one option's
-text picks that option; for llava15_short-style answers.)
+and letters past the last choice are wrong. (`match_choice_text: true` adds two rules that
+LLaVA lacks, for answers given as an option's text, between rules 2 and 3: a prediction
+equal, after normalisation, to exactly one option's text picks that option (llava15_short);
+else every "The answer is <option text>." in it (the `-text` formats, e.g. QCM-LEA-text),
+each read as the longest option that fits (case aside; followed by ".", a line break or
+the end), picks that option when they all name the same one. They come before rule 3, whose
+"." matches any character and would read "The answer is Bears." as B.)
 
 Scores are percentages (0-100), like the ScienceQA and LLaVA papers, unrounded:
   accuracy           all records
@@ -42,26 +46,52 @@ FAILED = "FAILED"
 PAPER_COLUMN_ORDER = ("NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "accuracy")
 _LETTERS = tuple(OPTION_LETTERS)  # a tuple: membership must be exact, not substring
 _ANSWER_IS = re.compile(r"The answer is ([A-Z]).")
+ANSWER_IS_PREFIX = "The answer is "
 
 
 def extract_answer(prediction: str, choices: list[str] | None = None) -> str:
-    """LLaVA's parsed answer: a letter, or "FAILED". `choices` enables the choice-text rule."""
+    """LLaVA's parsed answer: a letter, or "FAILED". `choices` enables the choice-text rules."""
     text = prediction.strip()
     if text in _LETTERS:
         return text
     if len(text) >= 3 and text[0] in OPTION_LETTERS and text[1:3] == ". ":
         return text[0]
+    if choices:
+        picked = _whole_option(text, choices)
+        picked = picked if picked is not None else _stated_option(text, choices)
+        if picked is not None and picked < len(OPTION_LETTERS):
+            return OPTION_LETTERS[picked]
     found = _ANSWER_IS.findall(text)
     if len(found) == 1:
         return found[0]
-    if choices:
-        from ablate.eval.evaluators import normalize_answer
-
-        wanted = normalize_answer(text)
-        hits = [i for i, c in enumerate(choices) if normalize_answer(c) == wanted]
-        if len(hits) == 1 and hits[0] < len(OPTION_LETTERS):
-            return OPTION_LETTERS[hits[0]]
     return FAILED
+
+
+def _whole_option(text: str, choices: list[str]) -> int | None:
+    """The one option whose text the whole prediction is (VQA normalisation)."""
+    from ablate.eval.evaluators import normalize_answer
+
+    wanted = normalize_answer(text)
+    hits = [i for i, c in enumerate(choices) if normalize_answer(c) == wanted]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _stated_option(text: str, choices: list[str]) -> int | None:
+    """The option every "The answer is <option text>." of the prediction names, if one."""
+    named = set()
+    for found in re.finditer(re.escape(ANSWER_IS_PREFIX), text):
+        rest = text[found.end():].lower()
+        fits = [i for i, c in enumerate(choices) if _starts_with_option(rest, c.lower())]
+        if fits:  # "1" and "1.5" both fit "1.5.": the longer is the one meant
+            named.add(max(fits, key=lambda i: len(choices[i])))
+    return named.pop() if len(named) == 1 else None
+
+
+def _starts_with_option(rest: str, option: str) -> bool:
+    if not option or not rest.startswith(option):
+        return False
+    tail = rest[len(option):]
+    return option.endswith(".") or tail == "" or tail[0] in ".\n"
 
 
 def is_correct(letter: str, gold_letter: str, num_choices: int) -> bool:

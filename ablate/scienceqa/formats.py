@@ -30,6 +30,16 @@ default). The text equals what LLaVA's `scripts/convert_sqa_to_llava.py` writes 
   its `AE` the lecture). Here the letters mean what they say: `AL` appends the lecture and
   `AE` the explanation. Every other code matches LLaVA.
 
+  Option-text answers (not LLaVA's): `<code>-text`, registered for the QCM input with every
+  output code (`QCM-LEA-text`, `QCM-ALE-text`, ...), is LLaVA's `<code>` with the chosen
+  option's text where LLaVA writes its letter: "<lecture> <solution> The answer is purple."
+  (reasoning first, `QCM-LEA-text`) or "The answer is purple. BECAUSE: <lecture> <solution>"
+  (answer first, `QCM-ALE-text`). An option text ending in "." gets no second one. The order
+  of reasoning and answer is LLaVA's, character for character; only the answer's form
+  differs, so a model too small to look a letter up can still be compared on the order
+  (`studies/scienceqa_format.yaml`, tiny scale). The `scienceqa` evaluator reads these
+  answers with `match_choice_text: true`.
+
 LLaVA-1.5 response-format prompts, which append one instruction line to the question:
   llava15_mc     "Answer with the option's letter from the given choices directly."
                  ScienceQA: the CQM input, then the instruction; the target is the bare
@@ -61,6 +71,8 @@ OPTION_LETTERS = "ABCDE"  # LLaVA's and ScienceQA's option letters; ScienceQA ha
 INPUT_CODES = ("QCM", "CQM", "QCML", "QCME", "QCMLE", "QCLM", "QCEM", "QCLEM")
 OUTPUT_CODES = ("A", "LA", "EA", "LEA", "ELA", "AL", "AE", "ALE", "AEL", "LEPA")
 DEFAULT_FORMAT = "QCM-LEA"  # LLaVA's ScienceQA fine-tuning format (docs/ScienceQA.md)
+TEXT_SUFFIX = "-text"  # `<code>-text`: LLaVA's code with the option's text in place of its letter
+TEXT_INPUT_CODES = ("QCM",)  # the inputs whose option-text variants are registered
 
 MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 SHORT_INSTRUCTION = "Answer the question using a single word or phrase."
@@ -88,6 +100,11 @@ def options_text(problem: dict[str, Any]) -> str:
 
 def answer_letter(problem: dict[str, Any]) -> str:
     return option_letter(problem["answer"])
+
+
+def option_text(problem: dict[str, Any]) -> str:
+    """The chosen option's text, as the problem writes it."""
+    return str(problem["choices"][problem["answer"]])
 
 
 def _reasoning(problem: dict[str, Any], key: str) -> str:
@@ -171,10 +188,12 @@ class AnswerFormat:
 
 @dataclass(frozen=True, repr=False)
 class ScienceQAPrompt(AnswerFormat):
-    """One of LLaVA's `INPUT-OUTPUT` ScienceQA prompt codes."""
+    """One of LLaVA's `INPUT-OUTPUT` ScienceQA prompt codes; with `target="text"` its
+    `-text` variant, which states the option's text where LLaVA states the letter."""
 
     input_code: str
     output_code: str
+    target: Literal["letter", "text"] = "letter"
 
     def __post_init__(self) -> None:
         check_input_code(self.input_code)
@@ -182,15 +201,19 @@ class ScienceQAPrompt(AnswerFormat):
 
     @property
     def key(self) -> str:  # type: ignore[override]
-        return f"{self.input_code}-{self.output_code}"
+        return f"{self.input_code}-{self.output_code}" + (TEXT_SUFFIX if self.target == "text" else "")
 
     @classmethod
     def from_code(cls, code: str) -> "ScienceQAPrompt":
-        """Any well-formed code, registered or not: "QCM-LEA", "MQC-A", ..."""
-        parts = code.split("-")
+        """Any well-formed code, registered or not: "QCM-LEA", "MQC-A", "QCM-ALE-text", ..."""
+        target = "text" if code.endswith(TEXT_SUFFIX) else "letter"
+        parts = code.removesuffix(TEXT_SUFFIX).split("-")
         if len(parts) != 2:
-            raise AblateError(f"ScienceQA format codes look like 'QCM-LEA', got {code!r}")
-        return cls(parts[0], parts[1])
+            raise AblateError(f"ScienceQA format codes look like 'QCM-LEA' or 'QCM-LEA-text', got {code!r}")
+        return cls(parts[0], parts[1], target)
+
+    def answer(self, problem: dict[str, Any]) -> str:
+        return option_text(problem) if self.target == "text" else answer_letter(problem)
 
     def base_prompt(self, problem: dict[str, Any]) -> tuple[str, str]:
         """LLaVA's (input, output) before the conversion strips "Question: "/"Answer: "."""
@@ -214,17 +237,19 @@ class ScienceQAPrompt(AnswerFormat):
         return "".join(lines)
 
     def _raw_output(self, problem: dict[str, Any]) -> str:
-        code, letter = self.output_code, answer_letter(problem)
+        code, answer = self.output_code, self.answer(problem)
+        # "The answer is X." with X a letter, or an option text that may end in its own "."
+        stop = "" if answer.endswith(".") else "."
         if code == "LEPA":
             lecture, solution = lecture_text(problem), solution_text(problem)
             text = f"LECTURE: {lecture}\n" if lecture.strip() else ""
             text += f"SOLUTION: {solution}\n" if solution.strip() else ""
-            return f"{text}###\nANSWER: {letter}."
+            return f"{text}###\nANSWER: {answer}{stop}"
         if code == "A":
-            return f"Answer: The answer is {letter}."
+            return f"Answer: The answer is {answer}{stop}"
         if code.startswith("A"):
-            return f"Answer: The answer is {letter}. BECAUSE: {self._parts(problem, code[1:])}"
-        return f"Answer: {self._parts(problem, code[:-1])} The answer is {letter}."
+            return f"Answer: The answer is {answer}{stop} BECAUSE: {self._parts(problem, code[1:])}"
+        return f"Answer: {self._parts(problem, code[:-1])} The answer is {answer}{stop}"
 
     @staticmethod
     def _parts(problem: dict[str, Any], letters: str) -> str:
@@ -267,9 +292,7 @@ class InstructionFormat(AnswerFormat):
         return f"{question}\n{self.instruction}", self.answer(problem)
 
     def answer(self, problem: dict[str, Any]) -> str:
-        if self.target == "letter":
-            return answer_letter(problem)
-        return str(problem["choices"][problem["answer"]])
+        return answer_letter(problem) if self.target == "letter" else option_text(problem)
 
     def apply_to_sample(self, sample: dict[str, Any]) -> dict[str, Any]:
         """A copy of `sample` whose human turns each end with the instruction.
@@ -329,6 +352,11 @@ def registered_codes() -> list[str]:
     return [f"{i}-{o}" for i in INPUT_CODES for o in OUTPUT_CODES]
 
 
+def registered_text_codes() -> list[str]:
+    """The option-text variants in the registry: `QCM-<output>-text` for every output code."""
+    return [f"{i}-{o}{TEXT_SUFFIX}" for i in TEXT_INPUT_CODES for o in OUTPUT_CODES]
+
+
 def register(registries) -> None:
     from ablate.registry import ComponentConfig
 
@@ -339,6 +367,12 @@ def register(registries) -> None:
         i, o = code.split("-")
         registries.answer_format.register(
             code, ComponentConfig, build, description=f"ScienceQA prompt: input {i}, output {o} (LLaVA code)"
+        )
+    for code in registered_text_codes():
+        llava_code = code.removesuffix(TEXT_SUFFIX)
+        registries.answer_format.register(
+            code, ComponentConfig, build,
+            description=f"ScienceQA prompt {llava_code} with the option's text where LLaVA gives its letter",
         )
     registries.answer_format.register(
         "llava15_mc", ComponentConfig, build, description=f"LLaVA-1.5 multiple choice: '{MC_INSTRUCTION}'"

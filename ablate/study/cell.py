@@ -81,6 +81,8 @@ class CellResult:
     feature_cache: dict[str, int] = field(default_factory=dict)
     visual_tokens: int = 0
     parameter_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # per stage: its steps and final training loss (trained here or reused from the stage store)
+    stage_figures: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
     def from_run(cls, result) -> "CellResult":
@@ -90,6 +92,7 @@ class CellResult:
             stages=len(result.stages), stages_reused=sum(s.reused_from is not None for s in result.stages),
             feature_cache=dict(result.feature_cache or {}), visual_tokens=int(result.visual_tokens),
             parameter_counts=dict(result.parameter_counts or {}),
+            stage_figures={s.name: _stage_figures(s) for s in result.stages},
         )
 
     def save(self, path: Path) -> None:
@@ -98,6 +101,13 @@ class CellResult:
     @classmethod
     def load(cls, path: Path) -> "CellResult":
         return cls(**json.loads(path.read_text()))
+
+
+def _stage_figures(stage) -> dict[str, float]:
+    figures = {"steps": float(stage.steps)}
+    if "final_loss" in (stage.metrics or {}):
+        figures["final_loss"] = float(stage.metrics["final_loss"])
+    return figures
 
 
 def write_cell(folder: Path, recipe, spec_fields: dict[str, Any]) -> tuple[Path, CellSpec]:

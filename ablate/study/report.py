@@ -15,6 +15,7 @@ from typing import Any
 
 from ablate.study.benchmarks import our_benchmark, same_benchmark
 from ablate.study.collect import CellRun, collect_runs
+from ablate.study.diagnostics.base import DiagnosticResult, DiagnosticRun, diagnostics_markdown
 from ablate.study.parent import ParentRun
 from ablate.study.schema import StudyFile
 from ablate.study.stand_ins import StandIn, describe, stand_ins
@@ -51,6 +52,7 @@ class ArmRow:
     delta: float | None
     delta_ci: list[float] | None
     paper: list[PaperCell] = field(default_factory=list)
+    delta_items: int | None = None  # items the Δ CI pairs (None: unpaired, or no CI)
     stale: bool = False  # some of the arm's finished cells ran another recipe than the study file gives now
     stale_reason: str | None = None  # e.g. "recipe hash 5ee4a1 → 7c21de (seeds 7, 8)"
     stale_seeds: list[int] = field(default_factory=list)
@@ -108,6 +110,7 @@ class Report:
     stale: list[StaleCell] = field(default_factory=list)
     include_stale: bool = False  # stale cells counted in the means (--include-stale)
     stand_ins: list[StandIn] = field(default_factory=list)  # the zoo models the recipes name
+    diagnostics: list[DiagnosticResult] = field(default_factory=list)  # the study file's, measured
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -144,27 +147,44 @@ class _Inputs:
 
 
 def build_report(study: StudyFile, scale: str, parent: ParentRun, runs: list[CellRun] | None = None, *,
-                 recipes: dict[str, Any] | None = None, include_stale: bool = False) -> Report:
+                 recipes: dict[str, Any] | None = None, include_stale: bool = False,
+                 diagnostic_runs: list[DiagnosticRun] | None = None) -> Report:
     """The report of the finished runs (default: read from MLflow). `recipes` (cell id -> Recipe,
     default: resolved from the study file) decide which runs are stale; those are left out of
-    the means unless `include_stale`."""
+    the means unless `include_stale`. The diagnostics read the counted runs and their own runs
+    (default: read from MLflow)."""
+    from ablate.study.diagnostics.run import collect_diagnostic_runs, declared
+
     runs = collect_runs(parent) if runs is None else runs
+    if diagnostic_runs is None:  # MLflow is asked only when the study declares some at this scale
+        diagnostic_runs = collect_diagnostic_runs(parent) if declared(study, scale) else []
     recipes, stale = judge_runs(study, scale, runs, _study_recipes(study, scale) if recipes is None else recipes)
     counted = [r for r in runs if include_stale or r.cell not in stale]
     arms = study.arm_names()
     by_arm = {arm: sorted([r for r in counted if r.arm == arm], key=lambda r: r.seed) for arm in arms}
     inputs = _Inputs(study, scale, runs, by_arm, stale, recipes)
     section = study.section(scale)
+    metrics = [_metric_table(inputs, spec) for spec in section.metric_specs()]
     return Report(
         study=study.name, scale=scale, description=study.spec.description.strip(), note=section.note.strip(),
         direction=study.spec.direction, baseline=inputs.baseline, objective=section.objective,
-        parent_run_id=parent.run_id, tracking_uri=parent.tracking_uri, runs=len(runs),
-        metrics=[_metric_table(inputs, spec) for spec in section.metric_specs()],
+        parent_run_id=parent.run_id, tracking_uri=parent.tracking_uri, runs=len(runs), metrics=metrics,
         missing_arms=[a for a in arms if not by_arm[a]], compute=_compute(runs), model=_model(by_arm),
         epochs=_epoch_curves(inputs), model_columns=list(study.spec.report.model_columns),
         stale=[StaleCell(r.cell, r.arm, r.seed, r.run_id, stale[r.cell]) for r in runs if r.cell in stale and r.arm in arms],
         include_stale=include_stale, stand_ins=stand_ins(recipes.values()),
+        diagnostics=_diagnostics(inputs, metrics, diagnostic_runs),
     )
+
+
+def _diagnostics(inputs: _Inputs, metrics: list[MetricTable], runs: list[DiagnosticRun]) -> list[DiagnosticResult]:
+    """Each declared diagnostic's figures, from the counted cell runs and the diagnostics' own runs."""
+    from ablate.study.diagnostics.run import context, declared
+
+    scales = {t.name: t.item_scale for t in metrics}
+    counted = [r for rs in inputs.by_arm.values() for r in rs]
+    ctx = context(inputs.study, inputs.scale, counted, inputs.recipes, runs, lambda m: scales.get(m, 1.0))
+    return [diagnostic.result(ctx) for diagnostic in declared(inputs.study, inputs.scale)]
 
 
 def _study_recipes(study: StudyFile, scale: str) -> dict[str, Any]:
@@ -227,9 +247,12 @@ def _add_deltas(rows: list[ArmRow], per_arm_items: dict[str, dict[str, float]] |
             continue
         row.delta = row.mean - base_row.mean
         if per_arm_items is not None:
-            diff = bootstrap_difference(per_arm_items[row.arm], per_arm_items[baseline],
-                                        samples=options.bootstrap_samples, seed=options.bootstrap_seed)
+            arm_items, base_items = per_arm_items[row.arm], per_arm_items[baseline]
+            diff = bootstrap_difference(arm_items, base_items, samples=options.bootstrap_samples,
+                                        seed=options.bootstrap_seed)
             row.delta_ci, cis[row.arm] = (diff.as_list() if diff else None), diff
+            if diff is not None and set(arm_items) == set(base_items):
+                row.delta_items = len(arm_items)  # paired, as bootstrap_difference pairs them
     return cis
 
 
@@ -349,6 +372,8 @@ def render_markdown(report: Report) -> str:
     lines = _header(report)
     for table in report.metrics:
         lines += _metric_section(report, table)
+        if table.objective:
+            lines += diagnostics_markdown(report.diagnostics)  # under the verdict they explain
     for curves in report.epochs:
         lines += _epoch_section(curves)
     return "\n".join(lines + _compute_section(report.compute))
@@ -389,7 +414,8 @@ def _metric_section(report: Report, table: MetricTable) -> list[str]:
     scaled = f" x {table.item_scale:g}" if table.item_scale != 1 else ""
     lines = [f"## {title}", "", f"MLflow key `{table.key}`" + (f", items of category `{table.category}`" if table.category else "")
              + f", benchmark `{table.benchmark}`. CI: 95% seeded bootstrap over eval items (each item's `correct`{scaled}, "
-             "averaged over seeds); Δ CI: bootstrap of the difference vs the baseline, paired over shared items.", ""]
+             "averaged over seeds; n: the items it rests on); Δ CI: bootstrap of the difference vs the baseline, "
+             "paired over shared items (n: how many).", ""]
     head = ["arm", "seeds", "mean ± std", "95% CI (items)", "Δ vs baseline [95% CI]"]
     if report.model_columns:
         head += ["visual tokens"] + [f"{c} params (trainable)" for c in report.model_columns]
@@ -413,8 +439,8 @@ def _row_cells(report: Report, row: ArmRow) -> list[str]:
         row.arm + (" (baseline)" if row.baseline else "") + stale,
         str(len(row.values)),
         (_num(row.mean) + std) if row.mean is not None else "-",
-        f"[{row.ci[0]:.4f}, {row.ci[1]:.4f}]" if row.ci else "-",
-        "-" if row.baseline else _signed(row.delta) + (f" [{row.delta_ci[0]:+.4f}, {row.delta_ci[1]:+.4f}]" if row.delta_ci else ""),
+        f"[{row.ci[0]:.4f}, {row.ci[1]:.4f}] (n={row.items})" if row.ci else "-",
+        "-" if row.baseline else _signed(row.delta) + _delta_ci(row),
     ]
     if report.model_columns:
         model = report.model.get(row.arm, {})
@@ -426,6 +452,13 @@ def _row_cells(report: Report, row: ArmRow) -> list[str]:
         delta = "" if paper.delta is None else f" ({paper.delta:+g})"
         cells += [_paper_num(paper.value) + delta, paper.agrees]
     return cells
+
+
+def _delta_ci(row: ArmRow) -> str:
+    if not row.delta_ci:
+        return ""
+    items = f"paired, n={row.delta_items}" if row.delta_items is not None else "unpaired"
+    return f" [{row.delta_ci[0]:+.4f}, {row.delta_ci[1]:+.4f}] ({items})"
 
 
 def _epoch_section(curves: EpochCurves) -> list[str]:

@@ -10,6 +10,7 @@ again, failed cells are listed with their error until `retry_failed=True`.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -172,8 +173,8 @@ def run_study(
     else:
         console.print(status_table(prepared, outcome.states))
     print_summary(outcome, console)
-    if report and outcome.counts()["done"]:
-        _report(outcome, include_stale, console)
+    if outcome.counts()["done"]:
+        _diagnose_and_report(outcome, run_fn, run_kwargs, report, include_stale, console)
     if interrupted:
         console.print("[yellow]interrupted[/]: re-run the same command to resume")
         raise KeyboardInterrupt
@@ -272,6 +273,29 @@ def _finish(prepared: PreparedStudy, session: _Session, interrupted: bool, stale
     elif not counts["running"]:  # cells still running elsewhere (other machines) keep it open
         close_parent(session.parent, "FAILED")
     return outcome
+
+
+def _diagnose_and_report(outcome: StudyOutcome, run_fn, run_kwargs, report: bool, include_stale: bool, console) -> None:
+    if not outcome.interrupted:
+        _diagnose(outcome.prepared, outcome.parent, run_fn, run_kwargs, console)
+    if report:
+        _report(outcome, include_stale, console)
+
+
+def _diagnose(prepared: PreparedStudy, parent: ParentRun, run_fn, run_kwargs: dict[str, Any] | None, console) -> None:
+    """The study file's diagnostics at this scale, in this process, after the cells: their extra
+    runs nest under the parent run like the cells (what MLflow holds already is not redone)."""
+    from ablate.study.diagnostics.run import declared, run_diagnostics
+    from ablate.study.worker import import_run_fn
+
+    if not declared(prepared.study, prepared.scale):
+        return
+    fn = run_fn if callable(run_fn) else import_run_fn(run_fn_ref(run_fn))
+    if run_kwargs:
+        fn = functools.partial(fn, **run_kwargs)
+    run_diagnostics(prepared.study, prepared.scale, prepared.label, parent, prepared.recipes, fn,
+                    lambda line: console.print(line, highlight=False),
+                    recipe_path=prepared.study.base_path(prepared.scale))
 
 
 def _report(outcome: StudyOutcome, include_stale: bool, console) -> None:

@@ -31,6 +31,8 @@
         measure: test accuracy (%)
         values: {penultimate: 90.92, last: 89.96}
     report: {epoch_curves: false, model_columns: [connector]}
+    diagnostics:                    # measurements that explain the verdict (ablate.study.diagnostics)
+      - {type: layer_probe, question: does the last layer keep less shape than the penultimate?}
     slurm: {partition: gpu, nodes: 4, gpus_per_node: 8, time_limit: "2-00:00:00"}   # for --launcher slurm
 
 An arm with neither `value` nor `per_scale` keeps the base recipe's value at the axis path.
@@ -46,11 +48,13 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ablate.config_model import StrictModel, repeated
 from ablate.errors import AblateError, Problem, ProblemsError, closest
+from ablate.recipe.component import Component
 from ablate.recipe.loading import pydantic_problem
+from ablate.study.diagnostics.registry import diagnostics as diagnostic_registry
 from ablate.study.slurm import SlurmOptions
 
-Scale = Literal["paper", "tiny"]
-SCALES: tuple[str, ...] = ("paper", "tiny")
+Scale = Literal["paper", "tiny", "small"]
+SCALES: tuple[str, ...] = ("paper", "tiny", "small")
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.,%+()-]*$"
 # Combined arm name when a study has several axes: labels joined in axis order.
 ARM_JOIN = " / "
@@ -218,6 +222,9 @@ class Study(Strict):
     paper: list[PaperResult] = []
     report: ReportOptions = ReportOptions()
     slurm: SlurmOptions | None = Field(None, description="each cell's SLURM job with --launcher slurm (CLI flags win)")
+    diagnostics: list[Component("diagnostic", diagnostic_registry)] = Field(  # type: ignore[valid-type]
+        [], description="measurements that explain the verdict, run after the cells and printed under it: "
+        "{type: plateau | stage_length | layer_probe, ...}")
 
 
 # --- the loaded file ------------------------------------------------------------------------
@@ -345,12 +352,28 @@ def cross_check(study: StudyFile) -> list[Problem]:
             metric = ref.metric_for(scale, section)
             if metric not in metric_names:
                 add(("paper", i, "metric"), f"scale {scale}: {_unknown('metric', metric, metric_names)}")
+    problems += _diagnostic_problems(study, arms)
     for i, ref in enumerate(spec.paper):
         for arm in ref.values:
             if arm not in arms:
                 add(("paper", i, "values", arm), _unknown("arm", arm, arms))
         if isinstance(ref.metric, dict) and (missing := [s for s in scales if s not in ref.metric]):
             add(("paper", i, "metric"), f"no metric for scale {', '.join(missing)}")
+    return problems
+
+
+def _diagnostic_problems(study: StudyFile, arms: list[str]) -> list[Problem]:
+    """Each diagnostic type once (the report names them by type); arms they name exist."""
+    problems, seen = [], set()
+    for i, config in enumerate(study.spec.diagnostics):
+        path = ("diagnostics", i)
+        if config.type in seen:
+            problems.append(Problem(f"diagnostics.{i}.type", f"diagnostic {config.type!r} is declared twice",
+                                    study.where(path)))
+        seen.add(config.type)
+        arm = getattr(config, "arm", None)
+        if arm is not None and arm not in arms:
+            problems.append(Problem(f"diagnostics.{i}.arm", _unknown("arm", arm, arms), study.where(path + ("arm",))))
     return problems
 
 

@@ -297,7 +297,8 @@ def result_attrs(result: CellResult, seconds: float) -> dict[str, Any]:
 
 
 def log_cell_metrics(result, attrs: dict[str, Any]) -> None:
-    """Log the figures the study report reads (cost, sharing, model size) onto the cell's run."""
+    """Log the figures the study report reads (cost, sharing, model size, each stage's steps and
+    final loss) onto the cell's run."""
     if not result.run_id:
         return
     import mlflow
@@ -309,6 +310,7 @@ def log_cell_metrics(result, attrs: dict[str, Any]) -> None:
         "study/feature_cache_hits": attrs["feature_cache_hits"], "study/feature_cache_misses": attrs["feature_cache_misses"],
         "study/visual_tokens": attrs["visual_tokens"],
         **{f"study/params/{c}/{k}": v for c, d in (result.parameter_counts or {}).items() for k, v in d.items()},
+        **{f"study/stage/{s}/{k}": v for s, d in (result.stage_figures or {}).items() for k, v in d.items()},
     }
     client = mlflow.MlflowClient(result.tracking_uri)
     client.log_batch(result.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])

@@ -28,8 +28,11 @@ def test_answer_formats_state_their_facts():
     registry = registries().answer_format
     formats = {name: registry.get(name).build() for name in registry.names()}
     assert all(isinstance(f, AnswerFormat) for f in formats.values())
-    facts = {(f.target, f.bare_answer) for name, f in formats.items() if name.startswith(("QCM", "CQM"))}
+    facts = {(f.target, f.bare_answer) for name, f in formats.items()
+             if name.startswith(("QCM", "CQM")) and not name.endswith("-text")}
     assert facts == {("letter", False)}  # every prompt code says "The answer is X." or "ANSWER: X."
+    text_facts = {(f.target, f.bare_answer) for name, f in formats.items() if name.endswith("-text")}
+    assert text_facts == {("text", False)}  # "The answer is <option text>." among reasoning
     assert (formats["llava15_mc"].target, formats["llava15_mc"].bare_answer) == ("letter", True)
     assert (formats["llava15_short"].target, formats["llava15_short"].bare_answer) == ("text", True)
 

@@ -91,3 +91,32 @@ def test_answers_file_errors_name_the_line(tmp_path):
     bad.write_text('{"question_id": "1", "text": "A"}\nnot json\n')
     with pytest.raises(DataError, match=r"answers.jsonl:2"):
         llava_answer_records(SCORED, "test", bad)
+
+
+@pytest.mark.parametrize("prediction, choices, letter", [
+    # reasoning first and answer first, as QCM-LEA-text and QCM-ALE-text write them
+    ("Soft things bend. The answer is soft.", ["hard", "soft"], "B"),
+    ("The answer is hard. BECAUSE: hard things do not bend.", ["hard", "soft"], "A"),
+    ("The answer is Soft", ["hard", "soft"], "B"),  # case aside, at the end
+    # LLaVA's rule 3 would read "Bears" as the letter B; the option text comes first
+    ("The answer is Bears.", ["Bears", "Hawks"], "A"),
+    # the longest option that fits; an option's own full stop
+    ("The answer is 1.5. BECAUSE: x", ["1", "1.5"], "B"),
+    ("The answer is The circle is blue. BECAUSE: x", ["The circle is red.", "The circle is blue."], "B"),
+    # two answers naming the same option are one answer; naming two is none
+    ("The answer is soft. So the answer is soft.", ["hard", "soft"], "B"),
+    ("The answer is soft. The answer is hard.", ["hard", "soft"], FAILED),
+    # an option must end where the sentence does
+    ("The answer is softer.", ["hard", "soft"], FAILED),
+    # letters still read by LLaVA's rules
+    ("The answer is B.", ["hard", "soft"], "B"),
+])
+def test_option_text_rules(prediction, choices, letter):
+    assert extract_answer(prediction, choices) == letter
+
+
+def test_text_formats_need_the_choice_text_rules():
+    text_format = registries().answer_format.get("QCM-LEA-text").build()
+    assert "match_choice_text" in ScienceQAEvaluator().check_answer_format(text_format)
+    lenient = ScienceQAEvaluator(ScienceQAEvaluatorConfig(type="scienceqa", match_choice_text=True))
+    assert lenient.check_answer_format(text_format) is None

@@ -263,3 +263,53 @@ def test_resolve_answer_format_accepts_every_spelling():
     assert {resolve_answer_format(v).key for v in ("CQM-A", {"type": "CQM-A"}, config)} == {"CQM-A"}
     with pytest.raises(AblateError, match="unknown answer_format 'QCM-LAE'"):
         resolve_answer_format("QCM-LAE")
+
+
+# Option-text variants: LLaVA's outputs with the option's text where LLaVA writes its letter.
+TEXT_OUTPUTS = {
+    ("P1", "LEA"): "An object has different properties.\nA property can tell you how an object feels. "
+                   "Look at each object.\nA pillow is soft. A sweater is also soft. The answer is soft.",
+    ("P1", "ALE"): "The answer is soft. BECAUSE: An object has different properties.\nA property can tell you how "
+                   "an object feels. Look at each object.\nA pillow is soft. A sweater is also soft.",
+    ("P3", "LEA"): "Salt Lake City is the capital of Utah. The answer is Salt Lake City.",
+    ("P3", "ALE"): "The answer is Salt Lake City. BECAUSE: Salt Lake City is the capital of Utah.",
+    ("P3", "A"): "The answer is Salt Lake City.",
+    ("P3", "LEPA"): "SOLUTION: Salt Lake City is the capital of Utah.\n###\nANSWER: Salt Lake City.",
+    ("P2", "LEA"): " The answer is dog.",  # LLaVA's leading space when there is nothing to explain
+}
+
+
+@pytest.mark.parametrize("name, output_code", sorted(TEXT_OUTPUTS))
+def test_text_variants_state_the_option_text_in_llavas_order(name, output_code):
+    fmt = get_format(f"QCM-{output_code}-text")
+    assert fmt.render(PROBLEMS[name]) == (INPUTS[name, "QCM"], TEXT_OUTPUTS[name, output_code])
+    assert (fmt.key, fmt.target, fmt.bare_answer) == (f"QCM-{output_code}-text", "text", False)
+    assert fmt.answer(PROBLEMS[name]) == PROBLEMS[name]["choices"][PROBLEMS[name]["answer"]]
+
+
+def test_text_variants_differ_from_llava_only_in_the_answer():
+    for code in OUTPUT_CODES:
+        letter, text = get_format(f"QCM-{code}").render(P1), get_format(f"QCM-{code}-text").render(P1)
+        assert text[0] == letter[0] and text[1] == letter[1].replace("is B.", "is soft.").replace("ANSWER: B.", "ANSWER: soft.")
+
+
+def test_an_option_ending_in_a_full_stop_gets_no_second_one():
+    problem = {**P4, "choices": ["The duck swims.", "The eagle flies."]}
+    assert get_format("QCM-ALE-text").render(problem)[1] == "The answer is The duck swims. BECAUSE: Feet help animals move."
+
+
+def test_text_variants_are_registered_for_the_qcm_input():
+    from ablate.scienceqa.formats import registered_text_codes
+
+    registry = registries().answer_format
+    assert registered_text_codes() == [f"QCM-{o}-text" for o in OUTPUT_CODES]
+    for key in registered_text_codes():
+        assert key in registry and registry.get(key).build().key == key
+    assert "CQM-LEA-text" not in registry
+    assert "QCM-LEA with the option's text" in registry.get("QCM-LEA-text").description
+
+
+@pytest.mark.parametrize("code", ["QCM-LEA-txt", "QCM-text", "QCM-LX-text", "QCM-LEA-text-text"])
+def test_bad_text_codes_are_rejected(code):
+    with pytest.raises(AblateError):
+        get_format(code)

@@ -83,6 +83,11 @@ def test_report_numbers_equal_recomputation_from_mlflow(project):
     assert "| mlp2 | 2 |" in md and "paper: GQA (%) (Δ)" in md and "47.3 (+0.5)" in md
     assert "LLaVA-1.5 (Liu et al., 2024), Table 2" in md and "stage(s) reused" in md
     assert "| 47.3 (+0.5) | different benchmark: easy_vqa vs GQA |" in md
+    # every CI says how many eval items it rests on; a Δ CI whether and over how many they pair
+    lo, hi = table["mlp2"]["ci"]
+    assert f"[{lo:.4f}, {hi:.4f}] (n=120)" in md
+    dlo, dhi = table["mlp2"]["delta_ci"]
+    assert f"[{dlo:+.4f}, {dhi:+.4f}] (paired, n=120)" in md and table["mlp2"]["delta_items"] == 120
     # the header says what the stand-in models are
     assert "- `zoo:tiny-llama` (model.llm.name_or_path): Llama, 4 layers x 256, zoo tokenizer " \
            "(seeded random weights, not pretrained)" in md

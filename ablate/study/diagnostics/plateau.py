@@ -1,0 +1,72 @@
+"""`plateau`: the epoch at which each arm's per-epoch curve levels off, per seed.
+
+For scienceqa_format: LLaVA says reasoning-first reaches its plateau in about half the epochs
+of answer-first. The cells evaluate every epoch (`eval.each_epoch`), so this reads their
+curves: nothing runs. An arm's plateau, per seed, is the first epoch whose score is within
+`tolerance` of that seed's best (a fraction of full marks: 0.02 is 2 points of a % score).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ablate.study.diagnostics.base import Diagnostic, DiagnosticConfig, DiagnosticContext, DiagnosticResult, fmt
+from ablate.study.stats import mean_std, plateau_epoch
+
+
+class PlateauConfig(DiagnosticConfig):
+    arm: str | None = Field(None, description="the arm said to converge faster (default: the baseline)")
+    metric: str | None = Field(None, description="the metric whose curves are read (default: the objective)")
+    tolerance: float = Field(0.02, ge=0, le=1, description="plateau: first epoch within this of the seed's best, "
+                             "as a fraction of full marks (0.02: 2 points of a % score)")
+
+
+class Plateau(Diagnostic):
+    title = "Plateau epoch per arm, from the per-epoch curves"
+
+    def result(self, ctx: DiagnosticContext) -> DiagnosticResult:
+        metric = self.config.metric or ctx.section.objective
+        tolerance = self.config.tolerance * ctx.item_scale(metric)
+        data = {arm: _arm_plateaus(runs, metric, tolerance) for arm, runs in ctx.by_arm.items()}
+        rows = [[arm, ", ".join(f"{e}" for _, e in sorted(d["by_seed"].items())) or "-",
+                 _mean_std(d["mean"], d["std"]), "-" if d["best"] is None else f"{d['best']:.4g}", str(d["epochs"] or "-")] for arm, d in data.items()]
+        columns = ["arm", "plateau epoch per seed", "mean ± std", f"best {metric} (mean over seeds)", "epochs"]
+        finding = _finding(self.config.arm or ctx.baseline, data, tolerance, metric)
+        return self._result(columns, rows, finding, {"metric": metric, "tolerance": tolerance, "arms": data})
+
+
+def _arm_plateaus(runs, metric: str, tolerance: float) -> dict:
+    curves = {r.seed: r.epochs[metric] for r in runs if r.epochs.get(metric)}
+    by_seed = {seed: plateau_epoch(curve, tolerance) for seed, curve in curves.items()}
+    mean, std = mean_std([float(e) for e in by_seed.values()])
+    best, _ = mean_std([max(c.values()) for c in curves.values()])
+    return {"by_seed": by_seed, "mean": mean, "std": std, "best": best,
+            "epochs": max((max(c) for c in curves.values()), default=None)}
+
+
+def _mean_std(mean: float | None, std: float | None) -> str:
+    return "-" if mean is None else fmt(mean, 2) + (f" ± {std:.2f}" if std is not None else "")
+
+
+def _finding(claimed: str, data: dict, tolerance: float, metric: str) -> str:
+    own = data.get(claimed)
+    if own is None or own["mean"] is None:
+        return f"no per-epoch {metric} curves for {claimed!r} (the cells need eval.each_epoch: true)"
+    parts = []
+    for arm, other in data.items():
+        if arm == claimed or other["mean"] is None:
+            continue
+        gap = other["mean"] - own["mean"]
+        shared = sorted(set(own["by_seed"]) & set(other["by_seed"]))
+        earlier = sum(own["by_seed"][s] < other["by_seed"][s] for s in shared)
+        verdict = ("supports" if gap > 0 else "refutes" if gap < 0 else "does not support") + \
+            f" \"{claimed} converges faster\""
+        when = (f"{abs(gap):.2f} epoch(s) {'earlier' if gap > 0 else 'later'} than" if gap else "at the same epoch as")
+        parts.append(f"{claimed} plateaus {when} {arm} (mean plateau epoch {own['mean']:.2f} vs {other['mean']:.2f}; "
+                     f"earlier in {earlier} of {len(shared)} seed(s)): {verdict}")
+    return "; ".join(parts) + f". Plateau: first epoch within {tolerance:g} of the seed's best {metric}."
+
+
+def register(registry) -> None:
+    registry.register("plateau", PlateauConfig, Plateau,
+                      description="the epoch each arm's per-epoch curve levels off, per seed (reads the cells)")

@@ -1,0 +1,21 @@
+"""The registry of diagnostics: the generic exact-key registry, one instance for the study layer
+(diagnostics run recipes and read MLflow, so they cannot live in the component registries)."""
+
+from __future__ import annotations
+
+from ablate.registry import Registry
+
+_REGISTRY: Registry | None = None
+
+
+def diagnostics() -> Registry:
+    """The diagnostic registry, with the built-ins registered on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        from ablate.study.diagnostics import layer_probe, plateau, stage_length
+
+        registry = Registry("diagnostic")
+        for module in (plateau, stage_length, layer_probe):
+            module.register(registry)
+        _REGISTRY = registry
+    return _REGISTRY

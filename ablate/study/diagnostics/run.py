@@ -1,0 +1,75 @@
+"""Running a study's diagnostics after its cells, and reading their runs back from MLflow."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from ablate.study.diagnostics.base import POINT_TAG, TAG, DiagnosticContext, DiagnosticRun
+
+
+def declared(study, scale: str) -> list[Any]:
+    """The study's diagnostics that run at `scale`, built from their configs."""
+    from ablate.study.diagnostics.registry import diagnostics
+
+    registry = diagnostics()
+    return [registry.get(config.type).build(config) for config in study.spec.diagnostics if scale in config.scales]
+
+
+def collect_diagnostic_runs(parent) -> list[DiagnosticRun]:
+    """The finished nested runs of the parent run that diagnostics made, latest last."""
+    from ablate.study.parent import TAG as STUDY_TAG, nested_runs
+
+    out = []
+    for run in sorted(nested_runs(parent, status="FINISHED"), key=lambda r: r.info.end_time or 0):
+        tags = run.data.tags
+        if TAG in tags:
+            out.append(DiagnosticRun(run.info.run_id, tags[TAG], tags.get(POINT_TAG, ""), tags.get(f"{STUDY_TAG}.arm", ""),
+                                     int(tags.get(f"{STUDY_TAG}.seed", "0") or 0), tags.get("ablate.recipe_hash"),
+                                     dict(run.data.metrics)))
+    return out
+
+
+def run_diagnostics(study, scale: str, label: str, parent, recipes: dict[str, Any], run_fn: Callable[..., Any],
+                    say: Callable[[str], None], *, recipe_path=None, tracking_uri: str | None = None) -> None:
+    """Run what each declared diagnostic needs that MLflow does not hold yet: its recipe runs
+    (nested under `parent`, tagged with the diagnostic, point, arm and seed) and its records."""
+    from ablate.recipe.loading import recipe_hash
+    from ablate.study.collect import collect_runs
+
+    for diagnostic in declared(study, scale):
+        ctx = context(study, scale, collect_runs(parent, predictions=False), recipes, collect_diagnostic_runs(parent))
+        done = {(r.point, r.arm, r.seed, r.recipe_hash) for r in ctx.own_runs(diagnostic.key)}
+        for planned in diagnostic.planned_runs(ctx):
+            rhash = recipe_hash(planned.recipe)
+            if (planned.point, planned.arm, planned.seed, rhash) in done:
+                continue
+            say(f"diagnostic {diagnostic.key}: {planned.arm} · seed {planned.seed} · {planned.point}")
+            tags = diagnostic_tags(study.name, label, diagnostic.key, planned)
+            started = time.perf_counter()
+            result = run_fn(planned.recipe, recipe_path=recipe_path, tracking_uri=tracking_uri or parent.tracking_uri,
+                            parent_run_id=parent.run_id, tags=tags, progress=None)
+            _log_figures(result, time.perf_counter() - started)
+        diagnostic.record(ctx, parent)  # each record() skips what MLflow holds already
+
+
+def _log_figures(result, seconds: float) -> None:
+    from ablate.study.cell import CellResult
+    from ablate.study.worker import log_cell_metrics, result_attrs
+
+    cell = CellResult.from_run(result)
+    log_cell_metrics(cell, result_attrs(cell, seconds))
+
+
+def diagnostic_tags(study: str, label: str, diagnostic: str, planned) -> dict[str, str]:
+    from ablate.study.parent import TAG as STUDY_TAG
+
+    # no `ablate.study.cell` tag: the report's cells never count these runs
+    return {STUDY_TAG: study, f"{STUDY_TAG}.scale": label, f"{STUDY_TAG}.arm": planned.arm,
+            f"{STUDY_TAG}.seed": str(planned.seed), TAG: diagnostic, POINT_TAG: planned.point}
+
+
+def context(study, scale: str, cell_runs: list[Any], recipes: dict[str, Any], runs: list[DiagnosticRun],
+            item_scale: Callable[[str], float] | None = None) -> DiagnosticContext:
+    by_arm = {arm: sorted([r for r in cell_runs if r.arm == arm], key=lambda r: r.seed) for arm in study.arm_names()}
+    return DiagnosticContext(study, scale, by_arm, recipes, runs, item_scale or (lambda metric: 1.0))

@@ -1,0 +1,192 @@
+"""Diagnostics: declared in the study file, run with the study, printed under the verdict."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import yaml
+
+from ablate.study.collect import CellRun
+from ablate.study.diagnostics.base import DiagnosticRun
+from ablate.study.diagnostics.run import context
+from ablate.study.diagnostics.registry import diagnostics
+from ablate.study.parent import nested_runs, saved_parent
+from ablate.study.report import REPORT_JSON, REPORT_MD
+from ablate.study.runner import run_study
+from ablate.study.schema import StudyError, load_study
+from study_fakes import STUDY, fake_run, quiet_console, run_log, write_project
+
+
+def study_with(diagnostics_block, **scale_edits):
+    study = copy.deepcopy(STUDY)
+    study["diagnostics"] = diagnostics_block
+    study["scales"]["tiny"].update(scale_edits)
+    return study
+
+
+def run(**kwargs):
+    return run_study("demo", scale="tiny", run_fn=fake_run, console=quiet_console(), **kwargs)
+
+
+# --- the study file --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block, message", [
+    ([{"type": "platea"}], "unknown diagnostic 'platea'. Did you mean 'plateau'?"),
+    ([{"type": "plateau", "arm": "mlp3"}], "unknown arm 'mlp3'"),
+    ([{"type": "plateau"}, {"type": "plateau"}], "diagnostic 'plateau' is declared twice"),
+    ([{"type": "stage_length", "epochs": [0]}], "diagnostics.0.epochs.0"),
+    ([{"type": "stage_length", "colour": 1}], "diagnostics.0.colour"),
+    ([{"type": "layer_probe", "scales": ["huge"]}], "diagnostics.0.scales.0"),
+])
+def test_bad_diagnostics_are_named_in_the_study_file(tmp_path, block, message):
+    path = write_project(tmp_path, study_with(block))
+    with pytest.raises(StudyError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        load_study(path)
+
+
+def test_the_shipped_studies_declare_a_diagnostic_each():
+    from ablate.study.discovery import available
+
+    declared = {name: [d.type for d in load_study(path).spec.diagnostics] for name, path in available().items()}
+    assert declared == {"clip_layer": ["layer_probe"], "connector": ["stage_length"], "data_types": ["stage_length"],
+                        "llm_scale": ["stage_length"], "scienceqa_format": ["plateau"], "skip_pretraining": ["stage_length"]}
+
+
+def test_tiny_and_small_studies_run_three_seeds_by_default():
+    from ablate.study.cells import seeds_for
+    from ablate.study.discovery import available
+
+    for name, path in available().items():
+        study = load_study(path)
+        assert {scale: len(seeds_for(study, scale)) for scale in ("tiny", "small")} == {"tiny": 3, "small": 3}, name
+        assert len(seeds_for(study, "tiny", 1)) == 1  # --seeds still overrides (the suite benchmark passes 1)
+
+
+def test_the_registry_lists_the_built_ins():
+    assert diagnostics().names() == ["layer_probe", "plateau", "stage_length"]
+
+
+# --- plateau: read from the cells' per-epoch curves --------------------------------------------
+
+
+def cell(arm, seed, curve, **metrics):
+    return CellRun(f"r-{arm}-{seed}", f"{arm}|seed={seed}", arm, seed, {}, metrics, epochs={"accuracy": curve})
+
+
+def test_plateau_epochs_per_seed_and_the_finding(tmp_path):
+    study = load_study(write_project(tmp_path, study_with([{"type": "plateau", "arm": "mlp2", "tolerance": 0.02}])))
+    runs = [cell("mlp2", 7, {1: 50.0, 2: 59.0, 3: 60.0, 4: 60.5}), cell("mlp2", 8, {1: 58.0, 2: 59.5, 3: 59.0}),
+            cell("linear", 7, {1: 40.0, 2: 50.0, 3: 55.0, 4: 56.5}), cell("linear", 8, {1: 40.0, 2: 51.5, 3: 53.9})]
+    ctx = context(study, "tiny", runs, {}, [], item_scale=lambda metric: 100.0)
+    result = diagnostics().get("plateau").build({"type": "plateau", "arm": "mlp2", "tolerance": 0.02}).result(ctx)
+    # within 2 points of each seed's best: mlp2 epochs 2 and 1; linear epochs 3 and 3
+    assert result.data["arms"]["mlp2"]["by_seed"] == {7: 2, 8: 1}
+    assert result.data["arms"]["linear"]["by_seed"] == {7: 3, 8: 3}
+    assert result.data["arms"]["mlp2"]["mean"] == 1.5 and result.data["arms"]["linear"]["std"] == 0.0
+    assert result.rows[0] == ["linear", "3, 3", "3.00 ± 0.00", "55.2", "4"]
+    assert result.finding.startswith("mlp2 plateaus 1.50 epoch(s) earlier than linear (mean plateau epoch 1.50 vs "
+                                     "3.00; earlier in 2 of 2 seed(s)): supports \"mlp2 converges faster\"")
+
+
+def test_plateau_says_when_the_cells_have_no_curves(tmp_path):
+    study = load_study(write_project(tmp_path, study_with([{"type": "plateau"}])))
+    ctx = context(study, "tiny", [], {}, [])
+    finding = diagnostics().get("plateau").build({"type": "plateau"}).result(ctx).finding
+    assert finding == "no per-epoch accuracy curves for 'linear' (the cells need eval.each_epoch: true)"
+
+
+# --- stage_length: extra runs, under the parent run, reused on a re-run ------------------------
+
+
+STAGE_LENGTH = {"type": "stage_length", "epochs": [2, 3], "params": ["connector"], "question": "undertrained?"}
+
+
+def test_stage_length_runs_each_arm_once_per_extra_length_and_reports_them(project):
+    write_project(project, study_with([STAGE_LENGTH]))
+    outcome = run()
+    starts = [e["name"] for e in run_log(project) if e["event"] == "start"]
+    assert len(starts) == 4 + 2 * 2  # the cells (2 arms x 2 seeds), then 2 arms x 2 extra lengths at seed 7
+    assert sorted(starts[4:]) == ["demo-linear-s7-instruct2ep", "demo-linear-s7-instruct3ep",
+                                  "demo-mlp2-s7-instruct2ep", "demo-mlp2-s7-instruct3ep"]
+    saved = json.loads((outcome.prepared.folder / REPORT_JSON).read_text())
+    accuracy = {row["arm"]: row for row in saved["metrics"][0]["rows"]}
+    assert {arm: row["seeds"] for arm, row in accuracy.items()} == {"linear": [7, 8], "mlp2": [7, 8]}  # cells only
+    (result,) = saved["diagnostics"]
+    points = result["data"]["arms"]["mlp2"]
+    assert sorted(points) == ["1", "2", "3"]  # the cell's own length, then the extra runs
+    assert [points[e]["steps"] for e in ("1", "2", "3")] == [10.0, 20.0, 30.0]
+    assert points["1"]["params"] == {"connector": 3000.0}
+    markdown = (outcome.prepared.folder / REPORT_MD).read_text()
+    verdict, rest = markdown.split("## Diagnostics: what explains the verdict")
+    assert "## accuracy (objective)" in verdict and "## color" in rest  # right under the objective's table
+    assert "Tests: undertrained?" in rest and "| mlp2 | 3,000 | 3 | 30 |" in rest
+    assert "**Finding:** accuracy of mlp2 minus linear:" in rest
+    # every figure is the one its run logged (the cells' own length included)
+    logged = {(r.data.tags["ablate.study.arm"], r.data.metrics["study/stage/instruct/steps"]): r.data.metrics
+              for r in nested_runs(saved_parent(outcome.prepared.folder), status="FINISHED")
+              if r.data.tags["ablate.study.seed"] == "7"}
+    for arm, arm_points in result["data"]["arms"].items():
+        for epochs, point in arm_points.items():
+            metrics = logged[arm, 10.0 * int(epochs)]
+            assert point["value"] == metrics["eval/accuracy"]
+            assert point["final_loss"] == metrics["study/stage/instruct/final_loss"]
+    # a re-run finds the extra runs in MLflow and runs nothing again
+    run()
+    assert len([e for e in run_log(project) if e["event"] == "start"]) == 8
+
+
+def test_diagnostics_run_only_at_their_scales(project):
+    write_project(project, study_with([{**STAGE_LENGTH, "scales": ["small"]}]))
+    outcome = run()
+    assert len([e for e in run_log(project) if e["event"] == "start"]) == 4
+    assert "Diagnostics" not in (outcome.prepared.folder / REPORT_MD).read_text()
+
+
+# --- layer_probe -------------------------------------------------------------------------------
+
+
+def test_layer_probe_finding_compares_the_arms_layers(tmp_path):
+    study_dict = study_with([{"type": "layer_probe"}])
+    study_dict["axes"] = [{"name": "layer", "path": "model.encoder.feature_layer",
+                           "arms": [{"label": "penultimate", "value": -2}, {"label": "last", "value": -1}]}]
+    study_dict["baseline"], study_dict["paper"] = "penultimate", []
+    study_dict["report"] = {}
+    study = load_study(write_project(tmp_path, study_dict))
+    from ablate.study.cells import expand_cells, validate_cells
+
+    recipes = validate_cells(study, "tiny", expand_cells(study, "tiny", [7]))
+    runs = [CellRun("a", "penultimate|seed=7", "penultimate", 7, {}, {"eval/accuracy": 0.70}),
+            CellRun("b", "last|seed=7", "last", 7, {}, {"eval/accuracy": 0.75})]
+    probe = DiagnosticRun("p", "layer_probe", "probe", "", 0, None, {
+        "probe/-1/shape": 0.9, "probe/-1/color": 0.95, "probe/-2/shape": 0.8, "probe/-2/color": 0.99})
+    result = diagnostics().get("layer_probe").build({"type": "layer_probe"}).result(
+        context(study, "tiny", runs, recipes, [probe]))
+    assert result.rows == [["-1", "last", "0.900", "0.950"], ["-2", "penultimate", "0.800", "0.990"]]
+    assert result.finding == ("shape: last (layer -1, 0.900) > penultimate (layer -2, 0.800); color: penultimate "
+                              "(layer -2, 0.990) > last (layer -1, 0.950); the study's better arm (last) is the same "
+                              "arm than the one whose layer separates shape best (last).")
+
+
+def test_layer_probe_measures_every_layer_of_a_zoo_tower():
+    from ablate.registry import registries
+    from ablate.study.diagnostics.layer_probe import probe_layers
+
+    config = registries().encoder.get("hf_clip").make_config({"name_or_path": "zoo:tiny-clip", "feature_layer": -2})
+    figures = probe_layers(config, None, train_images=40, test_images=20)
+    assert sorted(figures) == [-4, -3, -2, -1]  # zoo:tiny-clip has 4 layers
+    assert all(set(f) == {"shape", "color"} and 0.0 <= min(f.values()) <= max(f.values()) <= 1.0 for f in figures.values())
+    assert probe_layers(config, None, train_images=40, test_images=20) == figures  # deterministic
+
+
+def test_yaml_of_the_docs_example_validates(tmp_path):
+    block = yaml.safe_load("""
+- type: stage_length
+  epochs: [2]
+  params: [llm]
+  question: is the larger LLM undertrained at equal steps?
+""")
+    study = load_study(write_project(tmp_path, study_with(block)))
+    assert study.spec.diagnostics[0].params == ["llm"]
