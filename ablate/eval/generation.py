@@ -75,7 +75,7 @@ def generate_records(vlm, samples, *, template, evaluator, collator, tokenizer, 
         with torch.inference_mode():
             for chunk in batches(length_order([r["input_ids"] for r in rows], visual_tokens(vlm)), batch_size):
                 texts = generated_texts(vlm, [rows[i] for i in chunk], collator=collator, tokenizer=tokenizer,
-                                        max_new_tokens=max_new_tokens, **stop_at(template, tokenizer))
+                                        max_new_tokens=max_new_tokens, stop=getattr(template, "stop", None))
                 for i, text in zip(chunk, texts):
                     records[i] = _judged(evaluator, template, samples[i], text)
                     correct += float(records[i]["correct"])
@@ -90,12 +90,6 @@ def generate_records(vlm, samples, *, template, evaluator, collator, tokenizer, 
     finally:
         vlm.train(was_training)
     return records
-
-
-def stop_at(template, tokenizer) -> dict[str, Any]:
-    """`generate` arguments that stop each row at the template's stop string (none without one)."""
-    stop = getattr(template, "stop", None)
-    return {"stop_strings": [stop], "tokenizer": tokenizer} if stop else {}
 
 
 def visual_tokens(vlm) -> int:
@@ -147,11 +141,14 @@ def finish(records: list[dict[str, Any]], evaluator, out_path: Path | None) -> E
 
 
 def generated_texts(vlm, rows: list[dict[str, Any]], *, collator, tokenizer, max_new_tokens: int,
-                    **generate_kwargs) -> list[str]:
+                    stop: str | None = None, **generate_kwargs) -> list[str]:
     """One batch of prompt rows ({"id", "image", "input_ids"}) -> each row's decoded new text;
-    greedy unless `generate_kwargs` (VisionLanguageModel.generate's) say otherwise."""
+    greedy unless `generate_kwargs` (VisionLanguageModel.generate's) say otherwise. With `stop`,
+    each row stops at that string, and the batch when all its rows have."""
     batch = collator(rows)
     batch.pop("ids", None)
+    if stop:
+        generate_kwargs.update(stop_strings=[stop], tokenizer=tokenizer)
     new_tokens = vlm.generate(**on_device(batch, vlm), max_new_tokens=max_new_tokens, **generate_kwargs)
     return tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
