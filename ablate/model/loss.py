@@ -86,6 +86,8 @@ def causal_lm_loss(llm: Any, inputs: dict[str, Any], labels: torch.Tensor, mode:
     shifted = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
     scored = shifted != IGNORE_INDEX
     rows, targets = hidden[scored], shifted[scored]
+    if rows.shape[0] == 0:  # nothing supervised in this batch: a zero loss that still has a graph
+        return CausalLMOutputWithPast(loss=hidden.sum().float() * 0.0)
     head = llm.get_output_embeddings()
     total = _fused_sum(head, rows, targets) if mode == "fused" else chunked_loss_sum(head, rows, targets)
     divisor = num_items_in_batch if num_items_in_batch is not None else scored.sum()

@@ -63,17 +63,25 @@ def _responses(results, task):
     return [s["filtered_resps"][0] for s in sorted(results["samples"][task], key=lambda s: s["doc_id"])]
 
 
+def _rows(calls: list[dict]) -> dict[str, torch.Tensor]:
+    """Each prompt row the model was fed, without its batch's padding: ids -> its pixels."""
+    rows = {}
+    for call in calls:
+        assert set(call) == {"input_ids", "attention_mask", "pixel_values"}
+        for ids, mask, pixels in zip(call["input_ids"], call["attention_mask"], call["pixel_values"]):
+            rows[repr(ids[mask.bool()].tolist())] = pixels
+    return rows
+
+
 def test_the_model_is_fed_what_ablates_evaluation_feeds(both_harnesses):
-    """Same batches (lmms-eval runs its tasks in its own order): ids, masks and pixels equal."""
+    """The same prompt rows, ids and pixels (ablate batches its eval by length, lmms-eval in its
+    own order, so the rows meet in other batches and are compared without their padding)."""
     _, _, ablate_inputs, lmms_inputs, _ = both_harnesses
-    assert len(ablate_inputs) == len(lmms_inputs) == 2 + 2  # gqa: 8 items, sqa: the 5 yes/no ones; 4 a batch
-    by_ids = {repr(call["input_ids"].tolist()): call for call in ablate_inputs}
-    for theirs in lmms_inputs:
-        ours = by_ids.pop(repr(theirs["input_ids"].tolist()))
-        assert set(ours) == set(theirs) == {"input_ids", "attention_mask", "pixel_values"}
-        for key in ours:
-            assert torch.equal(ours[key], theirs[key]), key
-    assert by_ids == {}
+    ours, theirs = _rows(ablate_inputs), _rows(lmms_inputs)
+    assert len(ours) == len(theirs) == 8 + 5  # gqa: 8 items, sqa: the 5 yes/no ones
+    assert ours.keys() == theirs.keys()
+    for ids, pixels in ours.items():
+        assert torch.equal(pixels, theirs[ids])
 
 
 def test_gqa_style_exact_match_equals_ablates(both_harnesses):
