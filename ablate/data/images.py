@@ -13,11 +13,17 @@ def load_image(path: str, sample_id: str) -> Any:
     Raises DataError (naming the file and the sample id) when the file is missing or is
     not a readable image.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageFile, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            image.load()  # decode now so truncated files fail here, not later in a worker
+            # Decode now so truncated files fail here, not later in a worker. lmms-eval sets PIL's
+            # process-wide LOAD_TRUNCATED_IMAGES when imported; a cut-off file must still fail.
+            allowed, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+            try:
+                image.load()
+            finally:
+                ImageFile.LOAD_TRUNCATED_IMAGES = allowed
             return image.convert("RGB")
     except FileNotFoundError:
         raise DataError(f"{path}: sample {sample_id!r}: image file not found") from None

@@ -32,6 +32,19 @@ def test_truncated_image_fails_at_load(tmp_path: Path):
         load_image(str(path), "cut")
 
 
+def test_truncated_image_fails_even_where_pil_was_told_to_accept_them(tmp_path: Path, monkeypatch):
+    """lmms-eval turns on PIL's process-wide LOAD_TRUNCATED_IMAGES when it is imported."""
+    from PIL import Image, ImageFile
+
+    path = tmp_path / "t.png"
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(path)
+    path.write_bytes(path.read_bytes()[:-30])
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(DataError, match="t.png: sample 'cut'"):
+        load_image(str(path), "cut")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the process's setting is left as it was
+
+
 def test_missing_image(tmp_path: Path):
     with pytest.raises(DataError, match="sample 'm': image file not found"):
         load_image(str(tmp_path / "nope.png"), "m")

@@ -63,8 +63,8 @@ def test_killed_cell_job_ends_with_its_processes(tmp_path):
     pid = int(pid_file.read_text())
     t0 = time.monotonic()
     job.kill()
-    code = job.wait(timeout=30)
-    assert code == -signal.SIGTERM and time.monotonic() - t0 < 20  # a killed job: the cell runs again
+    code = job.wait(timeout=90)  # generous: on a loaded 2-core machine the job's teardown is slow
+    assert code == -signal.SIGTERM and time.monotonic() - t0 < 60  # a killed job: the cell runs again
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
