@@ -18,6 +18,7 @@ otherwise). Prints each mode's seconds, the load average around them, and last `
     python benchmarks/eval_speed.py --out /tmp/sqa                       # trains recipes/tiny_scienceqa.yaml's stages there first
     python benchmarks/eval_speed.py --run DIR --limit 128 --rounds 2     # a quicker check
     python benchmarks/eval_speed.py --run DIR --option-scoring           # also time option scoring (not in the ratio)
+    python benchmarks/eval_speed.py --run DIR --old-threads 2            # the old loop at torch's default thread count
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N items (default: all 1,000)")
     parser.add_argument("--rounds", type=int, default=1, help="old/new pairs, alternating (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both modes (default 1)")
+    parser.add_argument("--old-threads", type=int, default=None,
+                        help="torch threads for the old mode only (e.g. 2, torch's default that `ablate run` used "
+                        "before it chose a count); default: --threads")
     parser.add_argument("--option-scoring", action="store_true", help="also time the log-likelihood scoring of options")
     args = parser.parse_args()
 
@@ -118,12 +122,15 @@ def main() -> None:
     plan.samples = plan.samples[: args.limit] if args.limit else plan.samples
     collator = EvalCollator(tokenizer=vlm.tokenizer, image_processor=vlm.image_processor,
                             image_aspect_ratio=plan.image_aspect_ratio)
+    old_threads = args.old_threads or args.threads
     print(f"{len(plan.samples)} items, batch {plan.batch_size}, max_new_tokens {plan.max_new_tokens}, "
-          f"{torch.get_num_threads()} thread(s), {len(os.sched_getaffinity(0))} CPUs", flush=True)
+          f"threads: old {old_threads}, new {args.threads}; {len(os.sched_getaffinity(0))} CPUs", flush=True)
     old_s, new_s = [], []
     for _ in range(args.rounds):
+        torch.set_num_threads(old_threads)
         seconds, old = timed("old", lambda: previous_predictions(vlm, plan, collator))
         old_s.append(seconds)
+        torch.set_num_threads(args.threads)
         seconds, records = timed("new", lambda: current_predictions(vlm, plan, collator))
         new_s.append(seconds)
         if (difference := first_difference(old, [r["prediction"] for r in records], plan.samples)) is not None:

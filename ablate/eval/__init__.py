@@ -5,6 +5,7 @@
     judges.py       `gpt4_relative_score` (LLaVA-Bench: a judge model behind an OpenAI-compatible API)
     judge_cache.py  the judge's replies on disk, keyed by the whole request (re-runs never re-bill)
     generation.py   greedy generation over a held-out set, judging, a predictions JSONL
+    options.py      optional log-likelihood scoring of multiple-choice options (`<metric>_loglik`)
 
 ScienceQA's evaluator lives with the rest of ScienceQA (`ablate.scienceqa.evaluator`).
 Importing this package is light (no torch); `register` adds its evaluators to the registry.

@@ -81,9 +81,9 @@ def reply_logliks(vlm, rows: list[dict[str, Any]], collator) -> list[float]:
 
 def _kept_logits(llm, count: int) -> dict[str, int]:
     """`logits_to_keep` for LLMs whose forward takes it (transformers' causal LMs), else nothing."""
-    import inspect
+    from ablate.model.vlm import forward_accepts
 
-    return {"logits_to_keep": count} if "logits_to_keep" in inspect.signature(llm.forward).parameters else {}
+    return {"logits_to_keep": count} if forward_accepts(llm, "logits_to_keep") else {}
 
 
 def add_option_scores(vlm, samples, records, *, evaluator, template, tokenizer, collator, batch_size: int) -> None:

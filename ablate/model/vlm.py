@@ -407,7 +407,8 @@ class VisionLanguageModel(nn.Module):
         padding = (mask == 0).sum(1)
         cache = DynamicCache(config=self.llm.config)
         start = int(padding[0])
-        self.llm(inputs_embeds=embeds[:1, start : start + shared], use_cache=True, logits_to_keep=1,
+        head = {"logits_to_keep": 1} if forward_accepts(self.llm, "logits_to_keep") else {}
+        self.llm(inputs_embeds=embeds[:1, start : start + shared], use_cache=True, **head,
                  **{_cache_argument(self.llm): cache})
         cache.batch_repeat_interleave(rows)
         pos = torch.arange(width, device=embeds.device)[None, :]
@@ -425,11 +426,17 @@ def _shared_prefix(input_ids: torch.Tensor, real: torch.Tensor) -> int:
     return int(same.int().cumprod(0).sum())
 
 
-def _cache_argument(llm: nn.Module) -> str:
-    """The name the LLM's forward takes its KV cache by (`cache` in recent transformers)."""
+def forward_accepts(llm: nn.Module, name: str) -> bool:
+    """Whether the LLM's forward (the model's under a peft wrapper) takes the keyword `name`."""
     import inspect
 
-    return "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"
+    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+    return name in inspect.signature(base.forward).parameters
+
+
+def _cache_argument(llm: nn.Module) -> str:
+    """The name the LLM's forward takes its KV cache by (`cache` since transformers 5.2x)."""
+    return "cache" if forward_accepts(llm, "cache") else "past_key_values"
 
 
 @dataclass
