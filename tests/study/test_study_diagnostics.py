@@ -171,8 +171,15 @@ def test_layer_probe_finding_compares_the_arms_layers(tmp_path):
         context(study, "tiny", runs, recipes, [probe]))
     assert result.rows == [["-1", "last", "0.900", "0.950"], ["-2", "penultimate", "0.800", "0.990"]]
     assert result.finding == ("shape: last (layer -1, 0.900) > penultimate (layer -2, 0.800); color: penultimate "
-                              "(layer -2, 0.990) > last (layer -1, 0.950); the study's better arm (last) is the same "
-                              "arm than the one whose layer separates shape best (last).")
+                              "(layer -2, 0.990) > last (layer -1, 0.950); the study's better arm (last) is also the "
+                              "one whose layer separates shape best (last).")
+    tie = DiagnosticRun("p", "layer_probe", "probe", "", 0, None, {
+        "probe/-1/shape": 0.836, "probe/-1/color": 0.988, "probe/-2/shape": 0.836, "probe/-2/color": 0.988})
+    finding = diagnostics().get("layer_probe").build({"type": "layer_probe"}).result(
+        context(study, "tiny", runs, recipes, [tie])).finding
+    assert finding == ("shape: penultimate (layer -2, 0.836) = last (layer -1, 0.836); color: penultimate (layer -2, "
+                       "0.988) = last (layer -1, 0.988); the layers of penultimate and last separate shape equally "
+                       "well, so shape does not explain why last scored better.")
 
 
 def test_layer_probe_measures_every_layer_of_a_zoo_tower():
