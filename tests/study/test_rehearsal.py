@@ -23,7 +23,7 @@ from ablate.study.rehearsal.judge import ENV, stand_in_judge
 
 REPO = Path(__file__).resolve().parents[2]
 STUDIES = ("clip_layer", "connector", "data_types", "llm_scale", "scienceqa_format", "skip_pretraining")
-PAPER_RECIPES = sorted(p.name for p in (REPO / "recipes").glob("*.yaml") if not p.name.startswith("tiny_"))
+PAPER_RECIPES = sorted(p.name for p in (REPO / "recipes").glob("*.yaml") if not p.name.startswith(("tiny_", "small_")))
 # What a rehearsal may change: checkpoints, data files and folders, steps, eval.limit, filing.
 CHANGEABLE = re.compile(r"^(model\..*name_or_path|model\.init_connector|stages\.\d+\.data\..*"
                         r"|stages\.\d+\.max_steps|eval\.data\..*|eval\.limit|output_dir|tracking\.experiment)$")
