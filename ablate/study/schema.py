@@ -213,6 +213,9 @@ class ReportOptions(Strict):
     bootstrap_seed: int = 0
 
 
+DiagnosticBlock = Component("diagnostic", diagnostic_registry)  # {type: <registered diagnostic>, ...config}
+
+
 class Study(Strict):
     description: str
     scales: dict[Scale, ScaleSection] = Field(min_length=1)
@@ -222,7 +225,7 @@ class Study(Strict):
     paper: list[PaperResult] = []
     report: ReportOptions = ReportOptions()
     slurm: SlurmOptions | None = Field(None, description="each cell's SLURM job with --launcher slurm (CLI flags win)")
-    diagnostics: list[Component("diagnostic", diagnostic_registry)] = Field(  # type: ignore[valid-type]
+    diagnostics: list[DiagnosticBlock] = Field(
         [], description="measurements that explain the verdict, run after the cells and printed under it: "
         "{type: plateau | stage_length | layer_probe, ...}")
 

@@ -86,9 +86,14 @@ def test_plateau_epochs_per_seed_and_the_finding(tmp_path):
     assert result.data["arms"]["mlp2"]["by_seed"] == {7: 2, 8: 1}
     assert result.data["arms"]["linear"]["by_seed"] == {7: 3, 8: 3}
     assert result.data["arms"]["mlp2"]["mean"] == 1.5 and result.data["arms"]["linear"]["std"] == 0.0
-    assert result.rows[0] == ["linear", "3, 3", "3.00 ± 0.00", "55.2", "4"]
-    assert result.finding.startswith("mlp2 plateaus 1.50 epoch(s) earlier than linear (mean plateau epoch 1.50 vs "
-                                     "3.00; earlier in 2 of 2 seed(s)): supports \"mlp2 converges faster\"")
+    # linear seed 7 gained 1.5 points at its last epoch (within tolerance), seed 8 2.4 (still rising)
+    assert result.rows[0] == ["linear", "3, 3", "3.00 ± 0.00", "55.2", "4", "8"]
+    assert result.rows[1][-1] == "none"
+    assert result.finding == (
+        "mlp2 plateaus 1.50 epoch(s) earlier than linear (mean plateau epoch 1.50 vs 3.00; earlier in 2 of 2 "
+        "seed(s)): supports \"mlp2 converges faster\"; still rising at the last epoch (no plateau within the epochs "
+        "run, so those plateau epochs are lower bounds and the comparison is open): linear in 1 of 2 seed(s). "
+        "Plateau: first epoch within 2 of the seed's best accuracy.")
 
 
 def test_plateau_says_when_the_cells_have_no_curves(tmp_path):
@@ -166,8 +171,15 @@ def test_layer_probe_finding_compares_the_arms_layers(tmp_path):
         context(study, "tiny", runs, recipes, [probe]))
     assert result.rows == [["-1", "last", "0.900", "0.950"], ["-2", "penultimate", "0.800", "0.990"]]
     assert result.finding == ("shape: last (layer -1, 0.900) > penultimate (layer -2, 0.800); color: penultimate "
-                              "(layer -2, 0.990) > last (layer -1, 0.950); the study's better arm (last) is the same "
-                              "arm than the one whose layer separates shape best (last).")
+                              "(layer -2, 0.990) > last (layer -1, 0.950); the study's better arm (last) is also the "
+                              "one whose layer separates shape best (last).")
+    tie = DiagnosticRun("p", "layer_probe", "probe", "", 0, None, {
+        "probe/-1/shape": 0.836, "probe/-1/color": 0.988, "probe/-2/shape": 0.836, "probe/-2/color": 0.988})
+    finding = diagnostics().get("layer_probe").build({"type": "layer_probe"}).result(
+        context(study, "tiny", runs, recipes, [tie])).finding
+    assert finding == ("shape: penultimate (layer -2, 0.836) = last (layer -1, 0.836); color: penultimate (layer -2, "
+                       "0.988) = last (layer -1, 0.988); the layers of penultimate and last separate shape equally "
+                       "well, so shape does not explain why last scored better.")
 
 
 def test_layer_probe_measures_every_layer_of_a_zoo_tower():

@@ -116,18 +116,31 @@ def _finding(figures: dict[int, dict[str, float]], arm_layers: dict[str, int], c
         best = max(figures, key=lambda layer: figures[layer]["shape"])
         return f"shape is read best from layer {best} ({figures[best]['shape']:.3f})"
     objective = {arm: _mean(runs, ctx) for arm, runs in ctx.by_arm.items()}
-    parts = []
-    for attr in ATTRIBUTES:
-        ranked = sorted(measured, key=lambda arm: measured[arm][attr], reverse=True)
-        parts.append(f"{attr}: " + " > ".join(f"{arm} (layer {arm_layers[arm]}, {measured[arm][attr]:.3f})" for arm in ranked))
+    parts = [f"{attr}: " + _ranking(measured, arm_layers, attr) for attr in ATTRIBUTES]
     scored = [a for a in measured if objective.get(a) is not None]
     if len(scored) >= 2:
         winner = max(scored, key=lambda a: objective[a])
-        probe_winner = max(scored, key=lambda a: measured[a]["shape"])
-        agree = "the same arm" if winner == probe_winner else "another arm"
-        parts.append(f"the study's better arm ({winner}) is {agree} than the one whose layer separates shape best "
-                     f"({probe_winner})")
+        best_shape = max(measured[a]["shape"] for a in scored)
+        leaders = [a for a in scored if measured[a]["shape"] == best_shape]
+        if len(leaders) > 1:
+            parts.append(f"the layers of {' and '.join(leaders)} separate shape equally well, so shape does not "
+                         f"explain why {winner} scored better")
+        else:
+            agree = "also" if winner == leaders[0] else "not"
+            parts.append(f"the study's better arm ({winner}) is {agree} the one whose layer separates shape best "
+                         f"({leaders[0]})")
     return "; ".join(parts) + "."
+
+
+def _ranking(measured: dict[str, dict[str, float]], arm_layers: dict[str, int], attr: str) -> str:
+    """"penultimate (layer -2, 0.840) > last (layer -1, 0.836)", with "=" between equal scores."""
+    ranked = sorted(measured, key=lambda arm: measured[arm][attr], reverse=True)
+    text = ""
+    for i, arm in enumerate(ranked):
+        if i:
+            text += " = " if measured[arm][attr] == measured[ranked[i - 1]][attr] else " > "
+        text += f"{arm} (layer {arm_layers[arm]}, {measured[arm][attr]:.3f})"
+    return text
 
 
 def _mean(runs, ctx: DiagnosticContext) -> float | None:

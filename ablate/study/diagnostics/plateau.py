@@ -29,8 +29,10 @@ class Plateau(Diagnostic):
         tolerance = self.config.tolerance * ctx.item_scale(metric)
         data = {arm: _arm_plateaus(runs, metric, tolerance) for arm, runs in ctx.by_arm.items()}
         rows = [[arm, ", ".join(f"{e}" for _, e in sorted(d["by_seed"].items())) or "-",
-                 _mean_std(d["mean"], d["std"]), "-" if d["best"] is None else f"{d['best']:.4g}", str(d["epochs"] or "-")] for arm, d in data.items()]
-        columns = ["arm", "plateau epoch per seed", "mean ± std", f"best {metric} (mean over seeds)", "epochs"]
+                 _mean_std(d["mean"], d["std"]), "-" if d["best"] is None else f"{d['best']:.4g}",
+                 str(d["epochs"] or "-"), ", ".join(map(str, d["rising"])) or "none"] for arm, d in data.items()]
+        columns = ["arm", "plateau epoch per seed", "mean ± std", f"best {metric} (mean over seeds)", "epochs",
+                   "seeds still rising at the last epoch"]
         finding = _finding(self.config.arm or ctx.baseline, data, tolerance, metric)
         return self._result(columns, rows, finding, {"metric": metric, "tolerance": tolerance, "arms": data})
 
@@ -41,7 +43,14 @@ def _arm_plateaus(runs, metric: str, tolerance: float) -> dict:
     mean, std = mean_std([float(e) for e in by_seed.values()])
     best, _ = mean_std([max(c.values()) for c in curves.values()])
     return {"by_seed": by_seed, "mean": mean, "std": std, "best": best,
-            "epochs": max((max(c) for c in curves.values()), default=None)}
+            "epochs": max((max(c) for c in curves.values()), default=None),
+            "rising": sorted(seed for seed, curve in curves.items() if _still_rising(curve, tolerance))}
+
+
+def _still_rising(curve: dict[int, float], tolerance: float) -> bool:
+    """The last epoch gained more than `tolerance` on the one before: no plateau within the epochs run."""
+    epochs = sorted(curve)
+    return len(epochs) > 1 and curve[epochs[-1]] - curve[epochs[-2]] > tolerance
 
 
 def _mean_std(mean: float | None, std: float | None) -> str:
@@ -64,6 +73,10 @@ def _finding(claimed: str, data: dict, tolerance: float, metric: str) -> str:
         when = (f"{abs(gap):.2f} epoch(s) {'earlier' if gap > 0 else 'later'} than" if gap else "at the same epoch as")
         parts.append(f"{claimed} plateaus {when} {arm} (mean plateau epoch {own['mean']:.2f} vs {other['mean']:.2f}; "
                      f"earlier in {earlier} of {len(shared)} seed(s)): {verdict}")
+    rising = [f"{arm} in {len(d['rising'])} of {len(d['by_seed'])} seed(s)" for arm, d in data.items() if d["rising"]]
+    if rising:
+        parts.append("still rising at the last epoch (no plateau within the epochs run, so those plateau epochs are "
+                     "lower bounds and the comparison is open): " + ", ".join(rising))
     return "; ".join(parts) + f". Plateau: first epoch within {tolerance:g} of the seed's best {metric}."
 
 
