@@ -41,21 +41,35 @@ def resolve_loss_mode(choice: str, llm: Any, *, cuda: bool, partitioned: bool, w
     `partitioned`: DeepSpeed ZeRO-3 shards the head's weight, which neither path can read whole
     outside the head's own forward. An explicit choice that cannot run is an AblateError naming
     `where` (the recipe field); "auto" takes the best one that can."""
-    if choice not in LOSS_MODES:
-        raise AblateError(f"{where}: unknown loss {choice!r}; one of {', '.join(LOSS_MODES)}")
-    if choice == "plain":
-        return choice
-    problem = _hidden_state_problem(llm, partitioned)
+    problem = _hidden_state_path_problem(choice, llm, partitioned, where)
+    if choice == "plain" or problem:
+        return "plain"
     if choice == "auto":
-        if problem:
-            return "plain"
         return "fused" if cuda and _fusable(llm) and liger_installed() else "chunked"
-    if problem:
-        raise AblateError(f"{where}: loss {choice!r} {problem}; use loss: plain (or auto)")
     if choice == "fused" and not (cuda and liger_installed() and _fusable(llm)):
         raise AblateError(f"{where}: loss 'fused' needs a CUDA GPU, liger-kernel (pip install 'ablate[liger]') "
                           "and an LLM head that is a plain Linear layer (no LoRA on it); 'chunked' runs anywhere")
     return choice
+
+
+def materialises_logits(choice: str, llm: Any, *, partitioned: bool, where: str) -> bool:
+    """Whether a stage's `loss` setting computes the full [positions, vocab] logits: "plain" does, and
+    so does "auto" where the hidden-state path cannot run. For sizing a run before it starts
+    (`ablate plan`), so whether Liger is installed on the GPU machine is not asked."""
+    return choice == "plain" or _hidden_state_path_problem(choice, llm, partitioned, where) is not None
+
+
+def _hidden_state_path_problem(choice: str, llm: Any, partitioned: bool, where: str) -> str | None:
+    """Why the chunked/fused paths cannot run for `llm` (None when they can); an AblateError when
+    `choice` is unknown, or names one of those paths explicitly and it cannot run."""
+    if choice not in LOSS_MODES:
+        raise AblateError(f"{where}: unknown loss {choice!r}; one of {', '.join(LOSS_MODES)}")
+    if choice == "plain":
+        return None
+    problem = _hidden_state_problem(llm, partitioned)
+    if problem and choice != "auto":
+        raise AblateError(f"{where}: loss {choice!r} {problem}; use loss: plain (or auto)")
+    return problem
 
 
 def liger_installed() -> bool:

@@ -102,10 +102,11 @@ class Planner:
                 apply_trainable(vlm, stage.trainable)
             except TrainableError as error:
                 raise AblateError(f"stages.{stage.name}.{error}") from None
-            stages.append(self._stage(recipe, index, stage_params(vlm), shapes, base_dir))
+            stages.append(self._stage(recipe, index, stage_params(vlm), shapes, base_dir, vlm))
         return RecipePlan(recipe.name, self.settings, _model_line(recipe, shapes), list(meta.notes), stages)
 
-    def _stage(self, recipe, index: int, params: dict[str, Params], shapes: Shapes, base_dir) -> StageEstimate:
+    def _stage(self, recipe, index: int, params: dict[str, Params], shapes: Shapes, base_dir, vlm) -> StageEstimate:
+        from ablate.model.loss import materialises_logits
         from ablate.recipe.deepspeed import zero_stage
         from ablate.train.stage import deepspeed_settings
 
@@ -117,8 +118,10 @@ class Planner:
         per_sample = mean_sample_flops(shapes, params, through, data.lengths) if data.lengths else None
         samples = _samples(stage, data.records, settings.gpus)
         zero = zero_stage(deepspeed_settings(stage, base_dir))
+        full_logits = materialises_logits(stage.loss, vlm.llm, partitioned=zero == 3,
+                                          where=f"stages.{stage.name}.loss")
         memory = stage_memory(params, shapes, zero=zero, gpus=settings.gpus, precision=stage.precision,
-                              batch=stage.batch_size, seq=longest_batch(stage, data))
+                              batch=stage.batch_size, seq=longest_batch(stage, data), full_logits=full_logits)
         mfu = choose_mfu(settings.mfu, settings.gpu, params["llm"].trainable > 0, settings.recorded)
         peak = settings.gpu.peak_flops(stage.precision, stage.tf32)
         hours = None if per_sample is None or samples is None else (

@@ -13,7 +13,10 @@ bf16/fp16, else 4), with fused attention (no T^2 scores kept):
 - each LLM layer keeps s b (9h + 4i) values: norms' inputs, q, k, v, the attention output, and the
   gated MLP's four intermediates; each trained encoder layer s b (9h + 2i) (its MLP is not gated).
   A frozen encoder runs without gradients (or is read from the feature cache) and keeps none;
-- the logits: s b V values in the stage's precision plus the fp32 copy and log-softmax of the loss;
+- the logits: s b V values in the stage's precision plus the fp32 copy and log-softmax of the loss,
+  where the stage's loss materialises them ("plain", or "auto" under ZeRO-3 or with an LLM whose
+  head the hidden-state path cannot use); "chunked" and "fused" keep one chunk of CHUNK_LOGITS at a
+  time, whatever the sequence length;
 - with gradient checkpointing each layer keeps only its input (s b h), plus one layer recomputed
   at a time. A frozen LLM the backward runs through is counted as a trained one: an upper bound.
 Not counted: the connector's activations, communication buckets, fragmentation, CUDA context.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ablate.model.loss import CHUNK_LOGITS
 from ablate.plan.flops import Shapes
 from ablate.plan.params import Params
 
@@ -38,6 +42,7 @@ class Memory:
     optimizer: float
     activations: float
     activations_checkpointed: float
+    full_logits: bool = True  # the loss holds every position's logits at once (else a chunk at a time)
 
     def total(self, checkpointed: bool) -> float:
         states = self.weights + self.gradients + self.optimizer
@@ -58,12 +63,15 @@ def model_states(params: dict[str, Params], zero: int | None, gpus: int, precisi
             optimizer / gpus if zero >= 1 else optimizer)
 
 
-def activations(shapes: Shapes, encoder_trained: bool, batch: int, seq: int, precision: str) -> tuple[float, float]:
-    """(without, with gradient checkpointing) activation bytes of one micro-batch."""
+def activations(shapes: Shapes, encoder_trained: bool, batch: int, seq: int, precision: str,
+                full_logits: bool = True) -> tuple[float, float]:
+    """(without, with gradient checkpointing) activation bytes of one micro-batch; `full_logits`:
+    the loss computes every position's logits at once (else one chunk at a time)."""
     width = 2 if precision in ("bf16", "fp16") else 4
     llm_layer = width * seq * batch * (9 * shapes.llm_width + 4 * shapes.llm_intermediate)
     llm_input = width * seq * batch * shapes.llm_width
-    logits = seq * batch * shapes.vocab * (width + 4 + 4)
+    logit_values = seq * batch * shapes.vocab
+    logits = (logit_values if full_logits else min(logit_values, CHUNK_LOGITS)) * (width + 4 + 4)
     full = shapes.llm_layers * llm_layer + logits
     checkpointed = shapes.llm_layers * llm_input + llm_layer + logits
     if encoder_trained and shapes.encoder_layers:
@@ -75,7 +83,7 @@ def activations(shapes: Shapes, encoder_trained: bool, batch: int, seq: int, pre
 
 
 def stage_memory(params: dict[str, Params], shapes: Shapes, *, zero: int | None, gpus: int, precision: str,
-                 batch: int, seq: int) -> Memory:
+                 batch: int, seq: int, full_logits: bool = True) -> Memory:
     weights, gradients, optimizer = model_states(params, zero, gpus, precision)
-    full, checkpointed = activations(shapes, params["encoder"].trainable > 0, batch, seq, precision)
-    return Memory(weights, gradients, optimizer, full, checkpointed)
+    full, checkpointed = activations(shapes, params["encoder"].trainable > 0, batch, seq, precision, full_logits)
+    return Memory(weights, gradients, optimizer, full, checkpointed, full_logits)

@@ -56,7 +56,8 @@ def stage_json(stage: StageEstimate, gpus: int) -> dict[str, Any]:
         "memory_gib": {"weights": memory.weights / GIB, "gradients": memory.gradients / GIB,
                        "optimizer": memory.optimizer / GIB, "activations": memory.activations / GIB,
                        "activations_checkpointed": memory.activations_checkpointed / GIB,
-                       "gradient_checkpointing": stage.stage.gradient_checkpointing},
+                       "gradient_checkpointing": stage.stage.gradient_checkpointing,
+                       "logits": "full" if memory.full_logits else "chunked"},
         "mfu": stage.mfu.value, "mfu_source": stage.mfu.source, "peak_tflops": stage.peak_flops / 1e12,
         "device_hours": None if stage.hours is None else stage.hours * gpus,
     }
@@ -138,7 +139,8 @@ def _memory_line(stage: StageEstimate, memory_gib: float) -> str:
     states = (f"weights {_gib(m.weights)} + gradients {_gib(m.gradients)} + optimizer {_gib(m.optimizer)} GiB")
     fits = "fits" if stage.memory_gib <= memory_gib else "does NOT fit"
     return (f"{states}; activations {_gib(m.activations_checkpointed)} GiB checkpointed, {_gib(m.activations)} "
-            f"without (batches of {stage.stage.batch_size} x {stage.sequence} positions): "
+            f"without (batches of {stage.stage.batch_size} x {stage.sequence} positions, "
+            f"{'full logits' if m.full_logits else 'logits a chunk at a time'}): "
             f"{_gib(m.total(True))} GiB with checkpointing, {_gib(m.total(False))} without; as the stage runs, "
             f"it {fits} in {memory_gib:g} GiB")
 

@@ -98,3 +98,18 @@ def test_an_explicit_loss_that_cannot_run_names_the_field(trainable_vlm, monkeyp
     monkeypatch.setattr(llm.config, "model_type", "gemma2")
     with pytest.raises(AblateError, match="this one is 'gemma2'; use loss: plain"):
         resolve_loss_mode("chunked", llm, cuda=False, partitioned=False, where="stages.s.loss")
+
+
+def test_the_plan_counts_full_logits_only_where_the_loss_computes_them(trainable_vlm, monkeypatch):
+    from ablate.model.loss import materialises_logits
+
+    llm = trainable_vlm.llm
+    where = "stages.s.loss"
+    assert materialises_logits("plain", llm, partitioned=False, where=where)
+    assert not materialises_logits("auto", llm, partitioned=False, where=where)
+    assert not materialises_logits("fused", llm, partitioned=False, where=where)  # Liger is the GPU machine's
+    assert materialises_logits("auto", llm, partitioned=True, where=where)  # ZeRO-3: auto falls back to plain
+    with pytest.raises(AblateError, match=r"stages\.s\.loss: loss 'chunked' cannot read a head weight"):
+        materialises_logits("chunked", llm, partitioned=True, where=where)
+    monkeypatch.setattr(llm.config, "model_type", "gemma2")
+    assert materialises_logits("auto", llm, partitioned=False, where=where)

@@ -52,3 +52,19 @@ def test_total_with_and_without_checkpointing():
     states = 1500 * 2 / 4 + 1100 * 2 / 4 + 1100 * 12 / 4
     assert memory.total(True) == states + 34_080
     assert memory.total(False) == states + 56_480
+
+
+def test_a_chunked_loss_holds_one_chunk_of_logits_whatever_the_length():
+    from dataclasses import replace
+
+    from ablate.model.loss import CHUNK_LOGITS
+
+    big_vocab = replace(SHAPES, vocab=128_000)
+    batch, seq = 4, 2048  # 1,048,576,000 logit values, 62.5 chunks
+    layers = 3 * 2 * seq * batch * (9 * 16 + 4 * 40)
+    full = activations(big_vocab, False, batch, seq, "bf16")[0]
+    chunked = activations(big_vocab, False, batch, seq, "bf16", full_logits=False)[0]
+    assert full == layers + seq * batch * 128_000 * 10
+    assert chunked == layers + CHUNK_LOGITS * 10
+    short = activations(SHAPES, False, 2, 10, "bf16", full_logits=False)  # fewer logits than one chunk
+    assert short == activations(SHAPES, False, 2, 10, "bf16")
