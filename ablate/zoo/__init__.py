@@ -2,7 +2,7 @@
 
 Each entry is built from a small config (and, for the `*-easyvqa` entries, pretraining once when
 first built: contrastive for the CLIP, `ablate.zoo.pretrain`, 1.5 minutes on 2 cores; language
-modelling for the Llamas, `ablate.zoo.text_pretrain`, 5.5 minutes), saved with `save_pretrained`
+modelling for the Llamas, `ablate.zoo.text_pretrain`, 7 minutes), saved with `save_pretrained`
 (safetensors) into `$ABLATE_HOME/zoo/<name>`, and loaded afterwards by the same `from_pretrained`
 code as real checkpoints. Recipes name them as `name_or_path: zoo:tiny-llama`; `resolve_checkpoint` turns
 that into a local folder, building it on first use.
@@ -43,9 +43,9 @@ TINY_CLIP = dict(
 # (benchmarks/clip_probe.py): shape 0.63 untrained -> 0.81, colour 0.93 -> 0.99.
 CLIP_PRETRAIN = dict(steps=1000, lr=2e-3, batch_size=24)
 # Language pretraining (ablate.zoo.text_pretrain) on text about easy-VQA train images: 1000 steps of
-# 16 x 128 tokens, about 5.5 minutes on 2 cores. Without it the instruct stage never learns easy-VQA's
-# yes/no questions (0.825, the "named thing is absent" prior); with it 0.952 (tiny_easyvqa: 0.849 -> 0.940).
-LLAMA_PRETRAIN = dict(steps=1000, lr=1e-3, batch_size=16, block_size=128)
+# 64 documents, each its own row, about 7 minutes on 2 cores. benchmarks/zoo_lm_probe.py: it answers
+# the yes/no questions of 400 test images, written as text, 1.000 right (the "absent" prior: 0.825).
+LLAMA_PRETRAIN = dict(steps=1000, lr=1e-3, batch_size=64)
 # SigLIP has no projection head in its vision config; otherwise the same tower.
 TINY_SIGLIP = {k: v for k, v in TINY_CLIP.items() if k != "projection_dim"}
 # vocab_size is filled from the zoo tokenizer at build time.
@@ -109,7 +109,7 @@ ZOO: dict[str, ZooSpec] = {
         ZooSpec("tiny-siglip", "siglip", TINY_SIGLIP, seed=2, description="SigLIP ViT, 64px, patch 8, 4x128"),
         ZooSpec("tiny-llama", "llama", TINY_LLAMA, seed=3, description="Llama, 4 layers x 256, zoo tokenizer"),
         ZooSpec("tiny-llama-easyvqa", "llama", TINY_LLAMA, seed=3, pretrain=LLAMA_PRETRAIN,
-                description="tiny-llama, language-pretrained on text about easy-VQA train images (5.5 min)"),
+                description="tiny-llama, language-pretrained on text about easy-VQA train images (7 min)"),
         ZooSpec("tiny-llama-large", "llama", TINY_LLAMA_LARGE, seed=4,
                 description="Llama, 5 layers x 384 (~2.6x tiny-llama), zoo tokenizer"),
         ZooSpec("tiny-llama-large-easyvqa", "llama", TINY_LLAMA_LARGE, seed=4, pretrain=LLAMA_PRETRAIN,

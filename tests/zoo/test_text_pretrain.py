@@ -1,7 +1,9 @@
 """The language-pretrained zoo Llama, built here with a few steps instead of the real 1,000."""
 
 import dataclasses
+import collections
 import itertools
+import random
 import json
 import re
 
@@ -9,10 +11,11 @@ import pytest
 import torch
 
 from ablate import zoo
-from ablate.zoo.text_pretrain import LETTERS, PackedText, documents, image_facts
+from ablate.zoo.text_pretrain import LETTERS, DocumentRows, documents, image_facts
 
-SHORT = {"steps": 3, "lr": 1e-3, "batch_size": 2, "block_size": 32}
-FACTS = [("circle", "blue", [("is there a red shape?", "no"), ("what color is the shape?", "blue")]),
+SHORT = {"steps": 3, "lr": 1e-3, "batch_size": 2}
+FACTS = [("circle", "blue", [("is there a red shape?", "no"), ("what color is the shape?", "blue"),
+                              ("is there a circle?", "yes")]),
          ("triangle", "teal", [("is there not a triangle?", "no")])]
 
 
@@ -24,29 +27,52 @@ def short_spec(monkeypatch):
 
 
 def _parse(doc: str):
-    description, question, answer = doc.split("\n")
-    assert question.startswith("Q: ") and answer.startswith("A: ")
-    return description, question[3:], answer[3:]
+    description, *lines = doc.split("\n")
+    assert len(lines) % 2 == 0 and all(q.startswith("Q: ") and a.startswith("A: ") for q, a in zip(lines[::2], lines[1::2]))
+    return description, [(q[3:], a[3:]) for q, a in zip(lines[::2], lines[1::2])]
+
+
+def _kind(question: str, answer: str, shape: str, color: str, qas) -> str:
+    from ablate.data.sources.easyvqa_facts import COLORS, SHAPES, names_present
+
+    options = re.findall(r"\(([A-E])\) (\w+)", question)
+    if options:  # multiple choice: the answer letter names the option that matches the description
+        assert 2 <= len(options) <= 5 and [letter for letter, _ in options] == list(LETTERS[: len(options)])
+        assert dict(options)[answer] in (shape, color) and len({word for _, word in options}) == len(options)
+        return "choice"
+    if (question, answer) in qas:
+        return "own"
+    named = [w for w in re.findall(r"\w+", question) if w in SHAPES or w in COLORS]
+    assert len(named) == 1 and answer in ("yes", "no")  # a balanced yes/no question, answered from the facts
+    assert names_present(question, answer) == (named[0] in (shape, color))
+    return "color" if named[0] in COLORS else "shape"
 
 
 def test_documents_state_true_facts_and_repeat_for_a_seed():
-    docs = list(itertools.islice(documents(FACTS, seed=5), 400))
-    assert docs == list(itertools.islice(documents(FACTS, seed=5), 400))
-    assert docs != list(itertools.islice(documents(FACTS, seed=6), 400))
-    kinds = set()
+    docs = list(itertools.islice(documents(FACTS, seed=5), 600))
+    assert docs == list(itertools.islice(documents(FACTS, seed=5), 600))
+    assert docs != list(itertools.islice(documents(FACTS, seed=6), 600))
+    kinds = collections.Counter()
     for doc in docs:
-        description, question, answer = _parse(doc)
+        description, pairs = _parse(doc)
         shape, color, qas = next(f for f in FACTS if f"{f[1]} {f[0]}." in description)
-        options = re.findall(r"\(([A-E])\) (\w+)", question)
-        if options:  # multiple choice: the answer letter names the option that matches the description
-            kinds.add("choice")
-            assert 2 <= len(options) <= 5 and [letter for letter, _ in options] == list(LETTERS[: len(options)])
-            assert dict(options)[answer] in (shape, color)
-            assert len({word for _, word in options}) == len(options)
-        else:  # one of the package's own questions about that image, with its own answer
-            kinds.add("question")
-            assert (question, answer) in qas
-    assert kinds == {"choice", "question"}
+        kinds.update(_kind(q, a, shape, color, qas) for q, a in pairs)
+    assert set(kinds) == {"choice", "own", "color", "shape"}
+
+
+def test_presence_questions_are_plain_and_name_the_images_colour_half_the_time():
+    from ablate.data.sources.easyvqa_facts import is_negated
+    from ablate.zoo.text_pretrain import presence_question, presence_templates
+
+    templates = presence_templates(image_facts("train"))
+    assert len(templates["color"]) == len(templates["shape"]) == 4
+    assert all("{color} shape" in t for t in templates["color"]) and all("{shape}" in t for t in templates["shape"])
+    rng = random.Random(0)
+    asked = [presence_question("circle", "teal", templates, rng) for _ in range(4000)]
+    assert not any(is_negated(q) for q, _ in asked)  # no XOR with negation: "yes" means named and there
+    colour = [(q, a) for q, a in asked if "shape" in q.split()]
+    assert all((a == "yes") == ("teal" in q) for q, a in colour)
+    assert 0.45 < sum(a == "yes" for _, a in colour) / len(colour) < 0.55  # easy-VQA's own: 1 in 8
 
 
 def test_facts_come_from_the_train_split_only():
@@ -59,16 +85,21 @@ def test_facts_come_from_the_train_split_only():
         assert not any(question in test_questions for question, _ in qas)
 
 
-def test_packed_rows_are_the_documents_with_bos_and_eos_cut_into_blocks():
+def test_every_document_is_its_own_row_from_bos_to_eos_and_padding_is_not_scored():
+    from transformers import DataCollatorForSeq2Seq
+
     from ablate.zoo.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer()
-    docs = ["A blue circle.\nQ: is there a red shape?\nA: no", "This is a teal triangle.\nQ: x\nA: y"] * 5
-    rows = list(PackedText(iter(docs), tokenizer, block_size=16))
-    stream = [t for doc in docs for t in tokenizer(doc).input_ids + [tokenizer.eos_token_id]]
-    assert len(rows) == len(stream) // 16
-    assert torch.cat([row["input_ids"] for row in rows]).tolist() == stream[: 16 * len(rows)]
-    assert all(torch.equal(row["input_ids"], row["labels"]) for row in rows)
+    docs = ["A blue circle.\nQ: is there a red shape?\nA: no", "This is a teal triangle.\nQ: x\nA: y"]
+    rows = list(DocumentRows(iter(docs), tokenizer))
+    assert [row["input_ids"] for row in rows] == [tokenizer(d).input_ids + [tokenizer.eos_token_id] for d in docs]
+    assert all(row["input_ids"][0] == tokenizer.bos_token_id and row["labels"] == row["input_ids"] for row in rows)
+    batch = DataCollatorForSeq2Seq(tokenizer, padding=True, return_tensors="pt")(rows)
+    short, long = sorted(range(2), key=lambda i: len(rows[i]["input_ids"]))
+    n = len(rows[short]["input_ids"])
+    assert batch["labels"][short, n:].eq(-100).all() and batch["attention_mask"][short, n:].eq(0).all()
+    assert batch["labels"][long].tolist() == rows[long]["input_ids"]
 
 
 def test_pretrained_entry_is_a_llama_checkpoint_that_differs_from_the_seeded_one(tmp_path, short_spec):
