@@ -227,8 +227,16 @@ class SubmititCellJob:
         return str(self.job.state).split()[0].upper()  # "CANCELLED by 1234" -> CANCELLED
 
     def kill(self) -> None:
-        """scancel (SIGINT to the local executor's job), and return once it has ended."""
+        """scancel, and return once the job has ended. submitit's local executor cancels with
+        SIGINT, which a process started with SIGINT ignored (`nohup`, a background job of a
+        script) ignores too; SIGTERM, which its job process forwards to the tasks as scancel's
+        does on SLURM, follows."""
         self.job.cancel(check=False)
+        if self.options.cluster == "local" and self.wait(timeout=5) is None:
+            try:
+                os.kill(int(self.job_id), signal.SIGTERM)  # a local job's id is its process id
+            except (ValueError, ProcessLookupError):
+                pass
         self.wait(timeout=120)
 
     def describe(self) -> str:

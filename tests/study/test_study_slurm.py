@@ -52,7 +52,7 @@ def test_cell_job_exit_code_and_description(tmp_path):
     assert "bad cell" in log.read_text()
 
 
-def test_killed_cell_job_ends_with_its_processes(tmp_path):
+def assert_kill_ends_the_job_and_its_processes(tmp_path):
     pid_file = tmp_path / "cell.pid"
     code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(300)"
     job, _ = launch(tmp_path, code)
@@ -67,6 +67,20 @@ def test_killed_cell_job_ends_with_its_processes(tmp_path):
     assert code == -signal.SIGTERM and time.monotonic() - t0 < 60  # a killed job: the cell runs again
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_killed_cell_job_ends_with_its_processes(tmp_path):
+    assert_kill_ends_the_job_and_its_processes(tmp_path)
+
+
+def test_a_study_started_with_sigint_ignored_still_kills_its_cell_jobs(tmp_path):
+    # `nohup ablate study ... &` from a script: the local executor's job inherits SIGINT ignored,
+    # and submitit cancels local jobs with SIGINT alone (this took 210 s and failed before)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert_kill_ends_the_job_and_its_processes(tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.slow
