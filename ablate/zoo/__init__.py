@@ -113,7 +113,8 @@ ZOO: dict[str, ZooSpec] = {
         ZooSpec("tiny-llama-large", "llama", TINY_LLAMA_LARGE, seed=4,
                 description="Llama, 5 layers x 384 (~2.6x tiny-llama), zoo tokenizer"),
         ZooSpec("tiny-llama-large-easyvqa", "llama", TINY_LLAMA_LARGE, seed=4, pretrain=LLAMA_PRETRAIN,
-                description="tiny-llama-large, language-pretrained like tiny-llama-easyvqa (11.5 min)"),
+                description="tiny-llama-large, language-pretrained like tiny-llama-easyvqa "
+                            "(11.5 min with the corpus before 2026-12-07; not re-timed)"),
         ZooSpec("small-clip-easyvqa", "clip", SMALL_CLIP, seed=5, pretrain=SMALL_CLIP_PRETRAIN,
                 description="CLIP ViT, 64px, patch 8, 6x320 (~10x tiny-clip), CLIP-pretrained on easy-VQA captions "
                             "(3,000 steps: minutes on a GPU)"),
