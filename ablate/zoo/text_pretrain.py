@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import torch
 from torch.utils.data import IterableDataset
 
 from ablate.zoo.pretrain import PretrainSettings, train_and_save
@@ -116,10 +115,8 @@ def presence_question(shape: str, color: str, templates: dict[str, list[str]], r
     descent learns negation and stays there (and with presence balanced *and* negated questions
     mixed in, neither half predicts anything). Plain questions with presence balanced give the
     comparison a signal of its own; the image's own questions teach negation beside them."""
-    from ablate.data.sources.easyvqa_facts import COLORS, SHAPES
-
     slot = rng.choice([slot for slot in ("shape", "color") if templates[slot]])
-    truth, pool = (shape, SHAPES) if slot == "shape" else (color, COLORS)
+    truth, pool = _value_and_choices(slot == "color", shape, color)
     present = rng.random() < 0.5
     named = truth if present else rng.choice([value for value in pool if value != truth])
     return rng.choice(templates[slot]).format(**{slot: named}), "yes" if present else "no"
@@ -127,16 +124,21 @@ def presence_question(shape: str, color: str, templates: dict[str, list[str]], r
 
 def choice_question(shape: str, color: str, rng: random.Random) -> tuple[str, str]:
     """A multiple-choice question on the colour or the shape, answered with the right option's letter."""
-    from ablate.data.sources.easyvqa_facts import COLORS, SHAPES
-
     asks_color = rng.random() < 0.5
-    right, pool = (color, COLORS) if asks_color else (shape, SHAPES)
+    right, pool = _value_and_choices(asks_color, shape, color)
     count = rng.randint(2, min(5, len(pool)))
     options = [right, *rng.sample([x for x in pool if x != right], count - 1)]
     rng.shuffle(options)
     listed = " ".join(f"({LETTERS[i]}) {option}" for i, option in enumerate(options))
     question = "What color is the shape?" if asks_color else "Which shape is it?"
     return f"{question} {listed}", LETTERS[options.index(right)]
+
+
+def _value_and_choices(of_color: bool, shape: str, color: str) -> tuple[str, tuple[str, ...]]:
+    """The image's colour and every easy-VQA colour, or its shape and every shape."""
+    from ablate.data.sources.easyvqa_facts import COLORS, SHAPES
+
+    return (color, COLORS) if of_color else (shape, SHAPES)
 
 
 class DocumentRows(IterableDataset):
