@@ -121,11 +121,32 @@ def artifact_location(uri: str, experiment: str) -> str | None:
         if "://" in root:
             return f"{root.rstrip('/')}/{safe}"
         return (Path(root).expanduser().resolve() / safe).as_uri()
+    db = sqlite_file(uri)
+    return None if db is None else (db.parent / "mlruns" / safe).as_uri()
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///path` URI (None for other stores and in-memory ones)."""
     prefix = "sqlite:///"
-    if not uri.startswith(prefix) or uri[len(prefix):] in ("", ":memory:"):
+    if not uri.startswith(prefix) or uri[len(prefix):].split("?", 1)[0] in ("", ":memory:"):
         return None
-    db = Path(uri[len(prefix):].split("?", 1)[0]).expanduser().resolve()
-    return (db.parent / "mlruns" / safe).as_uri()
+    return Path(uri[len(prefix):].split("?", 1)[0]).expanduser().resolve()
+
+
+@contextlib.contextmanager
+def sqlite_creation_lock(uri: str) -> Iterator[None]:
+    """Hold a file lock beside a sqlite store while it is opened (MLflow creates and migrates a
+    new database on first use; two runs started at once on a fresh file would both migrate it,
+    and the second fails inside alembic). Other stores need no lock: their servers serialise."""
+    db = sqlite_file(uri)
+    if db is None:
+        yield
+        return
+    from filelock import FileLock
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db) + ".lock"):
+        yield
 
 
 def _quiet_mlflow() -> None:
@@ -149,8 +170,9 @@ class Tracker:
             import mlflow
 
             mlflow.set_tracking_uri(self.uri)
-            self._client = mlflow.MlflowClient(self.uri)
-            self.experiment_id = self._experiment_id(experiment)
+            with sqlite_creation_lock(self.uri):
+                self._client = mlflow.MlflowClient(self.uri)
+                self.experiment_id = self._experiment_id(experiment)
 
     def _experiment_id(self, name: str) -> str:
         from mlflow.exceptions import MlflowException

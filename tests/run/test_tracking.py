@@ -132,3 +132,24 @@ def test_a_run_stopped_by_bad_input_writes_nothing(tmp_path):
     client = MlflowClient(tiny_run.tracking_uri(tmp_path))
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
     assert not (tmp_path / "out").exists()
+
+
+def _open_tracker(uri: str, barrier) -> str:
+    from ablate.tracking import Tracker
+
+    barrier.wait()  # every process opens the fresh store at the same moment
+    return Tracker(uri, "race").experiment_id
+
+
+def test_runs_started_together_on_a_fresh_sqlite_store_all_open_it(tmp_path):
+    # Without the creation lock, MLflow's alembic migration ran in every process at once and all
+    # but one failed ("Online migration expected to match one row ...").
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with context.Manager() as manager:
+        barrier = manager.Barrier(4)
+        with context.Pool(4) as pool:
+            ids = pool.starmap(_open_tracker, [(uri, barrier)] * 4)
+    assert len(set(ids)) == 1
