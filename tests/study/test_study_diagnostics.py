@@ -52,7 +52,8 @@ def test_the_shipped_studies_declare_a_diagnostic_each():
 
     declared = {name: [d.type for d in load_study(path).spec.diagnostics] for name, path in available().items()}
     assert declared == {"clip_layer": ["layer_probe"], "connector": ["stage_length"], "data_types": ["stage_length"],
-                        "llm_scale": ["stage_length"], "scienceqa_format": ["plateau"], "skip_pretraining": ["stage_length"]}
+                        "llm_scale": ["stage_length"], "scienceqa_format": ["plateau", "option_naming"],
+                        "skip_pretraining": ["stage_length"]}
 
 
 def test_tiny_and_small_studies_run_three_seeds_by_default():
@@ -66,7 +67,7 @@ def test_tiny_and_small_studies_run_three_seeds_by_default():
 
 
 def test_the_registry_lists_the_built_ins():
-    assert diagnostics().names() == ["layer_probe", "plateau", "stage_length"]
+    assert diagnostics().names() == ["layer_probe", "option_naming", "plateau", "stage_length"]
 
 
 # --- plateau: read from the cells' per-epoch curves --------------------------------------------
@@ -101,6 +102,45 @@ def test_plateau_says_when_the_cells_have_no_curves(tmp_path):
     ctx = context(study, "tiny", [], {}, [])
     finding = diagnostics().get("plateau").build({"type": "plateau"}).result(ctx).finding
     assert finding == "no per-epoch accuracy curves for 'linear' (the cells need eval.each_epoch: true)"
+
+
+# --- option_naming: read from the cells' predictions -------------------------------------------
+
+
+def judged(extracted, correct, choices, skill):
+    return {"extracted": extracted, "correct": correct, "meta": {"num_choices": choices, "skill": skill}}
+
+
+def test_option_naming_counts_answers_naming_no_option_and_the_named_accuracy(tmp_path):
+    config = {"type": "option_naming", "by": "skill"}
+    study = load_study(write_project(tmp_path, study_with([config])))
+    mlp2 = [judged("A", True, 2, "maps"), judged("FAILED", False, 4, "maps"), judged("B", False, 4, "signs"),
+            judged("C", True, 4, "signs")]
+    linear = [judged("A", False, 2, "maps"), judged("B", True, 2, "maps")]
+    runs = [CellRun("r1", "mlp2|seed=7", "mlp2", 7, {}, {}, items=mlp2[:2]),
+            CellRun("r2", "mlp2|seed=8", "mlp2", 8, {}, {}, items=mlp2[2:]),
+            CellRun("r3", "linear|seed=7", "linear", 7, {}, {}, items=linear)]
+    result = diagnostics().get("option_naming").build(config).result(context(study, "tiny", runs, {}, []))
+    # mlp2: 1 of 4 names no option; 2 of the 3 named are right; chance among named (1/2 + 1/4 + 1/4) / 3
+    assert result.data["arms"]["mlp2"] == {"answers": 4, "no_option": 1, "no_option_share": 0.25,
+                                           "right_among_named": 2 / 3, "chance_among_named": 1 / 3,
+                                           "right_overall": 0.5}
+    assert result.rows[0] == ["linear", "all", "2", "0 (0.0%)", "50.0%", "50.0%", "50.0%"]
+    assert [row[:2] for row in result.rows[2:]] == [["linear", "maps"], ["mlp2", "maps"], ["mlp2", "signs"]]
+    assert result.rows[3][2:] == ["2", "1 (50.0%)", "100.0%", "50.0%", "50.0%"]
+    assert result.finding == (
+        "linear: 0.0% of 2 answers name no option; the options named are right 50.0% of the time against 50.0% by "
+        "chance (even the options it names are near chance: it has not learnt to pick); mlp2: 25.0% of 4 answers "
+        "name no option; the options named are right 66.7% of the time against 33.3% by chance (it picks above "
+        "chance when it names one: the answers naming none are what it lacks).")
+
+
+def test_option_naming_says_when_cells_have_no_judged_predictions(tmp_path):
+    study = load_study(write_project(tmp_path, study_with([{"type": "option_naming"}])))
+    runs = [CellRun("r1", "mlp2|seed=7", "mlp2", 7, {}, {}, items=[{"prediction": "x"}])]
+    finding = diagnostics().get("option_naming").build({"type": "option_naming"}).result(
+        context(study, "tiny", runs, {}, [])).finding
+    assert finding.startswith("linear: no judged predictions") and "mlp2: no judged predictions" in finding
 
 
 # --- stage_length: extra runs, under the parent run, reused on a re-run ------------------------

@@ -1,0 +1,111 @@
+"""`option_naming`: how often each arm's answers name an option at all, and how often the option
+they name is the right one, against what picking among the item's options at random gives.
+
+For a multiple-choice study below chance (scienceqa_format at tiny scale), "below chance" has two
+readings that need different fixes: the model names options but the wrong ones (it has not
+learnt the task), or it often names none (it answers with a word no option has, which the
+evaluator scores FAILED) and picks well when it does. The cells' predictions already hold
+what tells them apart (each record's `extracted` answer, `correct` and `meta.num_choices`), so
+this reads them: nothing runs. `by` breaks the figures down by a meta field (e.g. `skill`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from ablate.study.diagnostics.base import Diagnostic, DiagnosticConfig, DiagnosticContext, DiagnosticResult
+
+FAILED = "FAILED"  # what an evaluator extracts from an answer that names no option (LLaVA's marker)
+MARGIN = 0.05  # a named option's accuracy this far above chance counts as "picks above chance"
+
+
+class OptionNamingConfig(DiagnosticConfig):
+    by: str | None = Field(None, description="also break the figures down by this meta field of the items "
+                           "(e.g. skill, subject)")
+
+
+class OptionNaming(Diagnostic):
+    title = "Answers that name an option, and how often the named option is right"
+
+    def result(self, ctx: DiagnosticContext) -> DiagnosticResult:
+        per_arm = {arm: _arm_records(runs) for arm, runs in ctx.by_arm.items()}
+        data = {arm: tally(records) for arm, records in per_arm.items()}
+        rows = [[arm, "all", *_cells(figures)] for arm, figures in data.items()]
+        groups: dict[str, dict[str, dict[str, Any]]] = {}
+        if self.config.by:
+            for arm, records in per_arm.items():
+                groups[arm] = {value: tally(group) for value, group in _grouped(records, self.config.by).items()}
+                rows += [[arm, value, *_cells(figures)] for value, figures in sorted(groups[arm].items())]
+        columns = ["arm", self.config.by or "items", "answers", "name no option", "right among named",
+                   "chance among named", "right overall"]
+        return self._result(columns, rows, _finding(data), {"arms": data, "by": self.config.by, "groups": groups})
+
+
+def _arm_records(runs) -> list[dict[str, Any]]:
+    """Every judged prediction of the arm's cells (all seeds), skipping cells without predictions."""
+    return [item for run in runs for item in (run.items or []) if "extracted" in item]
+
+
+def _grouped(records: list[dict[str, Any]], field: str) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(str((record.get("meta") or {}).get(field, "-")), []).append(record)
+    return groups
+
+
+def tally(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and shares: answers, those naming no option, right among the named, its chance level."""
+    named = [r for r in records if r.get("extracted") != FAILED]
+    right = sum(bool(r.get("correct")) for r in records)
+    chance = [1.0 / n for r in named if isinstance(n := (r.get("meta") or {}).get("num_choices"), int) and n > 0]
+    return {
+        "answers": len(records),
+        "no_option": len(records) - len(named),
+        "no_option_share": _share(len(records) - len(named), len(records)),
+        "right_among_named": _share(sum(bool(r.get("correct")) for r in named), len(named)),
+        "chance_among_named": sum(chance) / len(chance) if chance else None,
+        "right_overall": _share(right, len(records)),
+    }
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _cells(figures: dict[str, Any]) -> list[str]:
+    return [str(figures["answers"]), f"{figures['no_option']} ({_percent(figures['no_option_share'])})",
+            _percent(figures["right_among_named"]), _percent(figures["chance_among_named"]),
+            _percent(figures["right_overall"])]
+
+
+def _finding(data: dict[str, dict[str, Any]]) -> str:
+    parts = []
+    for arm, figures in data.items():
+        if not figures["answers"]:
+            parts.append(f"{arm}: no judged predictions (the cells need an evaluator that extracts an option, "
+                         "e.g. scienceqa)")
+            continue
+        named, chance = figures["right_among_named"], figures["chance_among_named"]
+        text = f"{arm}: {_percent(figures['no_option_share'])} of {figures['answers']} answers name no option"
+        if named is None or chance is None:
+            parts.append(text)
+            continue
+        text += f"; the options named are right {_percent(named)} of the time against {_percent(chance)} by chance"
+        if named >= chance + MARGIN:
+            text += " (it picks above chance when it names one: the answers naming none are what it lacks)"
+        else:
+            text += " (even the options it names are near chance: it has not learnt to pick)"
+        parts.append(text)
+    return "; ".join(parts) + "."
+
+
+def register(registry) -> None:
+    registry.register("option_naming", OptionNamingConfig, OptionNaming,
+                      description="how often answers name an option, and the named option's accuracy vs chance "
+                                  "(reads the cells' predictions)")
