@@ -97,6 +97,17 @@ def test_plateau_epochs_per_seed_and_the_finding(tmp_path):
         "Plateau: first epoch within 2 of the seed's best accuracy.")
 
 
+def test_levelling_off_earlier_at_a_lower_score_is_not_faster_convergence(tmp_path):
+    study = load_study(write_project(tmp_path, study_with([{"type": "plateau", "arm": "mlp2"}])))
+    runs = [cell("mlp2", 7, {1: 4.0, 2: 20.0, 3: 44.0, 4: 45.0}), cell("linear", 7, {1: 14.0, 2: 32.0, 3: 53.0, 4: 59.0})]
+    ctx = context(study, "tiny", runs, {}, [], item_scale=lambda metric: 100.0)
+    finding = diagnostics().get("plateau").build({"type": "plateau", "arm": "mlp2"}).result(ctx).finding
+    assert finding.startswith(
+        "mlp2 plateaus 1.00 epoch(s) earlier than linear (mean plateau epoch 3.00 vs 4.00; earlier in 1 of 1 seed(s)), "
+        "but at a lower 45 against 59: it levels off sooner without reaching linear's accuracy, which does not "
+        "support \"mlp2 converges faster\"; still rising")
+
+
 def test_plateau_says_when_the_cells_have_no_curves(tmp_path):
     study = load_study(write_project(tmp_path, study_with([{"type": "plateau"}])))
     ctx = context(study, "tiny", [], {}, [])
@@ -132,7 +143,8 @@ def test_option_naming_counts_answers_naming_no_option_and_the_named_accuracy(tm
         "linear: 0.0% of 2 answers name no option; the options named are right 50.0% of the time against 50.0% by "
         "chance (even the options it names are near chance: it has not learnt to pick); mlp2: 25.0% of 4 answers "
         "name no option; the options named are right 66.7% of the time against 33.3% by chance (it picks above "
-        "chance when it names one: the answers naming none are what it lacks).")
+        "chance when it names one: the answers naming none are what it lacks). mlp2 against linear: +25.0 points of "
+        "answers naming no option, +16.7 points right among the named.")
 
 
 def test_option_naming_says_when_cells_have_no_judged_predictions(tmp_path):

@@ -40,7 +40,8 @@ class OptionNaming(Diagnostic):
                 rows += [[arm, value, *_cells(figures)] for value, figures in sorted(groups[arm].items())]
         columns = ["arm", self.config.by or "items", "answers", "name no option", "right among named",
                    "chance among named", "right overall"]
-        return self._result(columns, rows, _finding(data), {"arms": data, "by": self.config.by, "groups": groups})
+        finding = _finding(data) + _against_baseline(ctx.baseline, data)
+        return self._result(columns, rows, finding, {"arms": data, "by": self.config.by, "groups": groups})
 
 
 def _arm_records(runs) -> list[dict[str, Any]]:
@@ -103,6 +104,24 @@ def _finding(data: dict[str, dict[str, Any]]) -> str:
             text += " (even the options it names are near chance: it has not learnt to pick)"
         parts.append(text)
     return "; ".join(parts) + "."
+
+
+def _against_baseline(baseline: str, data: dict[str, dict[str, Any]]) -> str:
+    """Which of the two readings separates each arm from the baseline, in points."""
+    base = data.get(baseline) or {}
+    parts = []
+    for arm, figures in data.items():
+        if arm == baseline or None in (figures.get("no_option_share"), base.get("no_option_share"),
+                                       figures.get("right_among_named"), base.get("right_among_named")):
+            continue
+        parts.append(f"{arm} against {baseline}: {_points(figures['no_option_share'] - base['no_option_share'])} "
+                     f"of answers naming no option, {_points(figures['right_among_named'] - base['right_among_named'])}"
+                     " right among the named")
+    return (" " + "; ".join(parts) + ".") if parts else ""
+
+
+def _points(delta: float) -> str:
+    return f"{100 * delta:+.1f} points"
 
 
 def register(registry) -> None:
