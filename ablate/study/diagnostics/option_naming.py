@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import Field
 
+from ablate.scienceqa.evaluator import FAILED  # what an answer naming no option extracts to (LLaVA's marker)
 from ablate.study.diagnostics.base import Diagnostic, DiagnosticConfig, DiagnosticContext, DiagnosticResult
 
-FAILED = "FAILED"  # what an evaluator extracts from an answer that names no option (LLaVA's marker)
 MARGIN = 0.05  # a named option's accuracy this far above chance counts as "picks above chance"
 
 
@@ -59,15 +59,15 @@ def _grouped(records: list[dict[str, Any]], field: str) -> dict[str, list[dict[s
 def tally(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts and shares: answers, those naming no option, right among the named, its chance level."""
     named = [r for r in records if r.get("extracted") != FAILED]
-    right = sum(bool(r.get("correct")) for r in records)
+    named_right = sum(bool(r.get("correct")) for r in named)  # a FAILED answer is never correct
     chance = [1.0 / n for r in named if isinstance(n := (r.get("meta") or {}).get("num_choices"), int) and n > 0]
     return {
         "answers": len(records),
         "no_option": len(records) - len(named),
         "no_option_share": _share(len(records) - len(named), len(records)),
-        "right_among_named": _share(sum(bool(r.get("correct")) for r in named), len(named)),
+        "right_among_named": _share(named_right, len(named)),
         "chance_among_named": sum(chance) / len(chance) if chance else None,
-        "right_overall": _share(right, len(records)),
+        "right_overall": _share(named_right, len(records)),
     }
 
 
