@@ -52,7 +52,7 @@ def test_the_shipped_studies_declare_a_diagnostic_each():
 
     declared = {name: [d.type for d in load_study(path).spec.diagnostics] for name, path in available().items()}
     assert declared == {"clip_layer": ["layer_probe"], "connector": ["stage_length"], "data_types": ["stage_length"],
-                        "llm_scale": ["stage_length"], "scienceqa_format": ["plateau", "option_naming"],
+                        "llm_scale": ["stage_length"], "scienceqa_format": ["plateau", "option_naming", "variant"],
                         "skip_pretraining": ["stage_length"]}
 
 
@@ -67,7 +67,7 @@ def test_tiny_and_small_studies_run_three_seeds_by_default():
 
 
 def test_the_registry_lists_the_built_ins():
-    assert diagnostics().names() == ["layer_probe", "option_naming", "plateau", "stage_length"]
+    assert diagnostics().names() == ["layer_probe", "option_naming", "plateau", "stage_length", "variant"]
 
 
 # --- plateau: read from the cells' per-epoch curves --------------------------------------------
@@ -193,6 +193,36 @@ def test_stage_length_runs_each_arm_once_per_extra_length_and_reports_them(proje
     # a re-run finds the extra runs in MLflow and runs nothing again
     run()
     assert len([e for e in run_log(project) if e["event"] == "start"]) == 8
+
+
+def test_a_variant_runs_one_arm_once_with_its_change_and_reports_it_beside_the_cells(project):
+    variant = {"type": "variant", "arm": "mlp2", "label": "depth 3", "set": {"model.connector.depth": 3}}
+    write_project(project, study_with([variant]))
+    outcome = run()
+    starts = [e for e in run_log(project) if e["event"] == "start"]
+    assert [e["name"] for e in starts[4:]] == ["demo-mlp2-s7-variant"]  # after the 4 cells, one run at seed 7
+    saved = json.loads((outcome.prepared.folder / REPORT_JSON).read_text())
+    (result,) = saved["diagnostics"]
+    logged = {(r.data.tags["ablate.study.arm"], r.data.tags.get("ablate.study.diagnostic")): r.data.metrics
+              for r in nested_runs(saved_parent(outcome.prepared.folder), status="FINISHED")
+              if r.data.tags["ablate.study.seed"] == "7"}
+    assert result["data"]["variant"]["value"] == logged["mlp2", "variant"]["eval/accuracy"]
+    assert result["data"]["arms"] == {arm: logged[arm, None]["eval/accuracy"] for arm in ("linear", "mlp2")}
+    assert result["finding"].startswith(f"mlp2, depth 3: accuracy {logged['mlp2', 'variant']['eval/accuracy']:.4g} (")
+    run()  # found in MLflow: nothing runs again
+    assert len([e for e in run_log(project) if e["event"] == "start"]) == 5
+
+
+def test_a_variant_changes_only_the_fields_it_sets(tmp_path):
+    from ablate.study.runner import prepare_study
+
+    recipe = prepare_study(write_project(tmp_path, study_with([])), "tiny", seeds=1).recipes["mlp2|seed=7"]
+    config = {"type": "variant", "arm": "mlp2", "label": "depth 3", "set": {"model.connector.depth": 3}}
+    changed = diagnostics().get("variant").build(config).changed(recipe)
+    before, after = recipe.resolved(), changed.resolved()
+    assert after["model"]["connector"]["depth"] == 3
+    after["model"]["connector"]["depth"] = before["model"]["connector"]["depth"]
+    assert {k: v for k, v in after.items() if k != "name"} == {k: v for k, v in before.items() if k != "name"}
 
 
 def test_diagnostics_run_only_at_their_scales(project):

@@ -12,9 +12,10 @@ and the report prints each one's measured figures and finding under the verdict:
 
 Registered: `plateau` (the epoch each arm's per-epoch curve levels off, per seed),
 `stage_length` (extra runs of each arm at other lengths of the last stage, one seed),
-`layer_probe` (linear-probe accuracy of each vision-encoder layer's features) and
+`layer_probe` (linear-probe accuracy of each vision-encoder layer's features),
 `option_naming` (how often answers name an option, and the named option's accuracy against
-chance, from the cells' predictions). `ablate.study.
+chance, from the cells' predictions) and `variant` (one arm run again with recipe fields
+changed, one seed). `ablate.study.
 diagnostics.registry.diagnostics()` is their registry: exact keys, pydantic configs.
 """
 
