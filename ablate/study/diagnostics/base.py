@@ -69,6 +69,12 @@ class DiagnosticContext:
     def baseline(self) -> str:
         return self.study.baseline_arm()
 
+    def seed(self, chosen: int | None) -> int:
+        """The seed a diagnostic measures at: the one its config names, else the scale's first."""
+        from ablate.study.cells import seeds_for
+
+        return chosen if chosen is not None else seeds_for(self.study, self.scale)[0]
+
     def metric_key(self, name: str | None) -> str:
         return self.section.metric(name or self.section.objective).mlflow_key()
 
@@ -115,6 +121,19 @@ class Diagnostic:
 
     def _result(self, columns: list[str], rows: list[list[str]], finding: str, data: dict[str, Any]) -> DiagnosticResult:
         return DiagnosticResult(self.key, self.title, self.config.question.strip(), columns, rows, finding, data)
+
+
+def edited_recipe(recipe, edits: dict[str, Any], suffix: str, what: str):
+    """`recipe` with `edits` (recipe paths -> values, as a study's `overrides`) applied, named
+    `<name>-<suffix>` (the name is not hashed); `what` describes the edit in its source."""
+    from ablate.recipe.loading import recipe_from_dict
+    from ablate.recipe.yaml_source import set_path
+
+    data = recipe.resolved()
+    for path, value in edits.items():
+        set_path(data, path, value)
+    data["name"] = f"{recipe.name}-{suffix}"
+    return recipe_from_dict(data, source=f"{recipe.name} with {what}")
 
 
 def fmt(value: float | None, digits: int = 3) -> str:

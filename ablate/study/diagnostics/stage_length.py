@@ -16,7 +16,7 @@ from pydantic import Field, PositiveInt
 
 from ablate.errors import AblateError
 from ablate.study.diagnostics.base import (
-    Diagnostic, DiagnosticConfig, DiagnosticContext, DiagnosticResult, PlannedRun, fmt,
+    Diagnostic, DiagnosticConfig, DiagnosticContext, DiagnosticResult, PlannedRun, edited_recipe, fmt,
 )
 
 Component = Literal["encoder", "connector", "llm"]
@@ -38,11 +38,6 @@ def stage_figure(metrics: dict[str, float], stage: str, what: str) -> float | No
 class StageLength(Diagnostic):
     title = "Score and final training loss against the length of the last stage"
 
-    def _seed(self, ctx: DiagnosticContext) -> int:
-        from ablate.study.cells import seeds_for
-
-        return self.config.seed if self.config.seed is not None else seeds_for(ctx.study, ctx.scale)[0]
-
     def _stage(self, recipe):
         """The stage whose length varies, or None for an arm without it (e.g. the stage removed)."""
         name = self.config.stage or recipe.stages[-1].name
@@ -52,7 +47,7 @@ class StageLength(Diagnostic):
         return stage
 
     def planned_runs(self, ctx: DiagnosticContext) -> list[PlannedRun]:
-        seed, planned = self._seed(ctx), []
+        seed, planned = ctx.seed(self.config.seed), []
         for arm in ctx.study.arm_names():
             recipe = ctx.cell_recipe(arm, seed)
             if recipe is None:
@@ -65,7 +60,7 @@ class StageLength(Diagnostic):
         return planned
 
     def result(self, ctx: DiagnosticContext) -> DiagnosticResult:
-        seed = self._seed(ctx)
+        seed = ctx.seed(self.config.seed)
         key = ctx.metric_key(self.config.metric)
         metric = self.config.metric or ctx.section.objective
         arms = {arm: self._points(ctx, arm, seed, key) for arm in ctx.study.arm_names()}
@@ -93,18 +88,12 @@ class StageLength(Diagnostic):
 
 
 def with_epochs(recipe, stage_name: str, epochs: int):
-    """`recipe` with stage `stage_name` trained for `epochs` (named apart; the name is not hashed)."""
-    from ablate.recipe.loading import recipe_from_dict
-
-    data = recipe.resolved()
-    for stage in data["stages"]:
-        if stage["name"] == stage_name:
-            stage["epochs"] = epochs
-    data["name"] = f"{recipe.name}-{stage_name}{epochs}ep"
-    tracking = data.get("tracking") or {}
-    if tracking.get("run_name"):
-        tracking["run_name"] = f"{tracking['run_name']} · {stage_name} {epochs} epochs (diagnostic)"
-    return recipe_from_dict(data, source=f"{recipe.name} with {stage_name}.epochs={epochs}")
+    """`recipe` with stage `stage_name` trained for `epochs` (named apart; a run name marked)."""
+    what = f"{stage_name} {epochs} epochs"
+    edits: dict = {f"stages.{stage_name}.epochs": epochs}
+    if run_name := (recipe.resolved().get("tracking") or {}).get("run_name"):
+        edits["tracking.run_name"] = f"{run_name} · {what} (diagnostic)"
+    return edited_recipe(recipe, edits, f"{stage_name}{epochs}ep", what)
 
 
 def _point(metrics: dict[str, float], stage: str, key: str, params: list[str]) -> dict:

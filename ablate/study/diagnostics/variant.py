@@ -12,7 +12,9 @@ from typing import Any
 
 from pydantic import Field
 
-from ablate.study.diagnostics.base import Diagnostic, DiagnosticConfig, DiagnosticContext, DiagnosticResult, PlannedRun, fmt
+from ablate.study.diagnostics.base import (
+    Diagnostic, DiagnosticConfig, DiagnosticContext, DiagnosticResult, PlannedRun, edited_recipe, fmt,
+)
 
 
 class VariantConfig(DiagnosticConfig):
@@ -27,34 +29,22 @@ class VariantConfig(DiagnosticConfig):
 class Variant(Diagnostic):
     title = "One arm again with one field changed"
 
-    def _seed(self, ctx: DiagnosticContext) -> int:
-        from ablate.study.cells import seeds_for
-
-        return self.config.seed if self.config.seed is not None else seeds_for(ctx.study, ctx.scale)[0]
-
     @property
     def point(self) -> str:
         return f"variant={self.config.label}"
 
     def planned_runs(self, ctx: DiagnosticContext) -> list[PlannedRun]:
-        seed = self._seed(ctx)
+        seed = ctx.seed(self.config.seed)
         recipe = ctx.cell_recipe(self.config.arm, seed)
         return [] if recipe is None else [PlannedRun(self.point, self.config.arm, seed, self.changed(recipe))]
 
     def changed(self, recipe):
-        """The cell's recipe with `set` applied (named apart; the name is not hashed)."""
-        from ablate.recipe.loading import recipe_from_dict
-        from ablate.recipe.yaml_source import set_path
-
-        data = recipe.resolved()
-        for path, value in self.config.set.items():
-            set_path(data, path, value)
-        data["name"] = f"{recipe.name}-variant"
+        """The cell's recipe with `set` applied (named apart)."""
         edits = ", ".join(f"{path}={value}" for path, value in self.config.set.items())
-        return recipe_from_dict(data, source=f"{recipe.name} with {edits} (diagnostic variant)")
+        return edited_recipe(recipe, self.config.set, "variant", f"{edits} ({self.config.label})")
 
     def result(self, ctx: DiagnosticContext) -> DiagnosticResult:
-        seed, key = self._seed(ctx), ctx.metric_key(self.config.metric)
+        seed, key = ctx.seed(self.config.seed), ctx.metric_key(self.config.metric)
         metric = self.config.metric or ctx.section.objective
         scores = {arm: next((r.metrics.get(key) for r in runs if r.seed == seed), None) for arm, runs in ctx.by_arm.items()}
         ran = next((r.metrics.get(key) for r in ctx.own_runs(self.key)
