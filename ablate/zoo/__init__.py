@@ -46,6 +46,10 @@ CLIP_PRETRAIN = dict(steps=1000, lr=2e-3, batch_size=24)
 # 64 documents, each its own row, about 7 minutes on 2 cores. benchmarks/zoo_lm_probe.py: it answers
 # the yes/no questions of 400 test images, written as text, 1.000 right (the "absent" prior: 0.825).
 LLAMA_PRETRAIN = dict(steps=1000, lr=1e-3, batch_size=64)
+# The same, with half the documents answering their questions across a passage of 30 to 100
+# tokens (ablate.zoo.text_pretrain.PASSAGE_SENTENCES): the distance from a ScienceQA question to
+# the solution that follows a lecture.
+LLAMA_RECALL_PRETRAIN = dict(LLAMA_PRETRAIN, recall_share=0.5)
 # SigLIP has no projection head in its vision config; otherwise the same tower.
 TINY_SIGLIP = {k: v for k, v in TINY_CLIP.items() if k != "projection_dim"}
 # vocab_size is filled from the zoo tokenizer at build time.
@@ -110,6 +114,9 @@ ZOO: dict[str, ZooSpec] = {
         ZooSpec("tiny-llama", "llama", TINY_LLAMA, seed=3, description="Llama, 4 layers x 256, zoo tokenizer"),
         ZooSpec("tiny-llama-easyvqa", "llama", TINY_LLAMA, seed=3, pretrain=LLAMA_PRETRAIN,
                 description="tiny-llama, language-pretrained on text about easy-VQA train images (7 min)"),
+        ZooSpec("tiny-llama-easyvqa-recall", "llama", TINY_LLAMA, seed=3, pretrain=LLAMA_RECALL_PRETRAIN,
+                description="tiny-llama, language-pretrained like tiny-llama-easyvqa, half its documents with a "
+                            "passage of unrelated sentences before the questions"),
         ZooSpec("tiny-llama-large", "llama", TINY_LLAMA_LARGE, seed=4,
                 description="Llama, 5 layers x 384 (~2.6x tiny-llama), zoo tokenizer"),
         ZooSpec("tiny-llama-large-easyvqa", "llama", TINY_LLAMA_LARGE, seed=4, pretrain=LLAMA_PRETRAIN,

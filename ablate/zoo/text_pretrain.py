@@ -46,6 +46,9 @@ class TextPretrainSettings(PretrainSettings):
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
     batch_size: int = 64  # documents per step, each its own padded row
+    # Share of documents with a passage of unrelated sentences between the description and its
+    # questions, so the question is answered from text 30 to 100 tokens back (0: none, as before).
+    recall_share: float = 0.0
 
 
 def image_facts(split: str = "train") -> list[tuple[str, str, list[tuple[str, str]]]]:
@@ -63,14 +66,51 @@ def image_facts(split: str = "train") -> list[tuple[str, str, list[tuple[str, st
     return facts
 
 
+# Sentences that say nothing about a shape or a colour, for the passage of a recall document.
+PASSAGE_SENTENCES = (
+    "Plants need water, air and light to grow.",
+    "A day has twenty four hours.",
+    "Rocks are made of one or more minerals.",
+    "Sound travels through air as a wave.",
+    "Ice melts when it gets warm.",
+    "Many animals sleep during the day and hunt at night.",
+    "A magnet pulls on things made of iron.",
+    "The moon goes around the earth.",
+    "Scientists measure mass in grams and kilograms.",
+    "Water boils when it is heated enough.",
+    "Seeds grow into new plants.",
+    "Fish use their gills to breathe under water.",
+    "A map shows where places are.",
+    "Birds build nests to keep their eggs safe.",
+    "Wind is air that moves.",
+    "Every year has four seasons.",
+    "A thermometer measures temperature.",
+    "Some animals live in the ocean and some live on land.",
+    "People use tools to make work easier.",
+    "Rain falls from clouds.",
+    "A river carries water to the sea.",
+    "Offspring inherit traits from their parents.",
+    "A solid keeps its own size.",
+    "Heat moves from warmer things to cooler things.",
+    "Most plants make their food from sunlight.",
+    "A year is the time the earth takes to go around the sun.",
+    "Scientists test a hypothesis with an experiment.",
+    "Metal is a good conductor of electricity.",
+    "A compass needle points north.",
+    "Paper is made from wood.",
+)
+PASSAGE_LENGTH = (3, 9)  # sentences: about 30 to 100 tokens, a lecture's length
+
 # Shares of the three kinds of document (the rest: one of the image's own questions).
 PRESENCE_SHARE, CHOICE_SHARE = 0.5, 0.125
 PRESENCE_QUESTIONS = 2  # yes/no questions per presence document
 
 
-def documents(facts: list[tuple[str, str, list[tuple[str, str]]]], seed: int) -> Iterator[str]:
+def documents(facts: list[tuple[str, str, list[tuple[str, str]]]], seed: int,
+              recall_share: float = 0.0) -> Iterator[str]:
     """An endless, seeded stream of short documents about the described images: a description,
-    then one of the image's own questions, a multiple-choice question, or presence questions."""
+    then one of the image's own questions, a multiple-choice question, or presence questions.
+    A `recall_share` of them put a passage of unrelated sentences before the questions."""
     from ablate.data.sources.easyvqa_text import article
 
     rng = random.Random(seed)
@@ -86,6 +126,9 @@ def documents(facts: list[tuple[str, str, list[tuple[str, str]]]], seed: int) ->
             pairs = [choice_question(shape, color, rng)]
         else:
             pairs = [qas[rng.randrange(len(qas))]]
+        # Drawn only when asked for, so recall_share 0 gives the same stream as before it existed.
+        if recall_share and rng.random() < recall_share:
+            description += "\n" + " ".join(rng.sample(PASSAGE_SENTENCES, rng.randint(*PASSAGE_LENGTH)))
         yield description + "".join(f"\nQ: {question}\nA: {answer}" for question, answer in pairs)
 
 
@@ -162,7 +205,7 @@ def pretrain_llama(model, tokenizer, settings: TextPretrainSettings, seed: int, 
     """Train `model` (a LlamaForCausalLM using `tokenizer`) on `documents`; save both into `out`."""
     from transformers import DataCollatorForSeq2Seq
 
-    dataset = DocumentRows(documents(image_facts("train"), seed), tokenizer)
+    dataset = DocumentRows(documents(image_facts("train"), seed, settings.recall_share), tokenizer)
     # transformers' padding collator: input ids padded with the pad token, labels with -100 (not scored)
     collate = DataCollatorForSeq2Seq(tokenizer, padding=True, return_tensors="pt")
     train_and_save(model, tokenizer, dataset, settings, seed, out, progress, label, data_collator=collate,

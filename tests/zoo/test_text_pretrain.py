@@ -60,6 +60,37 @@ def test_documents_state_true_facts_and_repeat_for_a_seed():
     assert set(kinds) == {"choice", "own", "color", "shape"}
 
 
+def test_recall_documents_put_a_passage_between_the_description_and_its_questions():
+    from ablate.data.sources.easyvqa_facts import COLORS, SHAPES
+    from ablate.zoo.text_pretrain import PASSAGE_LENGTH, PASSAGE_SENTENCES
+
+    plain = list(itertools.islice(documents(FACTS, seed=5), 300))
+    assert list(itertools.islice(documents(FACTS, seed=5, recall_share=0.0), 300)) == plain  # same stream as before
+    docs = list(itertools.islice(documents(FACTS, seed=5, recall_share=0.5), 2000))
+    passages = [doc.split("\n")[1] for doc in docs if not doc.split("\n")[1].startswith("Q: ")]
+    assert 0.45 < len(passages) / len(docs) < 0.55
+    pattern = re.compile("|".join(re.escape(s) for s in PASSAGE_SENTENCES))
+    for passage in passages:
+        sentences = pattern.findall(passage)
+        assert " ".join(sentences) == passage and len(set(sentences)) == len(sentences)
+        assert PASSAGE_LENGTH[0] <= len(sentences) <= PASSAGE_LENGTH[1]
+    words = {w.lower().strip(".,") for s in PASSAGE_SENTENCES for w in s.split()}
+    assert not words & (set(COLORS) | set(SHAPES))  # the passage never answers the question
+    for doc in docs:  # without the passage, a document is one the plain stream could hold
+        lines = doc.split("\n")
+        description, pairs = _parse("\n".join(lines[:1] + lines[2:] if lines[1] in passages else lines))
+        shape, color, qas = next(f for f in FACTS if f"{f[1]} {f[0]}." in description)
+        for question, answer in pairs:
+            _kind(question, answer, shape, color, qas)
+
+
+def test_recall_entry_is_the_pretrained_tiny_llama_with_recall_documents():
+    plain, recall = zoo.ZOO["tiny-llama-easyvqa"].fingerprint(), zoo.ZOO["tiny-llama-easyvqa-recall"].fingerprint()
+    assert recall["pretrain"] == {**plain["pretrain"], "recall_share": 0.5}
+    assert {k: v for k, v in recall.items() if k not in ("name", "pretrain")} == {
+        k: v for k, v in plain.items() if k not in ("name", "pretrain")}
+
+
 def test_presence_questions_are_plain_and_name_the_images_colour_half_the_time():
     from ablate.data.sources.easyvqa_facts import is_negated
     from ablate.zoo.text_pretrain import presence_question, presence_templates
