@@ -10,6 +10,11 @@ shape or colour), which tells the skill from that prior.
     python benchmarks/zoo_lm_probe.py                      # the zoo's tiny-llama-easyvqa (built if missing)
     python benchmarks/zoo_lm_probe.py --checkpoint DIR     # any causal LM folder with a tokenizer
     python benchmarks/zoo_lm_probe.py --images 200
+    python benchmarks/zoo_lm_probe.py --zoo tiny-llama-easyvqa-recall --lecture
+
+`--lecture` puts a ScienceQA lecture (one of the embedded set's 14, 54 to 130 tokens, text
+neither zoo Llama was pretrained on) between the description and the question: can the model
+still read the description from that far back, as a solution written after its lecture must?
 
 Prints one line per case, then `prior <float>` (always "absent") and `accuracy <float>`.
 """
@@ -23,13 +28,23 @@ from collections import Counter
 import torch
 
 
-def probe_prompts(images: int, seed: int = 0) -> list[tuple[str, str, tuple[str, str, str]]]:
-    """(prompt, answer, case) for the yes/no questions of the first `images` test images."""
+def lectures() -> list[str]:
+    """The embedded ScienceQA set's lectures, one per skill, sorted."""
+    from ablate.scienceqa.generator import ensure_scienceqa
+    from ablate.scienceqa.problems import load_problems
+
+    return sorted({p["lecture"] for p in load_problems(ensure_scienceqa()).values() if p["lecture"]})
+
+
+def probe_prompts(images: int, seed: int = 0, lecture: bool = False) -> list[tuple[str, str, tuple[str, str, str]]]:
+    """(prompt, answer, case) for the yes/no questions of the first `images` test images; with
+    `lecture`, a seeded ScienceQA lecture between each description and its question."""
     from ablate.data.sources.easyvqa_facts import COLORS, is_negated, names_present
     from ablate.data.sources.easyvqa_text import article
     from ablate.zoo.text_pretrain import DESCRIPTIONS, image_facts
 
     rng = random.Random(seed)
+    passages, pick = (lectures() if lecture else []), random.Random(seed + 1)  # own stream: same descriptions
     prompts = []
     for shape, color, qas in image_facts("test")[:images]:
         a = article(color)
@@ -40,7 +55,8 @@ def probe_prompts(images: int, seed: int = 0) -> list[tuple[str, str, tuple[str,
             case = ("present" if names_present(question, answer) else "absent",
                     "negated" if is_negated(question) else "plain",
                     "colour" if any(c in question for c in COLORS) else "shape")
-            prompts.append((f"{description}\nQ: {question}\nA:", answer, case))
+            between = f"\n{pick.choice(passages)}" if passages else ""
+            prompts.append((f"{description}{between}\nQ: {question}\nA:", answer, case))
     return prompts
 
 
@@ -61,7 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="a causal LM folder (default: the zoo's tiny-llama-easyvqa)")
+    parser.add_argument("--checkpoint", help="a causal LM folder (default: the zoo entry --zoo)")
+    parser.add_argument("--zoo", default="tiny-llama-easyvqa", help="zoo entry probed (built if missing)")
+    parser.add_argument("--lecture", action="store_true", help="a ScienceQA lecture between description and question")
     parser.add_argument("--images", type=int, default=400, help="test images whose yes/no questions are asked")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
@@ -69,16 +87,17 @@ def main(argv: list[str] | None = None) -> None:
     if path is None:
         from ablate.zoo import build
 
-        path = str(build("tiny-llama-easyvqa"))
+        path = str(build(args.zoo))
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path).eval()
-    prompts = probe_prompts(args.images)
+    prompts = probe_prompts(args.images, lecture=args.lecture)
     said = answers(model, tokenizer, [p for p, _, _ in prompts])
     total, right = Counter(), Counter()
     for (_, answer, case), reply in zip(prompts, said):
         total[case] += 1
         right[case] += reply == answer
-    print(f"{path}: {len(prompts)} yes/no questions about {args.images} test images, as text")
+    between = ", a lecture between description and question" if args.lecture else ""
+    print(f"{path}: {len(prompts)} yes/no questions about {args.images} test images, as text{between}")
     for case in sorted(total):
         print(f"  {' / '.join(case):28} {total[case]:5d}  accuracy {right[case] / total[case]:.3f}")
     absent = sum(n for case, n in total.items() if case[0] == "absent")

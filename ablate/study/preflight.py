@@ -11,7 +11,9 @@ For every cell of the scale:
 - each stage's `trainable` resolves to parameters that exist and trains something;
 - every data file, image root, `init_connector` file and DeepSpeed config it names exists;
 - with `eval.harness: lmms_eval`, lmms-eval is installed and knows every task (and a judged
-  task has its judge pinned: `ablate.run.lmms_harness.lmms_plan`).
+  task has its judge pinned: `ablate.run.lmms_harness.lmms_plan`);
+- each declared diagnostic's extra runs (a `variant`'s edited recipe, `stage_length`'s longer
+  stage) are planned from those recipes and pass the same checks.
 Every problem of every cell is reported at once (`StudyCheckError`). Models and files that
 several cells share are checked once.
 """
@@ -41,15 +43,31 @@ class CellCheck:
 
 
 @dataclass
+class DiagnosticCheck:
+    """One extra run a declared diagnostic will make (or, with `planned` None, its planning)."""
+
+    index: int  # in the study file's `diagnostics`
+    type: str
+    planned: Any = None  # PlannedRun
+    problems: list[Problem] = field(default_factory=list)
+
+    def name(self) -> str:
+        run = self.planned
+        where = f" · {run.arm} · seed {run.seed} · {run.point}" if run is not None else ""
+        return f"diagnostic {self.type}{where}"
+
+
+@dataclass
 class StudyCheck:
     study: StudyFile
     scale: str
     cells: list[CellCheck]
     seconds: float
+    diagnostics: list[DiagnosticCheck] = field(default_factory=list)
 
     @property
     def problems(self) -> int:
-        return sum(len(c.problems) for c in self.cells)
+        return sum(len(c.problems) for c in self.cells) + sum(len(d.problems) for d in self.diagnostics)
 
     def raise_if_problems(self) -> None:
         if self.problems:
@@ -62,14 +80,20 @@ class StudyCheckError(AblateError):
     def __init__(self, check: StudyCheck):
         self.check = check
         bad = [c for c in check.cells if c.problems]
+        runs = [d for d in check.diagnostics if d.problems]
+        extra = f" and {len(runs)} diagnostic run(s)" if runs else ""
         lines = [f"study {check.study.name!r} ({check.scale} scale): {check.problems} problem(s) in {len(bad)} of "
-                 f"{len(check.cells)} cells, found before anything trained:"]
+                 f"{len(check.cells)} cells{extra}, found before anything trained:"]
         for cell_check in check.cells:
             cell = cell_check.cell
             lines.append(f"  {cell.arm} · seed {cell.seed}:" + ("" if cell_check.problems else " ok"))
             for problem in cell_check.problems:
                 first, *rest = problem.render().splitlines()
                 lines += ["  " + first, *("        " + line.lstrip() for line in rest)]
+        for diagnostic in check.diagnostics:
+            if diagnostic.problems:
+                lines.append(f"  {diagnostic.name()}:")
+                lines += ["  " + problem.render() for problem in diagnostic.problems]
         super().__init__("\n".join(lines))
 
 
@@ -86,7 +110,7 @@ def check_cells(study: StudyFile, scale: str, cells: list[Cell], recipes: dict[s
     base_dir = study.base_path(scale).resolve().parent
     models: dict[str, ModelCheck] = {}
     harnesses: dict[str, list] = {}
-    checks = []
+    checks, valid = [], {}
     for cell in cells:
         try:
             src = cell_source(study, scale, cell, base)
@@ -95,7 +119,9 @@ def check_cells(study: StudyFile, scale: str, cells: list[Cell], recipes: dict[s
             checks.append(CellCheck(cell, list(error.problems)))
             continue
         checks.append(_check_recipe(cell, recipe, src, base_dir, models, harnesses))
-    return StudyCheck(study, scale, checks, time.perf_counter() - start)
+        valid[cell.id] = recipe
+    diagnostics = check_diagnostics(study, scale, valid, lambda r: _recipe_problems(r, base_dir, models, harnesses)[1])
+    return StudyCheck(study, scale, checks, time.perf_counter() - start, diagnostics)
 
 
 def _validated(src: Sourced):
@@ -106,14 +132,46 @@ def _validated(src: Sourced):
 
 def _check_recipe(cell: Cell, recipe, src: Sourced, base_dir: Path, models: dict[str, ModelCheck],
                   harnesses: dict[str, list]) -> CellCheck:
+    model, found = _recipe_problems(recipe, base_dir, models, harnesses)
+    problems = [Problem(_dotted(path, recipe), message, src.where(path)) for path, message in found]
+    return CellCheck(cell, problems, model.shapes, model.trainable)
+
+
+def _recipe_problems(recipe, base_dir: Path, models: dict[str, ModelCheck],
+                     harnesses: dict[str, list]) -> tuple[ModelCheck, list[tuple[tuple, str]]]:
+    """The model check (shared by recipes with the same model and trainable sets) and every
+    (YAML path, message) that stops `recipe`."""
     key = json.dumps({"model": recipe.model.model_dump(mode="json"),
                       "stages": [[s.name, s.trainable.model_dump(mode="json")] for s in recipe.stages]}, sort_keys=True)
     if key not in models:
         models[key] = check_model(recipe)
     model = models[key]
-    found = model.problems + named_file_problems(recipe, base_dir) + _lmms_problems(recipe, harnesses)
-    problems = [Problem(_dotted(path, recipe), message, src.where(path)) for path, message in found]
-    return CellCheck(cell, problems, model.shapes, model.trainable)
+    return model, model.problems + named_file_problems(recipe, base_dir) + _lmms_problems(recipe, harnesses)
+
+
+def check_diagnostics(study: StudyFile, scale: str, recipes: dict[str, Any], recipe_problems) -> list[DiagnosticCheck]:
+    """The extra runs each declared diagnostic will make, planned from the valid cells' recipes
+    before any cell trains: an edit that does not apply or a recipe it makes that would not run is
+    found now, not after hours of cells. `recipe_problems(recipe)` -> [(YAML path, message)]."""
+    from ablate.study.diagnostics.run import context, declared_at
+
+    ctx = context(study, scale, [], recipes, [])
+    checks = []
+    for index, diagnostic in declared_at(study, scale):
+        where = study.where(("diagnostics", index, "set"))  # a variant's edits; else the diagnostic's line
+        try:
+            planned = diagnostic.planned_runs(ctx)
+        except AblateError as error:
+            problems = getattr(error, "problems", None) or [Problem("", str(error))]
+            found = [Problem(f"diagnostics.{index}" + (f" -> {p.path}" if p.path else ""), p.message, where)
+                     for p in problems]
+            checks.append(DiagnosticCheck(index, diagnostic.key, None, found))
+            continue
+        for run in planned:
+            found = [Problem(f"diagnostics.{index} -> {_dotted(path, run.recipe)}", message, where)
+                     for path, message in recipe_problems(run.recipe)]
+            checks.append(DiagnosticCheck(index, diagnostic.key, run, found))
+    return checks
 
 
 def _lmms_problems(recipe, seen: dict[str, list]) -> list[tuple[tuple, str]]:
@@ -149,4 +207,7 @@ def check_lines(check: StudyCheck) -> list[str]:
         status = "ok" if not cell_check.problems else f"{len(cell_check.problems)} problem(s)"
         lines.append(f"  {status:<4} {cell_check.cell.arm} · seed {cell_check.cell.seed} · {cell_check.shapes} · "
                      f"{cell_check.trainable}")
+    for diagnostic in check.diagnostics:
+        status = "ok" if not diagnostic.problems else f"{len(diagnostic.problems)} problem(s)"
+        lines.append(f"  {status:<4} {diagnostic.name()}")
     return lines

@@ -46,10 +46,10 @@ CLIP_PRETRAIN = dict(steps=1000, lr=2e-3, batch_size=24)
 # 64 documents, each its own row, about 7 minutes on 2 cores. benchmarks/zoo_lm_probe.py: it answers
 # the yes/no questions of 400 test images, written as text, 1.000 right (the "absent" prior: 0.825).
 LLAMA_PRETRAIN = dict(steps=1000, lr=1e-3, batch_size=64)
-# The same, with half the documents answering their questions across a passage of 30 to 100
-# tokens (ablate.zoo.text_pretrain.PASSAGE_SENTENCES): the distance from a ScienceQA question to
-# the solution that follows a lecture.
-LLAMA_RECALL_PRETRAIN = dict(LLAMA_PRETRAIN, recall_share=0.5)
+# Continued from tiny-llama-easyvqa's weights, with half the documents answering their questions
+# across a passage of 30 to 150 tokens (ablate.zoo.text_pretrain.PASSAGE_SENTENCES, not scored):
+# the distance from a ScienceQA question to the solution that follows its lecture.
+LLAMA_RECALL_PRETRAIN = dict(steps=300, lr=5e-4, batch_size=32, recall_share=0.5)
 # SigLIP has no projection head in its vision config; otherwise the same tower.
 TINY_SIGLIP = {k: v for k, v in TINY_CLIP.items() if k != "projection_dim"}
 # vocab_size is filled from the zoo tokenizer at build time.
@@ -97,10 +97,15 @@ class ZooSpec:
     # Pretraining settings (`ablate.zoo.pretrain` for CLIP, `ablate.zoo.text_pretrain` for Llama);
     # None = seeded random weights.
     pretrain: dict[str, Any] | None = None
+    # Another entry whose built weights the pretraining continues from (Llama only), instead of
+    # seeded random weights.
+    start_from: str | None = None
 
     def fingerprint(self) -> dict[str, Any]:
         fp = {"name": self.name, "family": self.family, "config": self.config, "seed": self.seed,
               "format": FORMAT_VERSION}
+        if self.start_from is not None:  # rebuilt when the entry it starts from changes
+            fp["start_from"] = ZOO[self.start_from].fingerprint()
         return fp if self.pretrain is None else {**fp, "pretrain": self.pretrain}
 
 
@@ -115,8 +120,9 @@ ZOO: dict[str, ZooSpec] = {
         ZooSpec("tiny-llama-easyvqa", "llama", TINY_LLAMA, seed=3, pretrain=LLAMA_PRETRAIN,
                 description="tiny-llama, language-pretrained on text about easy-VQA train images (7 min)"),
         ZooSpec("tiny-llama-easyvqa-recall", "llama", TINY_LLAMA, seed=3, pretrain=LLAMA_RECALL_PRETRAIN,
-                description="tiny-llama, language-pretrained like tiny-llama-easyvqa, half its documents with a "
-                            "passage of unrelated sentences before the questions"),
+                start_from="tiny-llama-easyvqa",
+                description="tiny-llama-easyvqa, pretrained further on its documents with half of them "
+                            "answering across a passage of unrelated sentences (reads 90 tokens back)"),
         ZooSpec("tiny-llama-large", "llama", TINY_LLAMA_LARGE, seed=4,
                 description="Llama, 5 layers x 384 (~2.6x tiny-llama), zoo tokenizer"),
         ZooSpec("tiny-llama-large-easyvqa", "llama", TINY_LLAMA_LARGE, seed=4, pretrain=LLAMA_PRETRAIN,
@@ -308,8 +314,9 @@ def _build_llama(spec: ZooSpec, out: Path, progress=None) -> None:
         pad_token_id=tokenizer.pad_token_id,
     )
     _seeded(spec.seed)
-    model = LlamaForCausalLM(config)
-    if spec.pretrain is not None:  # the seeded weights are where language pretraining starts
+    # the seeded weights, or those of the entry it continues, are where language pretraining starts
+    model = LlamaForCausalLM.from_pretrained(build(spec.start_from)) if spec.start_from else LlamaForCausalLM(config)
+    if spec.pretrain is not None:
         from ablate.zoo.text_pretrain import TextPretrainSettings, pretrain_llama
 
         pretrain_llama(model, tokenizer, TextPretrainSettings(**spec.pretrain), spec.seed, out, progress=progress,

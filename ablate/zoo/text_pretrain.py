@@ -15,6 +15,13 @@ questions that name the image's own colour or shape half the time. No test image
 read, and no prompt format of ablate's templates or answer formats is used. Training runs on
 transformers' Trainer.
 
+With `recall_share` (the `tiny-llama-easyvqa-recall` entry, which continues from
+`tiny-llama-easyvqa`'s weights) that share of the documents puts a passage of 3 to 9 unrelated
+sentences (about 30 to 150 tokens, not scored) between the description and its questions, so the
+answer has to be read from further back: as a ScienceQA solution written after its lecture has to
+read the question. Without it, documents are 18 to 47 tokens long (30 on
+average); with a share of 0.5, 78 on average and up to about 200.
+
 What each choice bought, by `benchmarks/zoo_lm_probe.py` (the yes/no questions of 400 test
 images written as text; 0.825 is the "absent" prior) after 1,000 steps: rows packed with several
 documents and only the package's own questions, 0.825 (it answered every question "absent");
@@ -47,7 +54,7 @@ class TextPretrainSettings(PretrainSettings):
     warmup_ratio: float = 0.05
     batch_size: int = 64  # documents per step, each its own padded row
     # Share of documents with a passage of unrelated sentences between the description and its
-    # questions, so the question is answered from text 30 to 100 tokens back (0: none, as before).
+    # questions, so the question is answered from text 30 to 150 tokens back (0: none, as before).
     recall_share: float = 0.0
 
 
@@ -99,7 +106,7 @@ PASSAGE_SENTENCES = (
     "A compass needle points north.",
     "Paper is made from wood.",
 )
-PASSAGE_LENGTH = (3, 9)  # sentences: about 30 to 100 tokens, a lecture's length
+PASSAGE_LENGTH = (3, 9)  # sentences: about 30 to 150 tokens, a lecture's length (54 to 130)
 
 # Shares of the three kinds of document (the rest: one of the image's own questions).
 PRESENCE_SHARE, CHOICE_SHARE = 0.5, 0.125
@@ -185,19 +192,36 @@ def _value_and_choices(of_color: bool, shape: str, color: str) -> tuple[str, tup
 
 
 class DocumentRows(IterableDataset):
-    """Each document as its own row, `<s> text </s>`, starting at the first position.
+    """Each document as its own row, `<s> text </s>`, starting at the first position; a recall
+    document's passage is read but not scored (labels -100).
 
     Not packed: the VLM later sees every sample alone from position 0, and in rows packed with
     other documents the model has to find which description a question is about among several
-    (measured in the module's docstring)."""
+    (measured in the module's docstring). Passages unscored: scored, they are most of the tokens,
+    and a model pretrained that way (1,000 steps from random weights) answered every probe
+    question with the "absent" prior, with or without a passage."""
 
     def __init__(self, docs: Iterator[str], tokenizer):
         self.docs, self.tokenizer = docs, tokenizer
 
     def __iter__(self) -> Iterator[dict[str, list[int]]]:
         for doc in self.docs:
-            ids = self.tokenizer(doc).input_ids + [self.tokenizer.eos_token_id]
-            yield {"input_ids": ids, "labels": ids}
+            encoded = self.tokenizer(doc, return_offsets_mapping=True)
+            ids = encoded.input_ids + [self.tokenizer.eos_token_id]
+            start, end = passage_span(doc)
+            labels = [-100 if start <= a and b <= end and b > a else i
+                      for i, (a, b) in zip(encoded.input_ids, encoded.offset_mapping)]
+            yield {"input_ids": ids, "labels": labels + [self.tokenizer.eos_token_id]}
+
+
+def passage_span(doc: str) -> tuple[int, int]:
+    """Character span of a recall document's passage (its second line when that is not a
+    question), with the newline before it; (0, 0) for a document without one."""
+    description, _, rest = doc.partition("\n")
+    passage = rest.split("\n", 1)[0]
+    if not rest or passage.startswith("Q: "):
+        return 0, 0
+    return len(description), len(description) + 1 + len(passage)
 
 
 def pretrain_llama(model, tokenizer, settings: TextPretrainSettings, seed: int, out: Path, progress=None,

@@ -33,3 +33,17 @@ def test_prints_prior_and_accuracy_last(probe, capsys):
     absent = sum(case[0] == "absent" for _, _, case in prompts) / len(prompts)
     assert float(lines[-2].split()[1]) == pytest.approx(absent, abs=5e-4)
     assert 0.0 <= float(lines[-1].split()[1]) <= 1.0
+
+
+def test_lecture_prompts_put_a_lecture_between_the_same_description_and_question(probe):
+    plain, lectured = probe.probe_prompts(images=30), probe.probe_prompts(images=30, lecture=True)
+    known = probe.lectures()
+    assert len(known) == 14 and len(lectured) == len(plain)
+    used = set()
+    for (p, answer, case), (q, answer2, case2) in zip(plain, lectured):
+        description, question = p.split("\nQ: ")
+        head, lecture = q.split("\nQ: ")[0].split("\n", 1)
+        assert (answer, case) == (answer2, case2) and q.endswith("\nQ: " + question)
+        assert lecture in known and head == description
+        used.add(lecture)
+    assert len(used) > 5

@@ -161,3 +161,47 @@ def test_checkpoints_not_on_this_machine_are_named_for_each_cell(project, capsys
         assert "model.encoder.name_or_path" in cell and "'openai/clip-vit-large-patch14'" in cell
         assert "model.llm.name_or_path" in cell and "'lmsys/vicuna-13b-v1.3'" in cell
         assert "its config.json is not in the local Hugging Face cache" in cell
+
+
+# --- a declared diagnostic's extra runs are checked with the cells ----------------------------
+
+
+def _with_variant(project, edits: dict) -> None:
+    study = yaml.safe_load((project / "studies" / "demo.yaml").read_text())
+    study["diagnostics"] = [{"type": "variant", "arm": "mlp2", "label": "edited", "set": edits}]
+    (project / "studies" / "demo.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+
+
+def test_a_variants_extra_run_is_checked_beside_the_cells(project, capsys):
+    _with_variant(project, {"model.connector.depth": 3})
+    assert main(["study", "demo", "--scale", "tiny", "--check"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("  ok   ") == 5  # 4 cells and the variant's one run, at the first seed
+    assert "ok   diagnostic variant · mlp2 · seed 7 · variant=edited" in out
+
+
+@pytest.mark.parametrize("edits, found", [
+    ({"model.connectr.depth": 3}, "model.connectr"),  # a path the recipe does not have
+    ({"model.connector.depth": "deep"}, "model.connector.depth"),  # a value of the wrong type
+    ({"eval.data": 5}, "eval.data"),
+])
+def test_a_variant_edit_that_would_not_run_fails_the_check_and_the_study_before_any_cell(project, capsys, edits,
+                                                                                           found):
+    _with_variant(project, edits)
+    assert main(["study", "demo", "--scale", "tiny", "--check"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 problem(s) in 0 of 4 cells and 1 diagnostic run(s)" in err
+    assert "diagnostic variant" in err and "diagnostics.0" in err and found in err
+    study = (project / "studies" / "demo.yaml").read_text().splitlines()
+    line = next(i for i, text in enumerate(study, 1) if text.strip() == "set:")
+    assert f"demo.yaml:{line})" in err.split("diagnostics.0")[1]  # the line of the edits in the study file
+    with pytest.raises(StudyCheckError):
+        run_study(project / "studies" / "demo.yaml", scale="tiny", run_fn=fake_run, console=quiet_console())
+    assert not (project / "runs").exists() and not (project / "runs.log").exists()
+
+
+def test_a_variant_naming_a_checkpoint_that_is_not_there_is_named(project, capsys):
+    _with_variant(project, {"model.llm.name_or_path": "zoo:tiny-llama-nonexistent"})
+    assert main(["study", "demo", "--scale", "tiny", "--check"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "diagnostics.0 -> model.llm.name_or_path" in err and "tiny-llama-nonexistent" in err

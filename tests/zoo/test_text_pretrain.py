@@ -84,11 +84,45 @@ def test_recall_documents_put_a_passage_between_the_description_and_its_question
             _kind(question, answer, shape, color, qas)
 
 
-def test_recall_entry_is_the_pretrained_tiny_llama_with_recall_documents():
-    plain, recall = zoo.ZOO["tiny-llama-easyvqa"].fingerprint(), zoo.ZOO["tiny-llama-easyvqa-recall"].fingerprint()
-    assert recall["pretrain"] == {**plain["pretrain"], "recall_share": 0.5}
-    assert {k: v for k, v in recall.items() if k not in ("name", "pretrain")} == {
-        k: v for k, v in plain.items() if k not in ("name", "pretrain")}
+def test_recall_entry_continues_the_pretrained_tiny_llama_with_recall_documents():
+    plain, recall = zoo.ZOO["tiny-llama-easyvqa"], zoo.ZOO["tiny-llama-easyvqa-recall"]
+    assert recall.start_from == plain.name and recall.config == plain.config
+    assert recall.pretrain["recall_share"] == 0.5
+    assert recall.fingerprint()["start_from"] == plain.fingerprint()  # rebuilt when the entry it continues changes
+
+
+def test_a_passage_is_read_but_not_scored():
+    from ablate.zoo.text_pretrain import passage_span
+    from ablate.zoo.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    doc = "A blue circle.\nRain falls from clouds. Wind is air that moves.\nQ: is there a red shape?\nA: no"
+    assert doc[slice(*passage_span(doc))] == "\nRain falls from clouds. Wind is air that moves."
+    assert passage_span("A blue circle.\nQ: is there a circle?\nA: yes") == (0, 0)
+    row = next(iter(DocumentRows(iter([doc]), tokenizer)))
+    assert row["input_ids"] == tokenizer(doc).input_ids + [tokenizer.eos_token_id]
+    scored = tokenizer.decode([i for i, label in zip(row["input_ids"], row["labels"]) if label != -100])
+    assert scored == "<s> A blue circle.\nQ: is there a red shape?\nA: no</s>"
+    assert [label for label in row["labels"] if label != -100] == [
+        i for i, label in zip(row["input_ids"], row["labels"]) if label != -100]
+
+
+def test_continued_entry_starts_from_the_built_weights_of_the_one_it_continues(tmp_path, monkeypatch):
+    from transformers import LlamaForCausalLM
+
+    steps = {"tiny-llama-easyvqa": 12, "tiny-llama-easyvqa-recall": 1}
+    for name, n in steps.items():
+        monkeypatch.setitem(zoo.ZOO, name, dataclasses.replace(zoo.ZOO[name], pretrain={**SHORT, "steps": n}))
+    monkeypatch.setenv("ABLATE_HOME", str(tmp_path))
+    later = LlamaForCausalLM.from_pretrained(zoo.build("tiny-llama-easyvqa-recall"))  # builds its start first
+    start = LlamaForCausalLM.from_pretrained(zoo.zoo_dir() / "tiny-llama-easyvqa")
+    seeded = LlamaForCausalLM.from_pretrained(zoo.build("tiny-llama"))
+
+    def distance(a, b) -> float:
+        return sum((p - q).abs().sum().item() for p, q in zip(a.parameters(), b.parameters()))
+
+    # one step from the start's weights (which are twelve from the seeded ones)
+    assert 0 < distance(later, start) < distance(later, seeded) / 3
 
 
 def test_presence_questions_are_plain_and_name_the_images_colour_half_the_time():

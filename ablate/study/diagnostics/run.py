@@ -10,10 +10,16 @@ from ablate.study.diagnostics.base import POINT_TAG, TAG, DiagnosticContext, Dia
 
 def declared(study, scale: str) -> list[Any]:
     """The study's diagnostics that run at `scale`, built from their configs."""
+    return [diagnostic for _, diagnostic in declared_at(study, scale)]
+
+
+def declared_at(study, scale: str) -> list[tuple[int, Any]]:
+    """(index in the study file's `diagnostics`, diagnostic) for those that run at `scale`."""
     from ablate.study.diagnostics.registry import diagnostics
 
     registry = diagnostics()
-    return [registry.get(config.type).build(config) for config in study.spec.diagnostics if scale in config.scales]
+    return [(i, registry.get(config.type).build(config)) for i, config in enumerate(study.spec.diagnostics)
+            if scale in config.scales]
 
 
 def collect_diagnostic_runs(parent) -> list[DiagnosticRun]:
