@@ -13,6 +13,8 @@ The sizes below are plain dicts so they are easy to tune; changing one makes the
 
 from __future__ import annotations
 
+import functools
+
 import json
 import os
 from contextlib import contextmanager
@@ -76,7 +78,7 @@ TINY_LLAMA_LARGE = dict(
 # --scale small: about 10x the tiny models' parameters, pretrained the same way for longer, built
 # in minutes on one GPU (the pretraining runs on CUDA where there is one). small-clip: 6 x 320
 # (about 7.4M parameters in its layers, 9.4x tiny-clip's); small-llama: 8 x 640 (about 41M,
-# 10.8x tiny-llama's 3.8M); small-llama-large: 10 x 960 (about 2.7x small-llama), the 13B arm.
+# 10.9x tiny-llama's 3.8M); small-llama-large: 10 x 960 (about 2.7x small-llama), the 13B arm.
 SMALL_CLIP = dict(TINY_CLIP, hidden_size=320, intermediate_size=1280, num_hidden_layers=6,
                   num_attention_heads=5, projection_dim=320)
 SMALL_LLAMA = dict(TINY_LLAMA, hidden_size=640, intermediate_size=1728, num_hidden_layers=8,
@@ -237,16 +239,23 @@ def resolve_checkpoint(name_or_path: str, progress=None) -> str:
 
 def spec_config(name: str):
     """The transformers config zoo entry `name` is built with, without building it: for checks
-    that need only its shapes. A Llama's vocab size is the zoo tokenizer's target size (the
-    trained tokenizer may stop a little short of it)."""
+    that need only its shapes. A Llama's vocab size is the trained zoo tokenizer's, as at build
+    time (the training stops short of its target size)."""
     from transformers import CLIPVisionConfig, LlamaConfig, SiglipVisionConfig
-
-    from ablate.zoo.tokenizer import VOCAB_SIZE
 
     spec = get_spec(name)
     if spec.family == "llama":
-        return LlamaConfig(**spec.config, vocab_size=VOCAB_SIZE)
+        return LlamaConfig(**spec.config, vocab_size=zoo_vocab_size())
     return {"clip": CLIPVisionConfig, "siglip": SiglipVisionConfig}[spec.family](**spec.config)
+
+
+@functools.lru_cache(maxsize=1)
+def zoo_vocab_size() -> int:
+    """The zoo tokenizer's vocabulary: trained again (deterministic, about a second) rather than
+    taken from its target size, so a check before the build counts the parameters the build has."""
+    from ablate.zoo.tokenizer import build_tokenizer
+
+    return len(build_tokenizer())
 
 
 # ---- builders: write one entry's files into an empty folder --------------------------------

@@ -68,3 +68,14 @@ def test_an_encoder_on_meta_has_the_dtype_a_run_loads_it_in(folders):
     config = {"name_or_path": str(folders["hf_clip"]), "dtype": "bfloat16"}
     encoder = registries().encoder.get("hf_clip").build(config, meta=True)
     assert {p.dtype for p in encoder.parameters()} == {torch.bfloat16}
+
+
+def test_an_unbuilt_zoo_llama_has_the_vocabulary_its_build_will_have(tmp_path, monkeypatch):
+    from transformers import AutoConfig
+
+    from ablate.zoo import build
+
+    monkeypatch.setenv("ABLATE_HOME", str(tmp_path))
+    before = checkpoint_config("llm", "zoo:tiny-llama")
+    built = AutoConfig.from_pretrained(build("tiny-llama"))
+    assert before.vocab_size == built.vocab_size < 1536  # the trained tokenizer's, not its target size

@@ -134,17 +134,46 @@ def test_option_naming_counts_answers_naming_no_option_and_the_named_accuracy(tm
     result = diagnostics().get("option_naming").build(config).result(context(study, "tiny", runs, {}, []))
     # mlp2: 1 of 4 names no option; 2 of the 3 named are right; chance among named (1/2 + 1/4 + 1/4) / 3
     assert result.data["arms"]["mlp2"] == {"answers": 4, "no_option": 1, "no_option_share": 0.25,
+                                           "no_option_in_prompt": 0, "no_option_not_in_prompt": 0,
                                            "right_among_named": 2 / 3, "chance_among_named": 1 / 3,
                                            "right_overall": 0.5}
-    assert result.rows[0] == ["linear", "all", "2", "0 (0.0%)", "50.0%", "50.0%", "50.0%"]
+    assert result.rows[0] == ["linear", "all", "2", "0 (0.0%)", "0 / 0", "50.0%", "50.0%", "50.0%"]
     assert [row[:2] for row in result.rows[2:]] == [["linear", "maps"], ["mlp2", "maps"], ["mlp2", "signs"]]
-    assert result.rows[3][2:] == ["2", "1 (50.0%)", "100.0%", "50.0%", "50.0%"]
+    assert result.rows[3][2:] == ["2", "1 (50.0%)", "0 / 0", "100.0%", "50.0%", "50.0%"]
     assert result.finding == (
         "linear: 0.0% of 2 answers name no option; the options named are right 50.0% of the time against 50.0% by "
         "chance (even the options it names are near chance: it has not learnt to pick); mlp2: 25.0% of 4 answers "
-        "name no option; the options named are right 66.7% of the time against 33.3% by chance (it picks above "
+        "name no option (0 with a word found nowhere in the prompt, 0 with a word of the prompt that is no option); "
+        "the options named are right 66.7% of the time against 33.3% by chance (it picks above "
         "chance when it names one: the answers naming none are what it lacks). mlp2 against linear: +25.0 points of "
         "answers naming no option, +16.7 points right among the named.")
+
+
+def test_an_answer_naming_no_option_is_traced_to_the_prompt_or_to_nowhere_in_it(tmp_path):
+    from ablate.study.diagnostics.option_naming import answer_source
+
+    prompt = "Which word would you find on a page with the guide words?\nengine - kettle\nOptions: (A) teal (B) jacket"
+    def failed(prediction):
+        return {"extracted": "FAILED", "correct": False, "prompt": prompt, "prediction": prediction,
+                "meta": {"num_choices": 2}}
+    records = [failed("In alphabetical order, river comes after jacket. The answer is river."),  # recalled
+               failed("The answer is kettle."),  # a guide word: in the prompt, not an option
+               failed("The answer is Engine. Then more text."),  # case and trailing text do not matter
+               failed("no sentence stating an answer"),
+               {"extracted": "B", "correct": True, "prompt": prompt, "prediction": "The answer is jacket.",
+                "meta": {"num_choices": 2}}]
+    assert [answer_source(r) for r in records] == ["not in the prompt", "in the prompt", "in the prompt", None,
+                                                   "in the prompt"]
+    assert answer_source({"prompt": "Which word names a pan?", "prediction": "The answer is pa."}) == \
+        "not in the prompt"  # whole words only
+    study = load_study(write_project(tmp_path, study_with([{"type": "option_naming"}])))
+    runs = [CellRun("r1", "mlp2|seed=7", "mlp2", 7, {}, {}, items=records)]
+    result = diagnostics().get("option_naming").build({"type": "option_naming"}).result(
+        context(study, "tiny", runs, {}, []))
+    figures = result.data["arms"]["mlp2"]
+    assert (figures["no_option"], figures["no_option_in_prompt"], figures["no_option_not_in_prompt"]) == (4, 2, 1)
+    assert "mlp2: 80.0% of 5 answers name no option (1 with a word found nowhere in the prompt, 2 with a word of " \
+           "the prompt that is no option)" in result.finding
 
 
 def test_option_naming_says_when_cells_have_no_judged_predictions(tmp_path):

@@ -7,6 +7,10 @@ learnt the task), or it often names none (it answers with a word no option has, 
 evaluator scores FAILED) and picks well when it does. The cells' predictions already hold
 what tells them apart (each record's `extracted` answer, `correct` and `meta.num_choices`), so
 this reads them: nothing runs. `by` breaks the figures down by a meta field (e.g. `skill`).
+
+An answer naming no option is split by where its stated word comes from: the prompt (a word of
+the question or context that is not an option: the model read the prompt but copied the wrong
+word) or nowhere in it (a word recalled from training, e.g. another problem's option).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from typing import Any
 
 from pydantic import Field
 
-from ablate.scienceqa.evaluator import FAILED  # what an answer naming no option extracts to (LLaVA's marker)
+import re
+
+from ablate.scienceqa.evaluator import ANSWER_IS_PREFIX, FAILED  # FAILED: an answer naming no option (LLaVA's marker)
 from ablate.study.diagnostics.base import Diagnostic, DiagnosticConfig, DiagnosticContext, DiagnosticResult
 
 MARGIN = 0.05  # a named option's accuracy this far above chance counts as "picks above chance"
@@ -38,8 +44,8 @@ class OptionNaming(Diagnostic):
             for arm, records in per_arm.items():
                 groups[arm] = {value: tally(group) for value, group in _grouped(records, self.config.by).items()}
                 rows += [[arm, value, *_cells(figures)] for value, figures in sorted(groups[arm].items())]
-        columns = ["arm", self.config.by or "items", "answers", "name no option", "right among named",
-                   "chance among named", "right overall"]
+        columns = ["arm", self.config.by or "items", "answers", "name no option", "of which in / not in the prompt",
+                   "right among named", "chance among named", "right overall"]
         finding = _finding(data) + _against_baseline(ctx.baseline, data)
         return self._result(columns, rows, finding, {"arms": data, "by": self.config.by, "groups": groups})
 
@@ -61,14 +67,32 @@ def tally(records: list[dict[str, Any]]) -> dict[str, Any]:
     named = [r for r in records if r.get("extracted") != FAILED]
     named_right = sum(bool(r.get("correct")) for r in named)  # a FAILED answer is never correct
     chance = [1.0 / n for r in named if isinstance(n := (r.get("meta") or {}).get("num_choices"), int) and n > 0]
+    sources = [answer_source(r) for r in records if r.get("extracted") == FAILED]
     return {
         "answers": len(records),
         "no_option": len(records) - len(named),
+        "no_option_in_prompt": sources.count("in the prompt"),
+        "no_option_not_in_prompt": sources.count("not in the prompt"),
         "no_option_share": _share(len(records) - len(named), len(records)),
         "right_among_named": _share(named_right, len(named)),
         "chance_among_named": sum(chance) / len(chance) if chance else None,
         "right_overall": _share(named_right, len(records)),
     }
+
+
+def answer_source(record: dict[str, Any]) -> str | None:
+    """Where the word a prediction states ("The answer is <word>.", the last such) comes from:
+    "in the prompt", "not in the prompt", or None when it states none (or the record has no prompt)."""
+    stated = re.findall(re.escape(ANSWER_IS_PREFIX) + r"(.+?)\.(?:\s|$)", record.get("prediction") or "")
+    prompt = record.get("prompt")
+    if not stated or not prompt:
+        return None
+    word, text = _words(stated[-1]), _words(prompt)
+    return "in the prompt" if word and f" {word} " in f" {text} " else "not in the prompt"
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[\w$.'-]+", text.lower())).strip(" .")
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -81,6 +105,7 @@ def _percent(value: float | None) -> str:
 
 def _cells(figures: dict[str, Any]) -> list[str]:
     return [str(figures["answers"]), f"{figures['no_option']} ({_percent(figures['no_option_share'])})",
+            f"{figures['no_option_in_prompt']} / {figures['no_option_not_in_prompt']}",
             _percent(figures["right_among_named"]), _percent(figures["chance_among_named"]),
             _percent(figures["right_overall"])]
 
@@ -94,6 +119,9 @@ def _finding(data: dict[str, dict[str, Any]]) -> str:
             continue
         named, chance = figures["right_among_named"], figures["chance_among_named"]
         text = f"{arm}: {_percent(figures['no_option_share'])} of {figures['answers']} answers name no option"
+        if figures["no_option"]:
+            text += (f" ({figures['no_option_not_in_prompt']} with a word found nowhere in the prompt, "
+                     f"{figures['no_option_in_prompt']} with a word of the prompt that is no option)")
         if named is None or chance is None:
             parts.append(text)
             continue
