@@ -137,7 +137,7 @@ class ProcessJob:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.argv, self.log_path, self.name = argv, log_path, name
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_stop_with_parent)
+                                     start_new_session=True, preexec_fn=stop_with_parent)
         self._seen: dict[int, float] = {}
         self._tee = threading.Thread(target=_tee, args=(self.proc.stdout, log_path, echo), daemon=True)
         self._tee.start()
@@ -245,8 +245,9 @@ def kill_processes(processes: list[list[float]], group: int | None = None) -> No
 PR_SET_PDEATHSIG = 1
 
 
-def _stop_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the worker dies (Linux), so no job outlives it."""
+def stop_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the process that started it dies (Linux), so no
+    job outlives its worker, no rank its job, and no worker its `ablate study`."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):

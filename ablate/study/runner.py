@@ -31,7 +31,7 @@ from ablate.study.cells import (
     validate_cells,
 )
 from ablate.study.discovery import find_study
-from ablate.study.launch import LaunchOptions, split_devices
+from ablate.study.launch import LaunchOptions, split_devices, stop_with_parent
 from ablate.study.parent import ParentRun, close_parent, kill_orphans, open_parent, saved_parent
 from ablate.study.schema import StudyFile, load_study
 from ablate.study.storage import load_or_create, open_storage, optuna_study_name, queue_lock, study_folder
@@ -374,8 +374,11 @@ def _run_processes(spec: WorkerSpec, device_envs: list[dict[str, str]], prepared
             handle = (logs / f"worker-{i}.log").open("a")
             handles.append(handle)
             env = {**os.environ, **devices, **worker_threads(len(device_envs)), "ABLATE_STUDY_WORKER": str(i)}
+            # stop_with_parent: a study killed (not Ctrl-C'd) takes its workers with it; each marks
+            # its cell interrupted, and the next `ablate study` runs it again
             procs.append(subprocess.Popen([sys.executable, "-m", "ablate.study.worker", str(spec_path)],
-                                          stdout=handle, stderr=subprocess.STDOUT, env=env))
+                                          stdout=handle, stderr=subprocess.STDOUT, env=env,
+                                          preexec_fn=stop_with_parent))
         ids = [c.id for c in prepared.cells]
         with Live(status_table(prepared, queue.cell_states(study, ids)), console=console, refresh_per_second=2) as live:
             while any(p.poll() is None for p in procs):

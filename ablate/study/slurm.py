@@ -26,6 +26,7 @@ from typing import Any, Literal, Mapping, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ablate.errors import AblateError
+from ablate.study.launch import stop_with_parent
 
 DEFAULT_TIME = "24:00:00"
 RDZV_PORT_BASE = 29500
@@ -294,7 +295,7 @@ def run_on_node(argv: list[str], env: dict[str, str], log_path: str, nproc_per_n
     out = open(log_path, "ab") if job_env.node == 0 else None
     try:
         proc = subprocess.Popen(command, env=node_environment(env, os.environ), stdout=out or sys.stdout,
-                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_stop_with_parent)
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=stop_with_parent)
 
         def stop(signum, _frame):  # scancel / the local executor's SIGINT: end every rank
             try:
@@ -309,13 +310,3 @@ def run_on_node(argv: list[str], env: dict[str, str], log_path: str, nproc_per_n
         if out is not None:
             out.close()
 
-
-def _stop_with_parent() -> None:
-    """In the child before exec: SIGTERM when this task dies (Linux), so no rank outlives the job.
-    (The same as ablate.study.launch._stop_with_parent; fold when both are on one branch.)"""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass

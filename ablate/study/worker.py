@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import signal
 import sys
 import time
 import traceback
@@ -328,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         detail = {"start": "", "done": f" value={info.get('value')}", "fail": f" error={info.get('error')}"}[event]
         print(f"[worker] {event} {cell.id} (trial {info.get('trial')}){detail}", flush=True)
 
+    # A SIGTERM (its `ablate study` killed, or `kill`) stops the worker as Ctrl-C does: the cell is
+    # marked interrupted and runs again, instead of waiting to be reaped as a dead worker's.
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         done = Worker(spec, on_event=report).run()
     except AblateError as exc:
@@ -337,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(f"[worker] queue empty; completed {done} cell(s)", flush=True)
     return 0
+
+
+def _interrupted(signum, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

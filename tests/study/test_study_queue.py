@@ -153,6 +153,36 @@ def test_two_worker_processes_share_the_journal(project, monkeypatch):
 
 
 @pytest.mark.slow
+def test_killing_the_study_process_stops_its_workers_and_marks_their_cell_interrupted(project, monkeypatch):
+    import psutil
+
+    marker = project / "hang.pid"
+    monkeypatch.setenv("FAKE_RUN_HANG", "mlp2-s7")
+    monkeypatch.setenv("FAKE_RUN_HANG_MARKER", str(marker))
+    driver = ("from study_fakes import quiet_console; from ablate.study.runner import run_study; "
+              "run_study('demo', scale='tiny', run_fn='study_fakes:fake_run', workers=2, console=quiet_console(), poll_s=0.2)")
+    proc = subprocess.Popen([sys.executable, "-c", driver], env=os.environ.copy())
+    try:
+        _wait_for(marker)
+        worker = psutil.Process(int(marker.read_text()))  # the worker hanging in mlp2-s7 (10 minutes)
+        proc.kill()  # SIGKILL: the study process gets no chance to stop its workers itself
+        proc.wait(timeout=30)
+        worker.wait(timeout=60)  # stopped with its parent (psutil.TimeoutExpired if it hangs on)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    monkeypatch.delenv("FAKE_RUN_HANG")
+    outcome = run()  # the next `ablate study` runs the interrupted cell again
+    assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
+    stopped = [t for t in trials(outcome) if t.state == TrialState.FAIL]
+    # both workers were in a cell when the study died (the other one's may vary): each was marked interrupted
+    assert "mlp2|seed=7" in {t.user_attrs["cell"] for t in stopped}
+    assert {t.user_attrs[queue.DIED] for t in stopped} == {"interrupted"}
+    done = [e["name"] for e in run_log(project) if e["event"] == "done"]
+    assert Counter(done) == Counter({n: 1 for n in NAMES})
+
+
+@pytest.mark.slow
 def test_resume_after_sigkill_mid_trial_loses_and_duplicates_nothing(project, monkeypatch):
     marker = project / "hang.pid"
     monkeypatch.setenv("FAKE_RUN_HANG", "mlp2-s7")
