@@ -152,10 +152,9 @@ def test_two_worker_processes_share_the_journal(project, monkeypatch):
     assert len(logs) == 2 and all("queue empty" in p.read_text() for p in logs)
 
 
-@pytest.mark.slow
-def test_killing_the_study_process_stops_its_workers_and_marks_their_cell_interrupted(project, monkeypatch):
-    import psutil
-
+def _study_with_a_hanging_worker(project, monkeypatch) -> tuple[subprocess.Popen, int]:
+    """`run_study` with two workers in its own process, once one worker hangs in mlp2-s7: (that
+    process, the hanging worker's pid)."""
     marker = project / "hang.pid"
     monkeypatch.setenv("FAKE_RUN_HANG", "mlp2-s7")
     monkeypatch.setenv("FAKE_RUN_HANG_MARKER", str(marker))
@@ -164,7 +163,19 @@ def test_killing_the_study_process_stops_its_workers_and_marks_their_cell_interr
     proc = subprocess.Popen([sys.executable, "-c", driver], env=os.environ.copy())
     try:
         _wait_for(marker)
-        worker = psutil.Process(int(marker.read_text()))  # the worker hanging in mlp2-s7 (10 minutes)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, int(marker.read_text())
+
+
+@pytest.mark.slow
+def test_killing_the_study_process_stops_its_workers_and_marks_their_cell_interrupted(project, monkeypatch):
+    import psutil
+
+    proc, hung = _study_with_a_hanging_worker(project, monkeypatch)
+    try:
+        worker = psutil.Process(hung)  # the worker hanging in mlp2-s7 (10 minutes)
         proc.kill()  # SIGKILL: the study process gets no chance to stop its workers itself
         proc.wait(timeout=30)
         worker.wait(timeout=60)  # stopped with its parent (psutil.TimeoutExpired if it hangs on)
@@ -184,15 +195,8 @@ def test_killing_the_study_process_stops_its_workers_and_marks_their_cell_interr
 
 @pytest.mark.slow
 def test_resume_after_sigkill_mid_trial_loses_and_duplicates_nothing(project, monkeypatch):
-    marker = project / "hang.pid"
-    monkeypatch.setenv("FAKE_RUN_HANG", "mlp2-s7")
-    monkeypatch.setenv("FAKE_RUN_HANG_MARKER", str(marker))
-    driver = ("import sys; from study_fakes import quiet_console; from ablate.study.runner import run_study; "
-              "run_study('demo', scale='tiny', run_fn='study_fakes:fake_run', workers=2, console=quiet_console(), poll_s=0.2)")
-    proc = subprocess.Popen([sys.executable, "-c", driver], env=os.environ.copy())
+    proc, hung = _study_with_a_hanging_worker(project, monkeypatch)
     try:
-        _wait_for(marker)
-        hung = int(marker.read_text())
         os.kill(hung, signal.SIGKILL)  # a worker dies mid-trial, its nested MLflow run left RUNNING
         assert proc.wait(timeout=120) == 0  # the other worker drains the rest of the queue
     finally:
