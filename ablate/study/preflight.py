@@ -46,7 +46,6 @@ class CellCheck:
 class DiagnosticCheck:
     """One extra run a declared diagnostic will make (or, with `planned` None, its planning)."""
 
-    index: int  # in the study file's `diagnostics`
     type: str
     planned: Any = None  # PlannedRun
     problems: list[Problem] = field(default_factory=list)
@@ -165,12 +164,12 @@ def check_diagnostics(study: StudyFile, scale: str, recipes: dict[str, Any], rec
             problems = getattr(error, "problems", None) or [Problem("", str(error))]
             found = [Problem(f"diagnostics.{index}" + (f" -> {p.path}" if p.path else ""), p.message, where)
                      for p in problems]
-            checks.append(DiagnosticCheck(index, diagnostic.key, None, found))
+            checks.append(DiagnosticCheck(diagnostic.key, None, found))
             continue
         for run in planned:
             found = [Problem(f"diagnostics.{index} -> {_dotted(path, run.recipe)}", message, where)
                      for path, message in recipe_problems(run.recipe)]
-            checks.append(DiagnosticCheck(index, diagnostic.key, run, found))
+            checks.append(DiagnosticCheck(diagnostic.key, run, found))
     return checks
 
 

@@ -124,7 +124,7 @@ ZOO: dict[str, ZooSpec] = {
         ZooSpec("tiny-llama-easyvqa-recall", "llama", TINY_LLAMA, seed=3, pretrain=LLAMA_RECALL_PRETRAIN,
                 start_from="tiny-llama-easyvqa",
                 description="tiny-llama-easyvqa, pretrained further on its documents with half of them "
-                            "answering across a passage of unrelated sentences (reads 90 tokens back)"),
+                            "answering across a passage of unrelated sentences (30 to 150 tokens)"),
         ZooSpec("tiny-llama-large", "llama", TINY_LLAMA_LARGE, seed=4,
                 description="Llama, 5 layers x 384 (~2.6x tiny-llama), zoo tokenizer"),
         ZooSpec("tiny-llama-large-easyvqa", "llama", TINY_LLAMA_LARGE, seed=4, pretrain=LLAMA_PRETRAIN,
