@@ -52,6 +52,10 @@ LLAMA_PRETRAIN = dict(steps=1000, lr=1e-3, batch_size=64)
 # across a passage of 30 to 150 tokens (ablate.zoo.text_pretrain.PASSAGE_SENTENCES, not scored):
 # the distance from a ScienceQA question to the solution that follows its lecture.
 LLAMA_RECALL_PRETRAIN = dict(steps=300, lr=5e-4, batch_size=32, recall_share=0.5)
+# Continued from tiny-llama-easyvqa-sqa's weights, with half the documents stating names, numbers and
+# words and asking for one of them back, mostly across a passage (ablate.zoo.text_pretrain.copy_document):
+# the copying from far back that a ScienceQA solution written after its lecture needs.
+LLAMA_COPY_PRETRAIN = dict(steps=300, lr=5e-4, batch_size=32, recall_share=0.5, copy_share=0.5)
 # SigLIP has no projection head in its vision config; otherwise the same tower.
 TINY_SIGLIP = {k: v for k, v in TINY_CLIP.items() if k != "projection_dim"}
 # vocab_size is filled from the zoo tokenizer at build time.
@@ -102,10 +106,14 @@ class ZooSpec:
     # Another entry whose built weights the pretraining continues from (Llama only), instead of
     # seeded random weights.
     start_from: str | None = None
+    # What the Llama's tokenizer is trained on (ablate.zoo.tokenizer.VOCABULARIES).
+    vocabulary: str = "easyvqa"
 
     def fingerprint(self) -> dict[str, Any]:
         fp = {"name": self.name, "family": self.family, "config": self.config, "seed": self.seed,
               "format": FORMAT_VERSION}
+        if self.vocabulary != "easyvqa":  # the default stays out, so entries built before it stay built
+            fp["vocabulary"] = self.vocabulary
         if self.start_from is not None:  # rebuilt when the entry it starts from changes
             fp["start_from"] = ZOO[self.start_from].fingerprint()
         return fp if self.pretrain is None else {**fp, "pretrain": self.pretrain}
@@ -125,6 +133,14 @@ ZOO: dict[str, ZooSpec] = {
                 start_from="tiny-llama-easyvqa",
                 description="tiny-llama-easyvqa, pretrained further on its documents with half of them "
                             "answering across a passage of unrelated sentences (30 to 150 tokens)"),
+        ZooSpec("tiny-llama-easyvqa-sqa", "llama", TINY_LLAMA, seed=3, pretrain=LLAMA_PRETRAIN,
+                vocabulary="easyvqa+scienceqa",
+                description="tiny-llama-easyvqa with a tokenizer that also knows the embedded ScienceQA's "
+                            "words (1,536 pieces: a lecture 57 tokens long on average instead of 89)"),
+        ZooSpec("tiny-llama-easyvqa-copy", "llama", TINY_LLAMA, seed=3, pretrain=LLAMA_COPY_PRETRAIN,
+                vocabulary="easyvqa+scienceqa", start_from="tiny-llama-easyvqa-sqa",
+                description="tiny-llama-easyvqa-sqa, pretrained further with half of its documents asking for a "
+                            "name, number or word stated before a passage (copying from far back)"),
         ZooSpec("tiny-llama-large", "llama", TINY_LLAMA_LARGE, seed=4,
                 description="Llama, 5 layers x 384 (~2.6x tiny-llama), zoo tokenizer"),
         ZooSpec("tiny-llama-large-easyvqa", "llama", TINY_LLAMA_LARGE, seed=4, pretrain=LLAMA_PRETRAIN,
@@ -245,17 +261,17 @@ def spec_config(name: str):
 
     spec = get_spec(name)
     if spec.family == "llama":
-        return LlamaConfig(**spec.config, vocab_size=zoo_vocab_size())
+        return LlamaConfig(**spec.config, vocab_size=zoo_vocab_size(spec.vocabulary))
     return {"clip": CLIPVisionConfig, "siglip": SiglipVisionConfig}[spec.family](**spec.config)
 
 
-@functools.lru_cache(maxsize=1)
-def zoo_vocab_size() -> int:
+@functools.lru_cache(maxsize=None)
+def zoo_vocab_size(vocabulary: str = "easyvqa") -> int:
     """The zoo tokenizer's vocabulary: trained again (deterministic, about a second) rather than
     taken from its target size, so a check before the build counts the parameters the build has."""
     from ablate.zoo.tokenizer import build_tokenizer
 
-    return len(build_tokenizer())
+    return len(build_tokenizer(vocabulary=vocabulary))
 
 
 # ---- builders: write one entry's files into an empty folder --------------------------------
@@ -314,7 +330,7 @@ def _build_llama(spec: ZooSpec, out: Path, progress=None) -> None:
 
     from ablate.zoo.tokenizer import build_tokenizer
 
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(vocabulary=spec.vocabulary)
     config = LlamaConfig(
         **spec.config,
         vocab_size=len(tokenizer),

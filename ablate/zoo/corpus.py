@@ -3,6 +3,7 @@
 It covers what ablate's recipes feed a tiny LLM: easy-VQA questions and answers, the
 vicuna_v1 conversation frame LLaVA uses, ScienceQA prompt words, and everyday English about
 shapes, colours and school science. Anything outside it still round-trips through byte fallback.
+The "easyvqa+scienceqa" vocabulary adds the embedded ScienceQA's problems (`scienceqa_corpus`).
 """
 
 from __future__ import annotations
@@ -104,8 +105,10 @@ SCIENCE_SENTENCES = (
 )
 
 
-def tokenizer_corpus() -> list[str]:
-    """Training text for the zoo tokenizer. Same list, same order, on every call."""
+def tokenizer_corpus(vocabulary: str = "easyvqa") -> list[str]:
+    """Training text for the zoo tokenizer. Same list, same order, on every call.
+
+    `vocabulary` "easyvqa+scienceqa" adds `scienceqa_corpus()`."""
     import easy_vqa  # light: pure Python, data shipped with the package
 
     questions = sorted(set(easy_vqa.get_train_questions()[0]) | set(easy_vqa.get_test_questions()[0]))
@@ -122,4 +125,35 @@ def tokenizer_corpus() -> list[str]:
     # Weight the conversation frame so its pieces merge early.
     lines += list(PROMPT_PHRASES) * 20
     lines += [f"{VICUNA_SYSTEM} USER: <image>\n{q} ASSISTANT: {a}</s>" for q, a in zip(questions, answers * 9)]
+    if vocabulary == "easyvqa+scienceqa":
+        lines += scienceqa_corpus()
     return lines
+
+
+SCIENCEQA_PROBLEMS_PER_FAMILY = 50
+SCIENCEQA_CORPUS_SEED = 7  # not the dataset's (0): the tokenizer reads the families' words, not its problems
+
+
+def scienceqa_corpus() -> list[str]:
+    """The words of the embedded ScienceQA's question families: question, options, context,
+    lecture and solution of 50 problems per family (its own seed, easy-VQA train pictures),
+    deduplicated and sorted.
+
+    Why: a real LLM's tokenizer was trained on English and spells "rabbit" or "jacket" in one or
+    two pieces; trained on easy-VQA text alone, the zoo tokenizer spells them in four or five,
+    so a lecture is 89 tokens on average instead of 57, and a tiny LLM has to copy an option
+    piece by piece (README, "scienceqa_format at tiny scale")."""
+    import random
+
+    from ablate.scienceqa.families import FAMILIES
+    from ablate.scienceqa.generator import easy_vqa_pictures
+
+    rng = random.Random(SCIENCEQA_CORPUS_SEED)
+    pictures = easy_vqa_pictures("train")
+    lines: set[str] = set()
+    for family in FAMILIES:
+        for _ in range(SCIENCEQA_PROBLEMS_PER_FAMILY):
+            problem = family.make(rng, rng.choice(pictures) if family.needs_picture else None)
+            lines.update([problem["question"], " ".join(problem["choices"]), problem["hint"], problem["lecture"],
+                          problem["solution"]])
+    return sorted(line for line in lines if line)

@@ -22,6 +22,10 @@ answer has to be read from further back: as a ScienceQA solution written after i
 read the question. Without it, documents are 18 to 47 tokens long (30 on
 average); with a share of 0.5, 78 on average and up to about 200.
 
+With `copy_share` (the `tiny-llama-easyvqa-copy` entry) that share of the documents are
+`copy_document`s instead: names, numbers and words (the embedded ScienceQA's) stated, mostly a
+passage, then a question answered by copying one of them back.
+
 What each choice bought, by `benchmarks/zoo_lm_probe.py` (the yes/no questions of 400 test
 images written as text; 0.825 is the "absent" prior) after 1,000 steps: rows packed with several
 documents and only the package's own questions, 0.825 (it answered every question "absent");
@@ -56,6 +60,9 @@ class TextPretrainSettings(PretrainSettings):
     # Share of documents with a passage of unrelated sentences between the description and its
     # questions, so the question is answered from text 30 to 150 tokens back (0: none, as before).
     recall_share: float = 0.0
+    # Share of documents that state who has what, then (mostly after a passage) ask for one of the
+    # names, numbers or words stated, answered by copying it (0: none). See `copy_document`.
+    copy_share: float = 0.0
 
 
 def image_facts(split: str = "train") -> list[tuple[str, str, list[tuple[str, str]]]]:
@@ -114,15 +121,21 @@ PRESENCE_QUESTIONS = 2  # yes/no questions per presence document
 
 
 def documents(facts: list[tuple[str, str, list[tuple[str, str]]]], seed: int,
-              recall_share: float = 0.0) -> Iterator[str]:
+              recall_share: float = 0.0, copy_share: float = 0.0) -> Iterator[str]:
     """An endless, seeded stream of short documents about the described images: a description,
     then one of the image's own questions, a multiple-choice question, or presence questions.
-    A `recall_share` of them put a passage of unrelated sentences before the questions."""
+    A `recall_share` of them put a passage of unrelated sentences before the questions; a
+    `copy_share` of all documents are `copy_document`s instead."""
     from ablate.data.sources.easyvqa_text import article
 
     rng = random.Random(seed)
     templates = presence_templates(facts)
+    words = copy_words() if copy_share else ()
     while True:
+        # Drawn only when asked for, so copy_share 0 gives the same stream as before it existed.
+        if copy_share and rng.random() < copy_share:
+            yield copy_document(rng, words)
+            continue
         shape, color, qas = facts[rng.randrange(len(facts))]
         a = article(color)
         description = rng.choice(DESCRIPTIONS).format(A=a.capitalize(), a=a, color=color, shape=shape)
@@ -137,6 +150,45 @@ def documents(facts: list[tuple[str, str, list[tuple[str, str]]]], seed: int,
         if recall_share and rng.random() < recall_share:
             description += "\n" + " ".join(rng.sample(PASSAGE_SENTENCES, rng.randint(*PASSAGE_LENGTH)))
         yield description + "".join(f"\nQ: {question}\nA: {answer}" for question, answer in pairs)
+
+
+COPY_FACTS = (2, 4)  # facts per copy document
+COPY_PASSAGE_SHARE = 0.75  # copy documents with a passage between the facts and the question
+
+
+def copy_words() -> tuple[str, ...]:
+    """Words a copy document states: every lowercase word of three letters or more in the
+    embedded ScienceQA's text (`ablate.zoo.corpus.scienceqa_corpus`), sorted."""
+    from ablate.zoo.corpus import scienceqa_corpus
+
+    return tuple(sorted({w for line in scienceqa_corpus() for w in re.findall(r"\b[a-z]{3,}\b", line)}))
+
+
+def copy_document(rng: random.Random, words: tuple[str, ...]) -> str:
+    """"Tom has 23 kettle. Mei picked violin." and so on, then (mostly after a passage of
+    unrelated sentences) one question whose answer is a name, number or word stated there.
+
+    Why: a ScienceQA solution copies the problem's names, amounts and option words from 60 to 200
+    tokens back, across its lecture. Easy-VQA documents only ever name one of 8 colours and 3
+    shapes, which a model can recall without reading; copying an arbitrary word from far back
+    (what an LLM's pretraining on real text teaches) it never has to learn. Measured: see the
+    tiny-llama-easyvqa-copy entry in the README."""
+    from ablate.scienceqa.families import NAMES
+
+    names = rng.sample(NAMES, rng.randint(*COPY_FACTS))
+    stated = [(name, rng.randint(1, 30), rng.choice(words)) for name in names]
+    text = " ".join(f"{name} has {n} {word}." if i % 2 == 0 else f"{name} picked {word}."
+                    for i, (name, n, word) in enumerate(stated))
+    if rng.random() < COPY_PASSAGE_SHARE:
+        text += "\n" + " ".join(rng.sample(PASSAGE_SENTENCES, rng.randint(*PASSAGE_LENGTH)))
+    i = rng.randrange(len(stated))
+    name, n, word = stated[i]
+    if i % 2:
+        question, answer = f"Which word did {name} pick?", word
+    else:
+        question, answer = rng.choice([(f"How many {word} does {name} have?", str(n)),
+                                       (f"Who has {n} {word}?", name)])
+    return f"{text}\nQ: {question}\nA: {answer}"
 
 
 def presence_templates(facts) -> dict[str, list[str]]:
@@ -229,7 +281,8 @@ def pretrain_llama(model, tokenizer, settings: TextPretrainSettings, seed: int, 
     """Train `model` (a LlamaForCausalLM using `tokenizer`) on `documents`; save both into `out`."""
     from transformers import DataCollatorForSeq2Seq
 
-    dataset = DocumentRows(documents(image_facts("train"), seed, settings.recall_share), tokenizer)
+    dataset = DocumentRows(documents(image_facts("train"), seed, settings.recall_share, settings.copy_share),
+                           tokenizer)
     # transformers' padding collator: input ids padded with the pad token, labels with -100 (not scored)
     collate = DataCollatorForSeq2Seq(tokenizer, padding=True, return_tensors="pt")
     train_and_save(model, tokenizer, dataset, settings, seed, out, progress, label, data_collator=collate,

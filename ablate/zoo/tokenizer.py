@@ -3,7 +3,9 @@
 Same pipeline as Llama/Vicuna: SentencePiece-style BPE ("▁" marks word starts, a "▁" is
 prepended to the first word only), byte fallback so any text round-trips, `<unk>`=0, `<s>`=1,
 `</s>`=2, the 256 `<0xXX>` byte pieces next, BOS added and EOS not, pad = `<unk>` as LLaVA sets.
-Trained with the `tokenizers` BPE trainer on `corpus.tokenizer_corpus()`.
+Trained with the `tokenizers` BPE trainer on `corpus.tokenizer_corpus(vocabulary)`: "easyvqa"
+(every zoo model but one: 1,169 pieces) or "easyvqa+scienceqa", which also reads the embedded
+ScienceQA's words and spells them whole, as a real LLM's tokenizer would (1,536 pieces).
 """
 
 from __future__ import annotations
@@ -26,11 +28,17 @@ BYTE_TOKENS = tuple(f"<0x{i:02X}>" for i in range(256))
 ALPHABET = tuple(sorted(set(string.ascii_letters + string.digits + string.punctuation) | {"▁"}))
 
 
-def build_tokenizer(vocab_size: int = VOCAB_SIZE) -> "PreTrainedTokenizerFast":
-    """Train the zoo tokenizer. Deterministic: every call gives the same vocab and merges."""
+VOCABULARIES = ("easyvqa", "easyvqa+scienceqa")  # what the training text covers (ablate.zoo.corpus)
+
+
+def build_tokenizer(vocab_size: int = VOCAB_SIZE, vocabulary: str = "easyvqa") -> "PreTrainedTokenizerFast":
+    """Train the zoo tokenizer on `vocabulary`'s text. Deterministic: every call gives the same
+    vocab and merges."""
     from transformers import LlamaTokenizerFast
 
-    vocab, merges = _train(vocab_size)
+    if vocabulary not in VOCABULARIES:
+        raise ValueError(f"zoo tokenizer vocabularies are {VOCABULARIES}, got {vocabulary!r}")
+    vocab, merges = _train(vocab_size, vocabulary)
     return LlamaTokenizerFast(
         vocab=vocab,
         merges=merges,
@@ -46,7 +54,7 @@ def build_tokenizer(vocab_size: int = VOCAB_SIZE) -> "PreTrainedTokenizerFast":
     )
 
 
-def _train(vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def _train(vocab_size: int, vocabulary: str) -> tuple[dict[str, int], list[tuple[str, str]]]:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     from ablate.zoo.corpus import tokenizer_corpus
@@ -59,6 +67,7 @@ def _train(vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
             pre_tokenizers.Split("\n", behavior="isolated"),
             pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True),
             pre_tokenizers.Punctuation(behavior="isolated"),
+            pre_tokenizers.Digits(individual_digits=True),  # Llama's split_digits: no "13" piece
         ]
     )
     trainer = trainers.BpeTrainer(
@@ -69,7 +78,7 @@ def _train(vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
         limit_alphabet=len(ALPHABET),
         show_progress=False,
     )
-    corpus = tokenizer_corpus()
+    corpus = tokenizer_corpus(vocabulary)
     backend.train_from_iterator(corpus, trainer=trainer, length=len(corpus))
 
     model = json.loads(backend.to_str())["model"]

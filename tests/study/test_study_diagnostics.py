@@ -52,7 +52,8 @@ def test_the_shipped_studies_declare_a_diagnostic_each():
 
     declared = {name: [d.type for d in load_study(path).spec.diagnostics] for name, path in available().items()}
     assert declared == {"clip_layer": ["layer_probe"], "connector": ["stage_length"], "data_types": ["stage_length"],
-                        "llm_scale": ["stage_length"], "scienceqa_format": ["plateau", "option_naming", "variant"],
+                        "llm_scale": ["stage_length"], "scienceqa_format": ["plateau", "option_naming", "answer_pieces",
+                                                                     "variant"],
                         "skip_pretraining": ["stage_length"]}
 
 
@@ -67,7 +68,8 @@ def test_tiny_and_small_studies_run_three_seeds_by_default():
 
 
 def test_the_registry_lists_the_built_ins():
-    assert diagnostics().names() == ["layer_probe", "option_naming", "plateau", "stage_length", "variant"]
+    assert diagnostics().names() == ["answer_pieces", "layer_probe", "option_naming", "plateau", "stage_length",
+                                     "variant"]
 
 
 # --- plateau: read from the cells' per-epoch curves --------------------------------------------
@@ -182,6 +184,50 @@ def test_option_naming_says_when_cells_have_no_judged_predictions(tmp_path):
     finding = diagnostics().get("option_naming").build({"type": "option_naming"}).result(
         context(study, "tiny", runs, {}, [])).finding
     assert finding.startswith("linear: no judged predictions") and "mlp2: no judged predictions" in finding
+
+
+# --- answer_pieces: accuracy by the answer's length in the cell LLM's tokens ---------------------
+
+
+def test_answer_pieces_splits_accuracy_by_the_answers_length_in_the_cells_own_tokens(tmp_path):
+    from ablate.study.cells import cell_recipe, expand_cells
+    from ablate.zoo.tokenizer import build_tokenizer
+
+    pieces = build_tokenizer()  # zoo:tiny-llama's tokenizer
+    assert [len(pieces(w, add_special_tokens=False).input_ids) for w in ("teal", "oval", "pear", "rabbit")] == \
+        [1, 2, 3, 5]
+    study = load_study(write_project(tmp_path, study_with([{"type": "answer_pieces"}])))
+    cells = expand_cells(study, "tiny", [7])
+    recipes = {cell.id: cell_recipe(study, "tiny", cell) for cell in cells}
+
+    def answer(text, correct):
+        return {"answer": text, "correct": correct, "extracted": text, "meta": {"answer_text": text}}
+    mlp2 = [answer("teal", True), answer("teal", True), answer("oval", True), answer("pear", False),
+            answer("rabbit", False), answer("rabbit", True), answer("a red circle", False)]  # a phrase: left out
+    linear = [answer("teal", True), answer("rabbit", True), {"answer": "x", "meta": {}}]  # unjudged: left out
+    runs = [CellRun("r1", "mlp2|seed=7", "mlp2", 7, {}, {}, items=mlp2),
+            CellRun("r2", "linear|seed=7", "linear", 7, {}, {}, items=linear)]
+    result = diagnostics().get("answer_pieces").build({"type": "answer_pieces"}).result(
+        context(study, "tiny", runs, recipes, []))
+    assert result.data["arms"]["mlp2"] == {"1": {"answers": 2, "right": 1.0}, "2": {"answers": 1, "right": 1.0},
+                                           "3": {"answers": 1, "right": 0.0}, "4": {"answers": 2, "right": 0.5}}
+    assert [row[:2] for row in result.rows] == [["linear", "1"], ["linear", "4+"], ["mlp2", "1"], ["mlp2", "2"],
+                                                ["mlp2", "3"], ["mlp2", "4+"]]  # the study's arm order
+    assert result.finding == (
+        "linear: one-token answers 100.0% right (n=1), longer ones 100.0% (n=1), +0.0 points; accuracy does not "
+        "fall with the answer's length: spelling is not the reason; mlp2: one-token answers 100.0% right (n=2), "
+        "longer ones 50.0% (n=4), +50.0 points; accuracy falls with the answer's length: spelling an option in "
+        "pieces is part of what it misses.")
+
+
+def test_answer_pieces_names_the_cells_it_leaves_out(tmp_path):
+    study = load_study(write_project(tmp_path, study_with([{"type": "answer_pieces", "one_word": False}])))
+    runs = [CellRun("r1", "mlp2|seed=7", "mlp2", 7, {}, {}, items=[{"answer": "a red circle", "correct": True}])]
+    result = diagnostics().get("answer_pieces").build({"type": "answer_pieces", "one_word": False}).result(
+        context(study, "tiny", runs, {}, []))  # no recipe for the cell
+    assert result.rows == [] and result.finding == (
+        "linear: no judged answers of one token to compare; mlp2: no judged answers of one token to compare. "
+        "Left out: cell mlp2|seed=7 (the study file no longer plans it).")
 
 
 # --- stage_length: extra runs, under the parent run, reused on a re-run ------------------------

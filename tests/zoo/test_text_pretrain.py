@@ -179,3 +179,47 @@ def test_pretrained_entry_is_a_llama_checkpoint_that_differs_from_the_seeded_one
     trained, untrained = LlamaForCausalLM.from_pretrained(a), LlamaForCausalLM.from_pretrained(seeded)
     assert trained.config.hidden_size == zoo.TINY_LLAMA["hidden_size"]
     assert not torch.equal(trained.model.embed_tokens.weight, untrained.model.embed_tokens.weight)
+
+
+def test_a_copy_document_asks_for_a_name_number_or_word_it_stated():
+    import random
+    import re
+
+    from ablate.zoo.text_pretrain import copy_document, copy_words, passage_span
+
+    words = copy_words()
+    assert {"rabbit", "jacket", "kettle"} <= set(words) and all(w.islower() and len(w) >= 3 for w in words)
+    rng = random.Random(0)
+    docs = [copy_document(rng, words) for _ in range(200)]
+    assert docs == [copy_document(r, words) for r in [random.Random(0)] for _ in range(200)]  # seeded
+    assert copy_document(random.Random(0), words) == (
+        "Lena has 17 small. Maria picked market. Priya has 16 opposite.\nA thermometer measures temperature. Ice "
+        "melts when it gets warm. Water boils when it is heated enough. Most plants make their food from "
+        "sunlight.\nQ: Who has 17 small?\nA: Lena")
+    with_passage = 0
+    for doc in docs:
+        facts, answer = doc.split("\n")[0], doc.rsplit("\nA: ", 1)[1]
+        assert re.search(rf"\b{re.escape(answer)}\b", facts)  # copied from the facts
+        with_passage += passage_span(doc) != (0, 0)
+    assert 120 <= with_passage <= 180  # COPY_PASSAGE_SHARE = 0.75
+
+
+def test_copy_share_mixes_copy_documents_into_the_stream_and_zero_keeps_it_as_before():
+    from itertools import islice
+
+    from ablate.zoo.text_pretrain import documents
+
+    plain = list(islice(documents(FACTS, seed=5), 50))
+    assert list(islice(documents(FACTS, seed=5, copy_share=0.0), 50)) == plain
+    mixed = list(islice(documents(FACTS, seed=5, copy_share=0.5), 400))
+    copies = sum(doc.startswith(tuple(__import__("ablate.scienceqa.families", fromlist=["NAMES"]).NAMES))
+                 for doc in mixed)
+    assert 160 <= copies <= 240
+
+
+def test_a_continued_entry_has_the_vocabulary_of_the_one_it_continues():
+    for spec in zoo.ZOO.values():
+        if spec.start_from is not None:  # its embeddings are the start's: the tokenizer must match
+            assert spec.vocabulary == zoo.ZOO[spec.start_from].vocabulary, spec.name
+    copy = zoo.ZOO["tiny-llama-easyvqa-copy"]
+    assert copy.start_from == "tiny-llama-easyvqa-sqa" and copy.pretrain["copy_share"] == 0.5

@@ -64,3 +64,19 @@ def test_save_and_reload_identical(tokenizer, tmp_path):
     assert (reloaded.pad_token, reloaded.padding_side) == ("<unk>", "right")
     batch = ["USER: <image>\nwhat color? ASSISTANT: red</s>", "héllo", ""]
     assert reloaded(batch, padding=True).input_ids == tokenizer(batch, padding=True).input_ids
+
+
+def test_the_scienceqa_vocabulary_spells_its_words_whole_and_keeps_digits_apart(tokenizer):
+    wider = build_tokenizer(vocabulary="easyvqa+scienceqa")
+    words = ["rabbit", "jacket", "apple", "names"]
+    assert [tokenizer.tokenize(w) for w in words] == [["▁", "ra", "b", "b", "it"], ["▁", "j", "ack", "et"],
+                                                      ["▁a", "p", "ple"], ["▁n", "am", "es"]]
+    assert [wider.tokenize(w) for w in words] == [["▁rabbit"], ["▁jacket"], ["▁apple"], ["▁names"]]
+    assert wider.tokenize("$13") == ["▁", "$", "1", "3"]  # Llama's split_digits, in both
+    assert len(tokenizer) == 1169 and len(wider) == 1536  # the wider text reaches the target size
+    assert wider.convert_ids_to_tokens([0, 1, 2, 3]) == ["<unk>", "<s>", "</s>", "<0x00>"]  # same layout
+
+
+def test_an_unknown_vocabulary_is_refused():
+    with pytest.raises(ValueError, match="easyvqa\\+scienceqa"):
+        build_tokenizer(vocabulary="scienceqa")

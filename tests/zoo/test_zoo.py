@@ -67,6 +67,16 @@ def test_large_llama_is_bigger():
     assert 2.0 <= large / small <= 3.0
 
 
+def test_a_vocabulary_other_than_the_default_is_part_of_the_fingerprint_and_the_shapes():
+    wider = zoo.get_spec("tiny-llama-easyvqa-sqa")
+    assert wider.fingerprint()["vocabulary"] == "easyvqa+scienceqa"
+    # the default stays out of the fingerprint, so entries built before the field existed stay built
+    assert all("vocabulary" not in zoo.get_spec(name).fingerprint()
+               for name in zoo.ZOO if zoo.get_spec(name).vocabulary == "easyvqa")
+    assert zoo.spec_config("tiny-llama-easyvqa-sqa").vocab_size == 1536
+    assert zoo.spec_config("tiny-llama-easyvqa").vocab_size == 1169
+
+
 def _params(cfg, vocab=1200):
     h, i, n = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
     return n * (4 * h * h + 3 * h * i) + 2 * vocab * h

@@ -14,7 +14,8 @@ Registered: `plateau` (the epoch each arm's per-epoch curve levels off, per seed
 `stage_length` (extra runs of each arm at other lengths of the last stage, one seed),
 `layer_probe` (linear-probe accuracy of each vision-encoder layer's features),
 `option_naming` (how often answers name an option, and the named option's accuracy against
-chance, from the cells' predictions) and `variant` (one arm run again with recipe fields
+chance, from the cells' predictions), `answer_pieces` (accuracy by the right answer's length
+in the cell LLM's tokens) and `variant` (one arm run again with recipe fields
 changed, one seed). `ablate.study.
 diagnostics.registry.diagnostics()` is their registry: exact keys, pydantic configs.
 """

@@ -12,10 +12,11 @@ def diagnostics() -> Registry:
     """The diagnostic registry, with the built-ins registered on first use."""
     global _REGISTRY
     if _REGISTRY is None:
-        from ablate.study.diagnostics import layer_probe, option_naming, plateau, stage_length, variant
+        from ablate.study.diagnostics import (answer_pieces, layer_probe, option_naming, plateau, stage_length,
+                                              variant)
 
         registry = Registry("diagnostic")
-        for module in (plateau, stage_length, layer_probe, option_naming, variant):
+        for module in (plateau, stage_length, layer_probe, option_naming, answer_pieces, variant):
             module.register(registry)
         _REGISTRY = registry
     return _REGISTRY
