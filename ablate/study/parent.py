@@ -51,12 +51,21 @@ def saved_parent(folder: Path) -> ParentRun | None:
 
 
 def open_parent(folder: Path, tracking_uri: str, experiment: str, study, scale: str) -> ParentRun:
-    """Reopen the parent run saved in `folder` (same tracking URI), or create it."""
+    """Reopen the parent run saved in `folder` (same tracking URI), or create it. A folder whose
+    parent run is in another tracking store is refused: its finished cells are recorded there,
+    and a new parent here would count them done with no runs to report."""
+    from ablate.errors import AblateError
     from ablate.tracking import Tracker
 
     tracker = Tracker(tracking_uri, experiment)
     client = tracker._client
     saved = saved_parent(folder)
+    if saved is not None and saved.tracking_uri != tracker.uri:
+        raise AblateError(
+            f"study folder {folder} belongs to the MLflow store {saved.tracking_uri} (parent run {saved.run_id}), "
+            f"where its finished cells are recorded, but this run tracks to {tracker.uri}. Run again with "
+            f"--tracking-uri {saved.tracking_uri}, or move the folder aside to start the study over in {tracker.uri}."
+        )
     if saved is not None and saved.tracking_uri == tracker.uri:
         try:
             run = client.get_run(saved.run_id)

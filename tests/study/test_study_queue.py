@@ -92,6 +92,21 @@ def test_cells_that_ran_an_older_recipe_are_named_not_silently_current(project):
     assert len([e for e in run_log(project) if e["event"] == "done"]) == 4  # nothing reran on its own
 
 
+def test_a_study_folder_is_not_resumed_into_another_tracking_store(project):
+    from ablate.errors import AblateError
+
+    first = run()
+    saved = (first.prepared.folder / "mlflow.json").read_text()
+    other = f"sqlite:///{project / 'other.db'}"
+    with pytest.raises(AblateError) as raised:
+        run(tracking_uri=other)
+    message = str(raised.value)
+    assert f"belongs to the MLflow store {first.parent.tracking_uri} (parent run {first.parent.run_id})" in message
+    assert f"Run again with --tracking-uri {first.parent.tracking_uri}, or move the folder aside" in message
+    assert (first.prepared.folder / "mlflow.json").read_text() == saved  # the link to the cells' runs is kept
+    assert len([e for e in run_log(project) if e["event"] == "done"]) == 4  # and nothing ran
+
+
 def test_failed_cell_is_reported_and_retried_only_when_asked(project, monkeypatch):
     monkeypatch.setenv("FAKE_RUN_FAIL", "mlp2-s8")
     outcome = run()
