@@ -15,4 +15,4 @@ def test_zoo_names_cover_every_tiny_arm():
     suite = load()
     assert suite.zoo_names(["connector"]) == ["tiny-clip-easyvqa", "tiny-llama-easyvqa"]
     assert suite.zoo_names(["llm_scale", "scienceqa_format"]) == [
-        "tiny-clip-easyvqa", "tiny-llama-easyvqa", "tiny-llama-large-easyvqa"]
+        "tiny-clip-easyvqa", "tiny-llama-easyvqa", "tiny-llama-easyvqa-copy", "tiny-llama-large-easyvqa"]

@@ -190,10 +190,13 @@ def test_killing_the_study_process_stops_its_workers_and_marks_their_cell_interr
 
     proc, hung = _study_with_a_hanging_worker(project, monkeypatch)
     try:
-        worker = psutil.Process(hung)  # the worker hanging in mlp2-s7 (10 minutes)
+        workers = psutil.Process(proc.pid).children()  # both workers: one hangs in mlp2-s7 (10 minutes)
+        assert hung in {w.pid for w in workers}
         proc.kill()  # SIGKILL: the study process gets no chance to stop its workers itself
         proc.wait(timeout=30)
-        worker.wait(timeout=60)  # stopped with its parent (psutil.TimeoutExpired if it hangs on)
+        # every worker stops with its parent; the next study starts once they are gone, as a user's would
+        _, alive = psutil.wait_procs(workers, timeout=60)
+        assert alive == []
     finally:
         if proc.poll() is None:
             proc.kill()
