@@ -171,8 +171,8 @@ def copy_document(rng: random.Random, words: tuple[str, ...]) -> str:
     Why: a ScienceQA solution copies the problem's names, amounts and option words from 60 to 200
     tokens back, across its lecture. Easy-VQA documents only ever name one of 8 colours and 3
     shapes, which a model can recall without reading; copying an arbitrary word from far back
-    (what an LLM's pretraining on real text teaches) it never has to learn. Measured: see the
-    tiny-llama-easyvqa-copy entry in the README."""
+    (what an LLM's pretraining on real text teaches) it never has to learn. Measured: README,
+    "scienceqa_format at tiny scale"."""
     from ablate.scienceqa.families import NAMES
 
     names = rng.sample(NAMES, rng.randint(*COPY_FACTS))
