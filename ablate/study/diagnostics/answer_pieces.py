@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import Field
 
-from ablate.study.diagnostics.base import Diagnostic, DiagnosticConfig, DiagnosticContext, DiagnosticResult
+from ablate.study.diagnostics.base import (Diagnostic, DiagnosticConfig, DiagnosticContext, DiagnosticResult,
+                                          percent, share)
 
 MARGIN = 0.10  # one-token answers this much more often right than longer ones: "falls with length"
 
@@ -32,9 +33,9 @@ class AnswerPieces(Diagnostic):
     def result(self, ctx: DiagnosticContext) -> DiagnosticResult:
         tokenizers = Tokenizers()
         lengths = {arm: _lengths(ctx, runs, self.config, tokenizers) for arm, runs in ctx.by_arm.items()}
-        rows = [[arm, _label(n, self.config.longest), str(len(right)), _percent(_share(right))]
+        rows = [[arm, _label(n, self.config.longest), str(len(right)), percent(_right(right))]
                 for arm, by_length in lengths.items() for n, right in sorted(by_length.items())]
-        data = {arm: {str(n): {"answers": len(right), "right": _share(right)} for n, right in sorted(by_length.items())}
+        data = {arm: {str(n): {"answers": len(right), "right": _right(right)} for n, right in sorted(by_length.items())}
                 for arm, by_length in lengths.items()}
         columns = ["arm", "right answer's length (tokens" + (", one-word answers)" if self.config.one_word else ")"),
                    "answers", "right"]
@@ -97,12 +98,8 @@ def _answer_text(item: dict[str, Any]) -> str | None:
     return text if isinstance(text, str) and text.strip() else None
 
 
-def _share(right: list[bool]) -> float | None:
-    return sum(right) / len(right) if right else None
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+def _right(answers: list[bool]) -> float | None:
+    return share(sum(answers), len(answers))
 
 
 def _label(n: int, longest: int) -> str:
@@ -117,11 +114,11 @@ def _finding(lengths: dict[str, dict[int, list[bool]]]) -> str:
         if not one or not more:
             parts.append(f"{arm}: no judged answers of {'one token' if not one else 'several tokens'} to compare")
             continue
-        gap = _share(one) - _share(more)
+        gap = _right(one) - _right(more)
         verdict = ("falls with the answer's length: spelling an option in pieces is part of what it misses"
                    if gap >= MARGIN else "does not fall with the answer's length: spelling is not the reason")
-        parts.append(f"{arm}: one-token answers {_percent(_share(one))} right (n={len(one)}), longer ones "
-                     f"{_percent(_share(more))} (n={len(more)}), {100 * gap:+.1f} points; accuracy {verdict}")
+        parts.append(f"{arm}: one-token answers {percent(_right(one))} right (n={len(one)}), longer ones "
+                     f"{percent(_right(more))} (n={len(more)}), {100 * gap:+.1f} points; accuracy {verdict}")
     return "; ".join(parts) + "."
 
 

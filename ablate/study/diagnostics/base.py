@@ -140,6 +140,16 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def share(part: int, whole: int) -> float | None:
+    """part / whole, or None for nothing to divide."""
+    return part / whole if whole else None
+
+
+def percent(value: float | None) -> str:
+    """A share as "12.3%", "-" for none."""
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
 def diagnostics_markdown(results: list[DiagnosticResult]) -> list[str]:
     """The report's diagnostics section: per diagnostic its question, figures and finding."""
     if not results:

@@ -22,7 +22,8 @@ from pydantic import Field
 import re
 
 from ablate.scienceqa.evaluator import ANSWER_IS_PREFIX, FAILED  # FAILED: an answer naming no option (LLaVA's marker)
-from ablate.study.diagnostics.base import Diagnostic, DiagnosticConfig, DiagnosticContext, DiagnosticResult
+from ablate.study.diagnostics.base import (Diagnostic, DiagnosticConfig, DiagnosticContext, DiagnosticResult,
+                                          percent, share)
 
 MARGIN = 0.05  # a named option's accuracy this far above chance counts as "picks above chance"
 
@@ -73,10 +74,10 @@ def tally(records: list[dict[str, Any]]) -> dict[str, Any]:
         "no_option": len(records) - len(named),
         "no_option_in_prompt": sources.count("in the prompt"),
         "no_option_not_in_prompt": sources.count("not in the prompt"),
-        "no_option_share": _share(len(records) - len(named), len(records)),
-        "right_among_named": _share(named_right, len(named)),
+        "no_option_share": share(len(records) - len(named), len(records)),
+        "right_among_named": share(named_right, len(named)),
         "chance_among_named": sum(chance) / len(chance) if chance else None,
-        "right_overall": _share(named_right, len(records)),
+        "right_overall": share(named_right, len(records)),
     }
 
 
@@ -95,19 +96,11 @@ def _words(text: str) -> str:
     return " ".join(re.findall(r"[\w$.'-]+", text.lower())).strip(" .")
 
 
-def _share(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
 def _cells(figures: dict[str, Any]) -> list[str]:
-    return [str(figures["answers"]), f"{figures['no_option']} ({_percent(figures['no_option_share'])})",
+    return [str(figures["answers"]), f"{figures['no_option']} ({percent(figures['no_option_share'])})",
             f"{figures['no_option_in_prompt']} / {figures['no_option_not_in_prompt']}",
-            _percent(figures["right_among_named"]), _percent(figures["chance_among_named"]),
-            _percent(figures["right_overall"])]
+            percent(figures["right_among_named"]), percent(figures["chance_among_named"]),
+            percent(figures["right_overall"])]
 
 
 def _finding(data: dict[str, dict[str, Any]]) -> str:
@@ -118,14 +111,14 @@ def _finding(data: dict[str, dict[str, Any]]) -> str:
                          "e.g. scienceqa)")
             continue
         named, chance = figures["right_among_named"], figures["chance_among_named"]
-        text = f"{arm}: {_percent(figures['no_option_share'])} of {figures['answers']} answers name no option"
+        text = f"{arm}: {percent(figures['no_option_share'])} of {figures['answers']} answers name no option"
         if figures["no_option"]:
             text += (f" ({figures['no_option_not_in_prompt']} with a word found nowhere in the prompt, "
                      f"{figures['no_option_in_prompt']} with a word of the prompt that is no option)")
         if named is None or chance is None:
             parts.append(text)
             continue
-        text += f"; the options named are right {_percent(named)} of the time against {_percent(chance)} by chance"
+        text += f"; the options named are right {percent(named)} of the time against {percent(chance)} by chance"
         if named >= chance + MARGIN:
             text += " (it picks above chance when it names one: the answers naming none are what it lacks)"
         else:
