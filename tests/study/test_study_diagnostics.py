@@ -110,6 +110,36 @@ def test_levelling_off_earlier_at_a_lower_score_is_not_faster_convergence(tmp_pa
         "support \"mlp2 converges faster\"; still rising")
 
 
+def plateau_finding(tmp_path, runs) -> str:
+    study = load_study(write_project(tmp_path, study_with([{"type": "plateau", "arm": "mlp2"}])))
+    ctx = context(study, "tiny", runs, {}, [], item_scale=lambda metric: 100.0)
+    return diagnostics().get("plateau").build({"type": "plateau", "arm": "mlp2"}).result(ctx).finding
+
+
+def test_a_seed_still_rising_leaves_its_order_open(tmp_path):
+    # the shape of the tiny scienceqa_format study at six epochs: both arms at 6, 5, 6 / 6, 5, 5
+    runs = [cell("mlp2", 1, {4: 48.7, 5: 55.0, 6: 59.3}), cell("linear", 1, {4: 63.3, 5: 67.3, 6: 69.7}),
+            cell("mlp2", 2, {4: 51.3, 5: 56.3, 6: 57.3}), cell("linear", 2, {4: 64.0, 5: 69.3, 6: 69.7}),
+            cell("mlp2", 3, {4: 52.7, 5: 57.0, 6: 60.7}), cell("linear", 3, {4: 61.7, 5: 67.7, 6: 69.7})]
+    # seed 1: both still rising (open); seed 2: the same epoch; seed 3: mlp2 later, linear's 5 exact
+    assert plateau_finding(tmp_path, runs).startswith(
+        "mlp2 plateaus 0.33 epoch(s) later than linear (mean plateau epoch 5.67 vs 5.33; earlier in 0 of 3 seed(s), "
+        "open in 1): does not support \"mlp2 converges faster\"; still rising")
+
+
+def test_refutes_only_with_a_majority_no_rising_seed_can_change(tmp_path):
+    later = [cell("mlp2", s, {1: 10.0, 2: 50.0, 3: 60.0, 4: 60.5}) for s in (1, 2)]
+    exact = [cell("linear", s, {1: 10.0, 2: 60.0, 3: 60.5, 4: 61.0}) for s in (1, 2)]
+    assert plateau_finding(tmp_path, later + exact).endswith(
+        "(mean plateau epoch 3.00 vs 2.00; earlier in 0 of 2 seed(s)): refutes \"mlp2 converges faster\". "
+        "Plateau: first epoch within 2 of the seed's best accuracy.")
+    rising = [cell("linear", s, {1: 10.0, 2: 40.0, 3: 52.0, 4: 60.0}) for s in (1, 2)]  # plateau 4: a lower bound
+    assert "earlier in 2 of 2 seed(s)): supports" in plateau_finding(tmp_path, later + rising)
+    rising_too = [cell("mlp2", s, {1: 10.0, 2: 30.0, 3: 45.0, 4: 60.0}) for s in (1, 2)]
+    assert ("earlier in 0 of 2 seed(s), open in 2): open, \"mlp2 converges faster\" turns on the 2 seed(s) still "
+            "rising") in plateau_finding(tmp_path, rising_too + rising)
+
+
 def test_plateau_says_when_the_cells_have_no_curves(tmp_path):
     study = load_study(write_project(tmp_path, study_with([{"type": "plateau"}])))
     ctx = context(study, "tiny", [], {}, [])

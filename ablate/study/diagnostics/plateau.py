@@ -5,7 +5,10 @@ of answer-first. The cells evaluate every epoch (`eval.each_epoch`), so this rea
 curves: nothing runs. An arm's plateau, per seed, is the first epoch whose score is within
 `tolerance` of that seed's best (a fraction of full marks: 0.02 is 2 points of a % score).
 An arm that levels off earlier but more than `tolerance` below the other arm's best does not
-count as converging faster: the claim is the same accuracy in fewer epochs.
+count as converging faster: the claim is the same accuracy in fewer epochs. A seed still rising
+at its last epoch has only a lower bound for its plateau, so the verdict counts it as open
+where it could reverse that seed's order, and supports or refutes only with a majority of seeds
+that no open seed can change.
 """
 
 from __future__ import annotations
@@ -75,19 +78,38 @@ def _finding(claimed: str, data: dict, tolerance: float, metric: str) -> str:
 def _compared(claimed: str, own: dict, arm: str, other: dict, tolerance: float) -> str:
     """One arm against the one said to converge faster. Levelling off earlier at a lower score
     is not converging faster (the claim is the same accuracy in fewer epochs), so a claimed arm
-    whose best is more than `tolerance` below the other's does not support it."""
+    whose best is more than `tolerance` below the other's does not support it. The verdict
+    counts seeds, and a seed whose order a still-rising curve could reverse is open."""
     gap = other["mean"] - own["mean"]
-    shared = sorted(set(own["by_seed"]) & set(other["by_seed"]))
-    earlier = sum(own["by_seed"][s] < other["by_seed"][s] for s in shared)
+    orders = [_seed_order(own, other, seed) for seed in sorted(set(own["by_seed"]) & set(other["by_seed"]))]
+    earlier, later, still_open = (orders.count(o) for o in ("earlier", "later", "open"))
     when = f"{abs(gap):.2f} epoch(s) {'earlier' if gap > 0 else 'later'} than" if gap else "at the same epoch as"
     text = (f"{claimed} plateaus {when} {arm} (mean plateau epoch {own['mean']:.2f} vs {other['mean']:.2f}; "
-            f"earlier in {earlier} of {len(shared)} seed(s))")
+            f"earlier in {earlier} of {len(orders)} seed(s)" + (f", open in {still_open}" if still_open else "") + ")")
     claim = f"\"{claimed} converges faster\""
     if gap > 0 and own["best"] is not None and other["best"] is not None and own["best"] < other["best"] - tolerance:
         return (f"{text}, but at a lower {own['best']:.4g} against {other['best']:.4g}: it levels off sooner without "
                 f"reaching {arm}'s accuracy, which does not support {claim}")
-    verdict = "supports" if gap > 0 else "refutes" if gap < 0 else "does not support"
-    return f"{text}: {verdict} {claim}"
+    half = len(orders) / 2
+    if earlier > half:
+        return f"{text}: supports {claim}"
+    if later > half:
+        return f"{text}: refutes {claim}"
+    if earlier + still_open <= half:  # even if every open seed went its way, the claim holds in no majority
+        return f"{text}: does not support {claim}"
+    return f"{text}: open, {claim} turns on the {still_open} seed(s) still rising"
+
+
+def _seed_order(own: dict, other: dict, seed: int) -> str:
+    """The claimed arm's plateau against the other's at one seed: "earlier", "later", "same", or
+    "open" where a still-rising curve, whose plateau epoch is only a lower bound, could make
+    the claimed arm earlier or not."""
+    mine, theirs = own["by_seed"][seed], other["by_seed"][seed]
+    if mine < theirs:
+        return "open" if seed in own["rising"] else "earlier"
+    if seed in other["rising"]:  # the other's plateau may lie past the claimed arm's
+        return "open"
+    return "later" if mine > theirs else "same"
 
 
 def register(registry) -> None:
