@@ -174,7 +174,8 @@ def run_study(
         console.print(status_table(prepared, outcome.states))
     print_summary(outcome, console)
     if outcome.counts()["done"]:
-        _diagnose_and_report(outcome, run_fn, run_kwargs, report, include_stale, console)
+        _diagnose_and_report(outcome, run_fn, run_kwargs, _diagnostic_slots(spec, device_envs, launch), report,
+                             include_stale, console)
     if interrupted:
         console.print("[yellow]interrupted[/]: re-run the same command to resume")
         raise KeyboardInterrupt
@@ -275,16 +276,32 @@ def _finish(prepared: PreparedStudy, session: _Session, interrupted: bool, stale
     return outcome
 
 
-def _diagnose_and_report(outcome: StudyOutcome, run_fn, run_kwargs, report: bool, include_stale: bool, console) -> None:
+def _diagnostic_slots(spec: WorkerSpec, device_envs: list[dict[str, str]], launch: LaunchOptions):
+    """The local workers' slots (their threads and GPUs), for the diagnostics' runs side by side;
+    None with one worker, or with cells run as launched jobs (the diagnostics then run here)."""
+    from ablate.study.diagnostics.pool import Slots
+    from ablate.study.diagnostics.run import SideBySide
+
+    if len(device_envs) < 2 or launch.as_job:
+        return None
+    threads = worker_threads(len(device_envs))
+    slots = Slots([{**devices, **threads} for devices in device_envs], Path(spec.folder) / "workers")
+    return SideBySide(slots, spec.run_fn, dict(spec.run_kwargs))
+
+
+def _diagnose_and_report(outcome: StudyOutcome, run_fn, run_kwargs, side_by_side, report: bool, include_stale: bool,
+                         console) -> None:
     if not outcome.interrupted:
-        _diagnose(outcome.prepared, outcome.parent, run_fn, run_kwargs, console)
+        _diagnose(outcome.prepared, outcome.parent, run_fn, run_kwargs, side_by_side, console)
     if report:
         _report(outcome, include_stale, console)
 
 
-def _diagnose(prepared: PreparedStudy, parent: ParentRun, run_fn, run_kwargs: dict[str, Any] | None, console) -> None:
-    """The study file's diagnostics at this scale, in this process, after the cells: their extra
-    runs nest under the parent run like the cells (what MLflow holds already is not redone)."""
+def _diagnose(prepared: PreparedStudy, parent: ParentRun, run_fn, run_kwargs: dict[str, Any] | None, side_by_side,
+              console) -> None:
+    """The study file's diagnostics at this scale, after the cells: their extra runs nest under
+    the parent run like the cells (what MLflow holds already is not redone). With local workers,
+    the runs go side by side on the workers' slots; else one after another in this process."""
     from ablate.study.diagnostics.run import declared, run_diagnostics
     from ablate.study.worker import import_run_fn
 
@@ -295,7 +312,7 @@ def _diagnose(prepared: PreparedStudy, parent: ParentRun, run_fn, run_kwargs: di
         fn = functools.partial(fn, **run_kwargs)
     run_diagnostics(prepared.study, prepared.scale, prepared.label, parent, prepared.recipes, fn,
                     lambda line: console.print(line, highlight=False),
-                    recipe_path=prepared.study.base_path(prepared.scale))
+                    recipe_path=prepared.study.base_path(prepared.scale), side_by_side=side_by_side)
 
 
 def _report(outcome: StudyOutcome, include_stale: bool, console) -> None:

@@ -8,6 +8,7 @@ names) has its own accuracy, each seed draws its own items. Environment knobs:
   FAKE_RUN_LOG=path         append {"event": "start"|"done", "name": ...} lines
   FAKE_RUN_HANG=substring   a recipe whose name contains it writes FAKE_RUN_HANG_MARKER, then sleeps
   FAKE_RUN_FAIL=substring   a recipe whose name contains it raises
+  FAKE_RUN_MISSING=substring   ... raises MissingCheckpointError (an error with its own __init__)
   FAKE_RUN_SLEEP=seconds    sleep this long in every run (to make workers overlap)
 """
 
@@ -50,6 +51,10 @@ def fake_run(recipe, *, recipe_path=None, resume=False, reuse_stages=True, track
     _log("start", recipe.name)
     if (fail := os.environ.get("FAKE_RUN_FAIL")) and fail in recipe.name:
         raise RuntimeError(f"synthetic failure in {recipe.name}")
+    if (missing := os.environ.get("FAKE_RUN_MISSING")) and missing in recipe.name:
+        from ablate.errors import MissingCheckpointError
+
+        raise MissingCheckpointError("llm", "lmsys/vicuna-13b-v1.5", f"synthetic, in {recipe.name}")
     rhash = recipe_hash(recipe)
     run_dir = run_dir_for(recipe)
     run_dir.mkdir(parents=True, exist_ok=True)

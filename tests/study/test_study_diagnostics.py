@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 import pytest
 import yaml
 
+from ablate.errors import AblateError
 from ablate.study.collect import CellRun
 from ablate.study.diagnostics.base import DiagnosticRun
 from ablate.study.diagnostics.run import context
@@ -298,6 +300,57 @@ def test_stage_length_runs_each_arm_once_per_extra_length_and_reports_them(proje
     # a re-run finds the extra runs in MLflow and runs nothing again
     run()
     assert len([e for e in run_log(project) if e["event"] == "start"]) == 8
+
+
+@pytest.mark.slow
+def test_with_two_workers_the_diagnostic_runs_go_side_by_side_and_report_the_same(project, monkeypatch):
+    write_project(project, study_with([STAGE_LENGTH]))
+    monkeypatch.setenv("FAKE_RUN_SLEEP", "1.5")
+    outcome = run_study("demo", scale="tiny", run_fn="study_fakes:fake_run", workers=2, console=quiet_console(),
+                        poll_s=0.2)
+    events = [e for e in run_log(project) if e["name"].endswith("ep")]
+    assert sorted(e["name"] for e in events if e["event"] == "start") == [
+        "demo-linear-s7-instruct2ep", "demo-linear-s7-instruct3ep", "demo-mlp2-s7-instruct2ep", "demo-mlp2-s7-instruct3ep"]
+    pids = {e["pid"] for e in events}
+    assert len(pids) == 2 and os.getpid() not in pids  # two slot processes, not the study's own
+    assert [e["event"] for e in events[:2]] == ["start", "start"]  # the second started before the first ended
+    logs = sorted((outcome.prepared.folder / "workers").glob("diagnostics-*.log"))
+    assert [p.name for p in logs] == ["diagnostics-0.log", "diagnostics-1.log"]
+    assert all("threads: 1" in p.read_text() for p in logs)  # each slot its share of the 2 threads
+    (result,) = json.loads((outcome.prepared.folder / REPORT_JSON).read_text())["diagnostics"]
+    assert [result["data"]["arms"]["mlp2"][e]["steps"] for e in ("1", "2", "3")] == [10.0, 20.0, 30.0]
+    assert result["data"]["arms"]["mlp2"]["2"]["value"] == _serial_stage_length_value(project, monkeypatch)
+
+
+def _serial_stage_length_value(project, monkeypatch) -> float:
+    """mlp2 at 2 epochs, seed 7, from the same study run again with one worker in a new folder."""
+    import shutil
+
+    shutil.rmtree(project / "runs")
+    monkeypatch.setenv("FAKE_RUN_SLEEP", "0")
+    outcome = run()
+    (result,) = json.loads((outcome.prepared.folder / REPORT_JSON).read_text())["diagnostics"]
+    return result["data"]["arms"]["mlp2"]["2"]["value"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("knob, error, message", [
+    ("FAKE_RUN_FAIL", RuntimeError, "synthetic failure in demo-mlp2-s7-instruct2ep"),
+    # a user's error keeps its message (and its exit 2), though its class does not unpickle
+    ("FAKE_RUN_MISSING", AblateError, "llm: cannot load checkpoint 'lmsys/vicuna-13b-v1.5' .synthetic, in demo-mlp2"),
+])
+def test_a_failed_side_by_side_run_lets_the_others_finish_and_only_it_runs_again(project, monkeypatch, knob, error,
+                                                                                 message):
+    write_project(project, study_with([STAGE_LENGTH]))
+    monkeypatch.setenv(knob, "mlp2-s7-instruct2ep")
+    with pytest.raises(error, match=message):
+        run_study("demo", scale="tiny", run_fn="study_fakes:fake_run", workers=2, console=quiet_console(), poll_s=0.2)
+    done = [e["name"] for e in run_log(project) if e["event"] == "done" and e["name"].endswith("ep")]
+    assert sorted(done) == ["demo-linear-s7-instruct2ep", "demo-linear-s7-instruct3ep", "demo-mlp2-s7-instruct3ep"]
+    monkeypatch.delenv(knob)
+    run_study("demo", scale="tiny", run_fn="study_fakes:fake_run", workers=2, console=quiet_console(), poll_s=0.2)
+    starts = [e["name"] for e in run_log(project) if e["event"] == "start"]
+    assert len(starts) == 4 + 4 + 1 and starts[-1] == "demo-mlp2-s7-instruct2ep"  # nothing else is redone
 
 
 def test_a_variant_runs_one_arm_once_with_its_change_and_reports_it_beside_the_cells(project):

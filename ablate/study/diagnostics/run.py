@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ablate.study.diagnostics.base import POINT_TAG, TAG, DiagnosticContext, DiagnosticRun
+from ablate.study.diagnostics.pool import DiagnosticJob, Slots, log_figures, run_jobs
 
 
 def declared(study, scale: str) -> list[Any]:
@@ -37,34 +39,64 @@ def collect_diagnostic_runs(parent) -> list[DiagnosticRun]:
 
 
 def run_diagnostics(study, scale: str, label: str, parent, recipes: dict[str, Any], run_fn: Callable[..., Any],
-                    say: Callable[[str], None], *, recipe_path=None, tracking_uri: str | None = None) -> None:
+                    say: Callable[[str], None], *, recipe_path=None, tracking_uri: str | None = None,
+                    side_by_side: SideBySide | None = None) -> None:
     """Run what each declared diagnostic needs that MLflow does not hold yet: its recipe runs
-    (nested under `parent`, tagged with the diagnostic, point, arm and seed) and its records."""
-    from ablate.recipe.loading import recipe_hash
+    (nested under `parent`, tagged with the diagnostic, point, arm and seed) and its records.
+    With `side_by_side` and more than one run to do, the runs share its slots; else they run
+    here, one after another."""
     from ablate.study.collect import collect_runs
 
+    cell_runs = collect_runs(parent, predictions=False)
+    ctx = context(study, scale, cell_runs, recipes, collect_diagnostic_runs(parent))
+    jobs = pending_jobs(ctx, label, recipe_path=recipe_path, tracking_uri=tracking_uri or parent.tracking_uri,
+                        parent_run_id=parent.run_id, run_fn=side_by_side.run_fn if side_by_side else "",
+                        run_kwargs=side_by_side.run_kwargs if side_by_side else {})
+    if side_by_side and len(jobs) > 1 and len(side_by_side.slots.envs) > 1:
+        run_jobs(jobs, side_by_side.slots, say)
+    else:
+        run_here(jobs, run_fn, say)
+    ctx = context(study, scale, cell_runs, recipes, collect_diagnostic_runs(parent))
     for diagnostic in declared(study, scale):
-        ctx = context(study, scale, collect_runs(parent, predictions=False), recipes, collect_diagnostic_runs(parent))
+        diagnostic.record(ctx, parent)  # skips what MLflow holds
+
+
+def run_here(jobs: list[DiagnosticJob], run_fn: Callable[..., Any], say: Callable[[str], None]) -> None:
+    """The jobs one after another in this process, with its threads."""
+    for job in jobs:
+        say(job.line)
+        started = time.perf_counter()
+        result = run_fn(job.recipe, recipe_path=job.recipe_path, tracking_uri=job.tracking_uri,
+                        parent_run_id=job.parent_run_id, tags=job.tags, progress=None)
+        log_figures(result, time.perf_counter() - started)
+
+
+@dataclass
+class SideBySide:
+    """How diagnostic runs may leave this process: the slots, and the run function by name."""
+
+    slots: Slots
+    run_fn: str
+    run_kwargs: dict[str, Any]
+
+
+def pending_jobs(ctx: DiagnosticContext, label: str, *, recipe_path, tracking_uri: str, parent_run_id: str | None,
+                 run_fn: str, run_kwargs: dict[str, Any]) -> list[DiagnosticJob]:
+    """Every declared diagnostic's planned runs that `ctx` does not hold finished, in order.
+    (A diagnostic plans from the cells' recipes and its own runs, never another's, so all plan at once.)"""
+    from ablate.recipe.loading import recipe_hash
+
+    jobs = []
+    for diagnostic in declared(ctx.study, ctx.scale):
         done = {(r.point, r.arm, r.seed, r.recipe_hash) for r in ctx.own_runs(diagnostic.key)}
         for planned in diagnostic.planned_runs(ctx):
-            rhash = recipe_hash(planned.recipe)
-            if (planned.point, planned.arm, planned.seed, rhash) in done:
+            if (planned.point, planned.arm, planned.seed, recipe_hash(planned.recipe)) in done:
                 continue
-            say(f"diagnostic {diagnostic.key}: {planned.arm} · seed {planned.seed} · {planned.point}")
-            tags = diagnostic_tags(study.name, label, diagnostic.key, planned)
-            started = time.perf_counter()
-            result = run_fn(planned.recipe, recipe_path=recipe_path, tracking_uri=tracking_uri or parent.tracking_uri,
-                            parent_run_id=parent.run_id, tags=tags, progress=None)
-            _log_figures(result, time.perf_counter() - started)
-        diagnostic.record(ctx, parent)  # each record() skips what MLflow holds already
-
-
-def _log_figures(result, seconds: float) -> None:
-    from ablate.study.cell import CellResult
-    from ablate.study.worker import log_cell_metrics, result_attrs
-
-    cell = CellResult.from_run(result)
-    log_cell_metrics(cell, result_attrs(cell, seconds))
+            jobs.append(DiagnosticJob(
+                f"diagnostic {diagnostic.key}: {planned.arm} · seed {planned.seed} · {planned.point}", planned.recipe,
+                diagnostic_tags(ctx.study.name, label, diagnostic.key, planned), recipe_path, tracking_uri,
+                parent_run_id, run_fn, dict(run_kwargs)))
+    return jobs
 
 
 def diagnostic_tags(study: str, label: str, diagnostic: str, planned) -> dict[str, str]:

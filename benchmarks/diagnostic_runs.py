@@ -1,0 +1,111 @@
+"""A study's diagnostic runs one after another (as before) against side by side on two slots.
+
+`ablate study NAME --workers 2` now runs the diagnostics' extra runs on the workers' slots, one
+process each with one of the machine's threads, instead of one after another in the study's
+process with all of them. This script plans the runs a tiny study's diagnostics make (from the
+study's recipes at `--seeds 1`, as `ablate study` plans them), then runs them both ways, each way
+in its own folder with an empty stage store and its own MLflow database, and prints each run's
+objective, both wall times and their ratio. The zoo checkpoints are built first and not timed.
+
+    python benchmarks/diagnostic_runs.py                      # llm_scale: 2 runs at 2 epochs
+    python benchmarks/diagnostic_runs.py --study connector    # 3 runs
+
+The last printed line is `ratio <one after another / side by side>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+SCALE = "tiny"
+
+
+def planned_jobs(study_name: str, tracking_uri: str):
+    """The diagnostics' runs of the study at tiny scale with one seed, as `ablate study` would plan
+    them once its cells are done (a diagnostic plans from the cells' recipes)."""
+    from ablate.study.diagnostics.run import context, pending_jobs
+    from ablate.study.runner import prepare_study
+    from ablate.study.worker import DEFAULT_RUN_FN
+
+    prepared = prepare_study(study_name, SCALE, seeds=1)
+    ctx = context(prepared.study, SCALE, [], prepared.recipes, [])
+    return pending_jobs(ctx, prepared.label, recipe_path=prepared.study.base_path(SCALE), tracking_uri=tracking_uri,
+                        parent_run_id=None, run_fn=DEFAULT_RUN_FN, run_kwargs={})
+
+
+def one_after_another(study_name: str, folder: Path) -> tuple[float, dict[str, float]]:
+    """Every run in this process with all its threads (how the diagnostics ran before)."""
+    from ablate.study.cell import import_run_fn
+    from ablate.study.diagnostics.run import run_here
+    from ablate.threads import apply_threads
+
+    print(f"one after another: {apply_threads().line()}", flush=True)
+    jobs = planned_jobs(study_name, f"sqlite:///{folder / 'mlflow.db'}")
+    started = time.perf_counter()
+    run_here(jobs, import_run_fn(jobs[0].run_fn), lambda line: print(f"  {line}", flush=True))
+    return time.perf_counter() - started, objectives(folder)
+
+
+def side_by_side(study_name: str, folder: Path, slots: int) -> tuple[float, dict[str, float]]:
+    """Every run on `slots` spawned processes, each with its share of the threads."""
+    from ablate.study.diagnostics.pool import Slots, run_jobs
+    from ablate.threads import worker_threads
+
+    jobs = planned_jobs(study_name, f"sqlite:///{folder / 'mlflow.db'}")
+    envs = [worker_threads(slots) for _ in range(slots)]
+    print(f"side by side: {slots} slots, {envs[0] or 'threads as set'}", flush=True)
+    started = time.perf_counter()
+    run_jobs(jobs, Slots(envs, folder / "workers"), lambda line: print(f"  {line}", flush=True))
+    return time.perf_counter() - started, objectives(folder)
+
+
+def objectives(folder: Path) -> dict[str, float]:
+    """Each finished run's eval metrics, by run name."""
+    import mlflow
+
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="attributes.status = 'FINISHED'",
+                              output_format="list", tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    return {run.info.run_name: {k: v for k, v in run.data.metrics.items() if k.startswith("eval/")} for run in runs}
+
+
+def in_folder(folder: Path, measure):
+    """`measure` with the working folder at `folder` (the recipes' output_dir "runs" lands there)."""
+    folder.mkdir(parents=True)
+    before = Path.cwd()
+    os.chdir(folder)
+    try:
+        return measure(folder)
+    finally:
+        os.chdir(before)
+
+
+def main() -> None:
+    from ablate import zoo
+    from ablate.study.runner import prepare_study
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", default="llm_scale")
+    parser.add_argument("--slots", type=int, default=2, help="side-by-side processes (default 2, one per core)")
+    parser.add_argument("--out", default=None, help="output folder (default: a new temporary folder)")
+    args = parser.parse_args()
+    out = Path(args.out or tempfile.mkdtemp(prefix="ablate-diagnostic-runs-"))
+    for name in sorted({n for r in prepare_study(args.study, SCALE, seeds=1).recipes.values() for n in zoo.zoo_names(r.model)}):
+        print(f"zoo {name}: building if needed (not timed)", flush=True)
+        zoo.build(name)
+    serial_s, serial = in_folder(out / "one-after-another", lambda folder: one_after_another(args.study, folder))
+    side_s, side = in_folder(out / "side-by-side", lambda folder: side_by_side(args.study, folder, args.slots))
+    print(f"\n{'run':<44} {'one after another':>18} {'side by side':>14}")
+    for name in sorted(serial):
+        for key, value in sorted(serial[name].items()):
+            print(f"{name + ' ' + key:<44} {value:18.4f} {side.get(name, {}).get(key, float('nan')):14.4f}")
+    print(f"{'wall time (s)':<44} {serial_s:18.0f} {side_s:14.0f}")
+    print(f"{args.study}: {len(serial)} diagnostic runs; folders under {out}")
+    print(f"ratio {serial_s / side_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()
