@@ -63,12 +63,13 @@ def side_by_side(study_name: str, folder: Path, slots: int) -> tuple[float, dict
     return time.perf_counter() - started, objectives(folder)
 
 
-def objectives(folder: Path) -> dict[str, float]:
+def objectives(folder: Path) -> dict[str, dict[str, float]]:
     """Each finished run's eval metrics, by run name."""
-    import mlflow
+    from mlflow.tracking import MlflowClient
 
-    runs = mlflow.search_runs(search_all_experiments=True, filter_string="attributes.status = 'FINISHED'",
-                              output_format="list", tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(ids, filter_string="attributes.status = 'FINISHED'")
     return {run.info.run_name: {k: v for k, v in run.data.metrics.items() if k.startswith("eval/")} for run in runs}
 
 
@@ -98,11 +99,11 @@ def main() -> None:
         zoo.build(name)
     serial_s, serial = in_folder(out / "one-after-another", lambda folder: one_after_another(args.study, folder))
     side_s, side = in_folder(out / "side-by-side", lambda folder: side_by_side(args.study, folder, args.slots))
-    print(f"\n{'run':<44} {'one after another':>18} {'side by side':>14}")
+    print(f"\n{"run":<80} {'one after another':>18} {'side by side':>14}")
     for name in sorted(serial):
         for key, value in sorted(serial[name].items()):
-            print(f"{name + ' ' + key:<44} {value:18.4f} {side.get(name, {}).get(key, float('nan')):14.4f}")
-    print(f"{'wall time (s)':<44} {serial_s:18.0f} {side_s:14.0f}")
+            print(f"{name + ' ' + key:<80} {value:18.4f} {side.get(name, {}).get(key, float('nan')):14.4f}")
+    print(f"{"wall time (s)":<80} {serial_s:18.0f} {side_s:14.0f}")
     print(f"{args.study}: {len(serial)} diagnostic runs; folders under {out}")
     print(f"ratio {serial_s / side_s:.2f}")
 
