@@ -99,11 +99,11 @@ def main() -> None:
         zoo.build(name)
     serial_s, serial = in_folder(out / "one-after-another", lambda folder: one_after_another(args.study, folder))
     side_s, side = in_folder(out / "side-by-side", lambda folder: side_by_side(args.study, folder, args.slots))
-    print(f"\n{"run":<80} {'one after another':>18} {'side by side':>14}")
+    print(f"\n{'run':<80} {'one after another':>18} {'side by side':>14}")
     for name in sorted(serial):
         for key, value in sorted(serial[name].items()):
             print(f"{name + ' ' + key:<80} {value:18.4f} {side.get(name, {}).get(key, float('nan')):14.4f}")
-    print(f"{"wall time (s)":<80} {serial_s:18.0f} {side_s:14.0f}")
+    print(f"{'wall time (s)':<80} {serial_s:18.0f} {side_s:14.0f}")
     print(f"{args.study}: {len(serial)} diagnostic runs; folders under {out}")
     print(f"ratio {serial_s / side_s:.2f}")
 
