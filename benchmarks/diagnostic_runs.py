@@ -46,7 +46,7 @@ def one_after_another(study_name: str, folder: Path) -> tuple[float, dict[str, f
     print(f"one after another: {apply_threads().line()}", flush=True)
     jobs = planned_jobs(study_name, f"sqlite:///{folder / 'mlflow.db'}")
     started = time.perf_counter()
-    run_here(jobs, import_run_fn(jobs[0].run_fn), lambda line: print(f"  {line}", flush=True))
+    run_here(jobs, import_run_fn(jobs[0].run_fn), say)
     return time.perf_counter() - started, objectives(folder)
 
 
@@ -59,8 +59,14 @@ def side_by_side(study_name: str, folder: Path, slots: int) -> tuple[float, dict
     envs = [worker_threads(slots) for _ in range(slots)]
     print(f"side by side: {slots} slots, {envs[0] or 'threads as set'}", flush=True)
     started = time.perf_counter()
-    run_jobs(jobs, Slots(envs, folder / "workers"), lambda line: print(f"  {line}", flush=True))
+    run_jobs(jobs, Slots(envs, folder / "workers"), say)
     return time.perf_counter() - started, objectives(folder)
+
+
+def say(line: str) -> None:
+    from rich.console import Console
+
+    Console().print(f"  {line}", highlight=False)
 
 
 def objectives(folder: Path) -> dict[str, dict[str, float]]:

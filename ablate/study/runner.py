@@ -277,12 +277,15 @@ def _finish(prepared: PreparedStudy, session: _Session, interrupted: bool, stale
 
 
 def _diagnostic_slots(spec: WorkerSpec, device_envs: list[dict[str, str]], launch: LaunchOptions):
-    """The local workers' slots (their threads and GPUs), for the diagnostics' runs side by side;
-    None with one worker, or with cells run as launched jobs (the diagnostics then run here)."""
+    """The local workers' slots (each its own GPUs), for the diagnostics' runs side by side; None
+    (they run here, one after another) with one worker, cells run as launched jobs, or no GPUs."""
     from ablate.study.diagnostics.pool import Slots
     from ablate.study.diagnostics.run import SideBySide
 
-    if len(device_envs) < 2 or launch.as_job:
+    # Without GPUs the slots could only split the CPU's threads, and one run at a time with all
+    # of them measured faster (benchmarks/diagnostic_runs.py, llm_scale on 2 cores: 424 s
+    # against 505 s side by side), as these models gain nearly 2x from a second thread.
+    if len(device_envs) < 2 or launch.as_job or not all(env.get("CUDA_VISIBLE_DEVICES") for env in device_envs):
         return None
     threads = worker_threads(len(device_envs))
     slots = Slots([{**devices, **threads} for devices in device_envs], Path(spec.folder) / "workers")

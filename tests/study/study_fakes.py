@@ -30,7 +30,8 @@ def _log(event: str, name: str) -> None:
     path = os.environ.get("FAKE_RUN_LOG")
     if path:
         with open(path, "a") as fh:
-            fh.write(json.dumps({"event": event, "name": name, "pid": os.getpid()}) + "\n")
+            fh.write(json.dumps({"event": event, "name": name, "pid": os.getpid(),
+                                 "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\n")
 
 
 def arm_accuracy(recipe) -> float:

@@ -302,17 +302,24 @@ def test_stage_length_runs_each_arm_once_per_extra_length_and_reports_them(proje
     assert len([e for e in run_log(project) if e["event"] == "start"]) == 8
 
 
+def two_gpu_workers(monkeypatch, **kwargs):
+    """`run_study` with two local workers on a machine that shows two GPUs (the fake run uses none)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    return run_study("demo", scale="tiny", run_fn="study_fakes:fake_run", workers=2, console=quiet_console(),
+                     poll_s=0.2, **kwargs)
+
+
 @pytest.mark.slow
-def test_with_two_workers_the_diagnostic_runs_go_side_by_side_and_report_the_same(project, monkeypatch):
+def test_with_a_gpu_per_worker_the_diagnostic_runs_go_side_by_side_and_report_the_same(project, monkeypatch):
     write_project(project, study_with([STAGE_LENGTH]))
     monkeypatch.setenv("FAKE_RUN_SLEEP", "1.5")
-    outcome = run_study("demo", scale="tiny", run_fn="study_fakes:fake_run", workers=2, console=quiet_console(),
-                        poll_s=0.2)
+    outcome = two_gpu_workers(monkeypatch)
     events = [e for e in run_log(project) if e["name"].endswith("ep")]
     assert sorted(e["name"] for e in events if e["event"] == "start") == [
         "demo-linear-s7-instruct2ep", "demo-linear-s7-instruct3ep", "demo-mlp2-s7-instruct2ep", "demo-mlp2-s7-instruct3ep"]
     pids = {e["pid"] for e in events}
     assert len(pids) == 2 and os.getpid() not in pids  # two slot processes, not the study's own
+    assert sorted({e["pid"]: e["gpus"] for e in events}.values()) == ["0", "1"]  # each slot its own GPU
     assert [e["event"] for e in events[:2]] == ["start", "start"]  # the second started before the first ended
     logs = sorted((outcome.prepared.folder / "workers").glob("diagnostics-*.log"))
     assert [p.name for p in logs] == ["diagnostics-0.log", "diagnostics-1.log"]
@@ -334,6 +341,15 @@ def _serial_stage_length_value(project, monkeypatch) -> float:
 
 
 @pytest.mark.slow
+def test_without_gpus_the_diagnostic_runs_stay_in_the_study_process_with_its_threads(project, monkeypatch):
+    write_project(project, study_with([STAGE_LENGTH]))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a CPU machine: two workers would split its threads
+    run_study("demo", scale="tiny", run_fn="study_fakes:fake_run", workers=2, console=quiet_console(), poll_s=0.2)
+    events = [e for e in run_log(project) if e["name"].endswith("ep")]
+    assert len(events) == 8 and {e["pid"] for e in events} == {os.getpid()}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("knob, error, message", [
     ("FAKE_RUN_FAIL", RuntimeError, "synthetic failure in demo-mlp2-s7-instruct2ep"),
     # a user's error keeps its message (and its exit 2), though its class does not unpickle
@@ -344,11 +360,11 @@ def test_a_failed_side_by_side_run_lets_the_others_finish_and_only_it_runs_again
     write_project(project, study_with([STAGE_LENGTH]))
     monkeypatch.setenv(knob, "mlp2-s7-instruct2ep")
     with pytest.raises(error, match=message):
-        run_study("demo", scale="tiny", run_fn="study_fakes:fake_run", workers=2, console=quiet_console(), poll_s=0.2)
+        two_gpu_workers(monkeypatch)
     done = [e["name"] for e in run_log(project) if e["event"] == "done" and e["name"].endswith("ep")]
     assert sorted(done) == ["demo-linear-s7-instruct2ep", "demo-linear-s7-instruct3ep", "demo-mlp2-s7-instruct3ep"]
     monkeypatch.delenv(knob)
-    run_study("demo", scale="tiny", run_fn="study_fakes:fake_run", workers=2, console=quiet_console(), poll_s=0.2)
+    two_gpu_workers(monkeypatch)
     starts = [e["name"] for e in run_log(project) if e["event"] == "start"]
     assert len(starts) == 4 + 4 + 1 and starts[-1] == "demo-mlp2-s7-instruct2ep"  # nothing else is redone
 
