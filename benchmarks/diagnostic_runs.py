@@ -37,26 +37,26 @@ def planned_jobs(study_name: str, tracking_uri: str):
                         parent_run_id=None, run_fn=DEFAULT_RUN_FN, run_kwargs={})
 
 
-def one_after_another(study_name: str, folder: Path) -> tuple[float, dict[str, float]]:
-    """Every run in this process with all its threads (how the diagnostics ran before)."""
+def one_after_another(study_name: str, folder: Path, threads: int) -> tuple[float, dict[str, float]]:
+    """Every run in this process with all `threads` (how the diagnostics ran before)."""
     from ablate.study.cell import import_run_fn
     from ablate.study.diagnostics.run import run_here
-    from ablate.threads import apply_threads
+    from ablate.threads import ThreadChoice, apply_threads
 
-    print(f"one after another: {apply_threads().line()}", flush=True)
+    print(f"one after another: {apply_threads(ThreadChoice(threads, '--threads')).line()}", flush=True)
     jobs = planned_jobs(study_name, f"sqlite:///{folder / 'mlflow.db'}")
     started = time.perf_counter()
     run_here(jobs, import_run_fn(jobs[0].run_fn), say)
     return time.perf_counter() - started, objectives(folder)
 
 
-def side_by_side(study_name: str, folder: Path, slots: int) -> tuple[float, dict[str, float]]:
-    """Every run on `slots` spawned processes, each with its share of the threads."""
+def side_by_side(study_name: str, folder: Path, slots: int, threads: int) -> tuple[float, dict[str, float]]:
+    """Every run on `slots` spawned processes, each with its share of the `threads`."""
     from ablate.study.diagnostics.pool import Slots, run_jobs
-    from ablate.threads import worker_threads
+    from ablate.threads import ENV
 
     jobs = planned_jobs(study_name, f"sqlite:///{folder / 'mlflow.db'}")
-    envs = [worker_threads(slots) for _ in range(slots)]
+    envs = [{ENV: str(max(1, threads // slots))} for _ in range(slots)]
     print(f"side by side: {slots} slots, {envs[0] or 'threads as set'}", flush=True)
     started = time.perf_counter()
     run_jobs(jobs, Slots(envs, folder / "workers"), say)
@@ -98,13 +98,15 @@ def main() -> None:
     parser.add_argument("--study", default="llm_scale")
     parser.add_argument("--slots", type=int, default=2, help="side-by-side processes (default 2, one per core)")
     parser.add_argument("--out", default=None, help="output folder (default: a new temporary folder)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="threads of the one-after-another runs, split between the slots (default: every CPU)")
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="ablate-diagnostic-runs-"))
     for name in sorted({n for r in prepare_study(args.study, SCALE, seeds=1).recipes.values() for n in zoo.zoo_names(r.model)}):
         print(f"zoo {name}: building if needed (not timed)", flush=True)
         zoo.build(name)
-    serial_s, serial = in_folder(out / "one-after-another", lambda folder: one_after_another(args.study, folder))
-    side_s, side = in_folder(out / "side-by-side", lambda folder: side_by_side(args.study, folder, args.slots))
+    serial_s, serial = in_folder(out / "one-after-another", lambda folder: one_after_another(args.study, folder, args.threads))
+    side_s, side = in_folder(out / "side-by-side", lambda folder: side_by_side(args.study, folder, args.slots, args.threads))
     print(f"\n{'run':<80} {'one after another':>18} {'side by side':>14}")
     for name in sorted(serial):
         for key, value in sorted(serial[name].items()):
