@@ -1,14 +1,17 @@
-"""A study's diagnostic runs one after another (as before) against side by side on two slots.
+"""A study's diagnostic runs one after another against side by side on two slots.
 
-`ablate study NAME --workers 2` now runs the diagnostics' extra runs on the workers' slots, one
-process each with one of the machine's threads, instead of one after another in the study's
-process with all of them. This script plans the runs a tiny study's diagnostics make (from the
-study's recipes at `--seeds 1`, as `ablate study` plans them), then runs them both ways, each way
-in its own folder with an empty stage store and its own MLflow database, and prints each run's
-objective, both wall times and their ratio. The zoo checkpoints are built first and not timed.
+After its cells, `ablate study NAME --workers K` runs the diagnostics' extra runs side by side on
+the workers' slots (spawned processes) where each worker has its own GPUs, and one after another
+in the study's process, with all the machine's threads, where there are none. This script
+measures that choice on CPU: it plans the runs a tiny study's diagnostics make (from the study's
+recipes at `--seeds 1`, as `ablate study` plans them), then runs them both ways, one after
+another with `--threads` (default: every CPU) and side by side on `--slots` processes that split
+those threads, each way in its own folder with an empty stage store and its own MLflow database.
+It prints each run's eval metrics both ways, both wall times and their ratio. The zoo
+checkpoints are built first and not timed.
 
     python benchmarks/diagnostic_runs.py                      # llm_scale: 2 runs at 2 epochs
-    python benchmarks/diagnostic_runs.py --study connector    # 3 runs
+    python benchmarks/diagnostic_runs.py --study data_types   # 4 runs
 
 The last printed line is `ratio <one after another / side by side>`.
 """
@@ -102,11 +105,14 @@ def main() -> None:
                         help="threads of the one-after-another runs, split between the slots (default: every CPU)")
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="ablate-diagnostic-runs-"))
-    for name in sorted({n for r in prepare_study(args.study, SCALE, seeds=1).recipes.values() for n in zoo.zoo_names(r.model)}):
+    recipes = prepare_study(args.study, SCALE, seeds=1).recipes.values()
+    for name in sorted({n for recipe in recipes for n in zoo.zoo_names(recipe.model)}):
         print(f"zoo {name}: building if needed (not timed)", flush=True)
         zoo.build(name)
-    serial_s, serial = in_folder(out / "one-after-another", lambda folder: one_after_another(args.study, folder, args.threads))
-    side_s, side = in_folder(out / "side-by-side", lambda folder: side_by_side(args.study, folder, args.slots, args.threads))
+    serial_s, serial = in_folder(out / "one-after-another",
+                                 lambda folder: one_after_another(args.study, folder, args.threads))
+    side_s, side = in_folder(out / "side-by-side",
+                             lambda folder: side_by_side(args.study, folder, args.slots, args.threads))
     print(f"\n{'run':<80} {'one after another':>18} {'side by side':>14}")
     for name in sorted(serial):
         for key, value in sorted(serial[name].items()):

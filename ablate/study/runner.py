@@ -282,9 +282,9 @@ def _diagnostic_slots(spec: WorkerSpec, device_envs: list[dict[str, str]], launc
     from ablate.study.diagnostics.pool import Slots
     from ablate.study.diagnostics.run import SideBySide
 
-    # Without GPUs the slots could only split the CPU's threads, and one run at a time with all
-    # of them measured faster (benchmarks/diagnostic_runs.py, llm_scale on 2 cores: 424 s
-    # against 505 s side by side), as these models gain nearly 2x from a second thread.
+    # Without GPUs the slots could only split the CPU's threads, and measured no faster than one
+    # run at a time with all of them (benchmarks/diagnostic_runs.py on 2 cores: llm_scale 424 s
+    # against 505 s side by side, data_types 693 s against 620 s).
     if len(device_envs) < 2 or launch.as_job or not all(env.get("CUDA_VISIBLE_DEVICES") for env in device_envs):
         return None
     threads = worker_threads(len(device_envs))
