@@ -303,8 +303,8 @@ def _diagnose_and_report(outcome: StudyOutcome, run_fn, run_kwargs, side_by_side
 def _diagnose(prepared: PreparedStudy, parent: ParentRun, run_fn, run_kwargs: dict[str, Any] | None, side_by_side,
               console) -> None:
     """The study file's diagnostics at this scale, after the cells: their extra runs nest under
-    the parent run like the cells (what MLflow holds already is not redone). With local workers,
-    the runs go side by side on the workers' slots; else one after another in this process."""
+    the parent run like the cells (what MLflow holds already is not redone). With `side_by_side`
+    (local workers with GPUs each), they share the workers' slots; else they run in this process."""
     from ablate.study.diagnostics.run import declared, run_diagnostics
     from ablate.study.worker import import_run_fn
 

@@ -1,10 +1,11 @@
 """A study's diagnostic runs side by side, one per local worker slot.
 
-After the cells, `ablate study --workers N` has N slots (their threads or GPUs) and the
-diagnostics' extra runs to do. Run one after another in the study's process, they leave N-1
-slots idle; here each slot is a spawned process (concurrent.futures, so results and errors come
-back as futures) with the slot's environment: its share of the threads, its own GPUs. Each
-process logs into `<study folder>/workers/diagnostics-<slot>.log` and stops with the study.
+After the cells, `ablate study --workers N` on a machine with GPUs has N slots (each worker's
+GPUs) and the diagnostics' extra runs to do. Run one after another in the study's process, they
+would leave N-1 slots idle; here each slot is a spawned process (concurrent.futures, so results
+and errors come back as futures) with the slot's environment: its GPUs and its share of the
+threads. Each process logs into `<study folder>/workers/diagnostics-<slot>.log` and stops with
+the study. (Without GPUs the study keeps them in its own process: see runner._diagnostic_slots.)
 """
 
 from __future__ import annotations
