@@ -143,11 +143,7 @@ def run_study(
 
     console = console or Console()
     launch = launch or LaunchOptions()
-    if workers < 1:
-        raise AblateError(f"--workers must be >= 1, got {workers}")
-    if workers > 1 and launch.nnodes > 1:
-        raise AblateError(f"--workers {workers} with --nnodes {launch.nnodes}: a multi-node study runs one worker "
-                          "(on node 0; the other nodes follow with --node-rank)")
+    check_workers(workers, launch)
     # each worker its own GPUs (a clear error if too few, before anything starts)
     device_envs = split_devices(workers, launch.nproc_per_node or 1) if workers > 1 or launch.as_job else [{}]
     # worker and cell processes import the run function by name; in this process any callable will do
@@ -180,6 +176,15 @@ def run_study(
         console.print("[yellow]interrupted[/]: re-run the same command to resume")
         raise KeyboardInterrupt
     return outcome
+
+
+def check_workers(workers: int, launch: LaunchOptions) -> None:
+    """AblateError for a --workers count this launch cannot run."""
+    if workers < 1:
+        raise AblateError(f"--workers must be >= 1, got {workers}")
+    if workers > 1 and launch.nnodes > 1:
+        raise AblateError(f"--workers {workers} with --nnodes {launch.nnodes}: a multi-node study runs one worker "
+                          "(on node 0; the other nodes follow with --node-rank)")
 
 
 def preflight(prepared: PreparedStudy, console) -> None:
