@@ -340,13 +340,20 @@ def _serial_stage_length_value(project, monkeypatch) -> float:
     return result["data"]["arms"]["mlp2"]["2"]["value"]
 
 
-@pytest.mark.slow
-def test_without_gpus_the_diagnostic_runs_stay_in_the_study_process_with_its_threads(project, monkeypatch):
-    write_project(project, study_with([STAGE_LENGTH]))
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a CPU machine: two workers would split its threads
-    run_study("demo", scale="tiny", run_fn="study_fakes:fake_run", workers=2, console=quiet_console(), poll_s=0.2)
-    events = [e for e in run_log(project) if e["name"].endswith("ep")]
-    assert len(events) == 8 and {e["pid"] for e in events} == {os.getpid()}
+def test_diagnostic_runs_go_side_by_side_only_where_each_local_worker_has_its_own_gpus(tmp_path):
+    from ablate.study.launch import LaunchOptions
+    from ablate.study.runner import _diagnostic_slots
+    from ablate.study.worker import WorkerSpec
+
+    spec = WorkerSpec("demo.yaml", "tiny", [7], str(tmp_path), None, "sqlite:///m.db", "r0", run_fn="m:f")
+    gpus = [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    side = _diagnostic_slots(spec, gpus, LaunchOptions())
+    assert [env["CUDA_VISIBLE_DEVICES"] for env in side.slots.envs] == ["0", "1"] and side.run_fn == "m:f"
+    assert side.slots.log_dir == tmp_path / "workers"
+    # on CPU (two workers would split the threads), with one worker, or with cells run as jobs: none
+    assert _diagnostic_slots(spec, [{}, {}], LaunchOptions()) is None
+    assert _diagnostic_slots(spec, gpus[:1], LaunchOptions()) is None
+    assert _diagnostic_slots(spec, gpus, LaunchOptions(kind="torchrun")) is None
 
 
 @pytest.mark.slow
