@@ -32,37 +32,38 @@ def planned_jobs(study_name: str, tracking_uri: str):
     them once its cells are done (a diagnostic plans from the cells' recipes)."""
     from ablate.study.diagnostics.run import context, pending_jobs
     from ablate.study.runner import prepare_study
-    from ablate.study.worker import DEFAULT_RUN_FN
 
     prepared = prepare_study(study_name, SCALE, seeds=1)
     ctx = context(prepared.study, SCALE, [], prepared.recipes, [])
     return pending_jobs(ctx, prepared.label, recipe_path=prepared.study.base_path(SCALE), tracking_uri=tracking_uri,
-                        parent_run_id=None, run_fn=DEFAULT_RUN_FN, run_kwargs={})
+                        parent_run_id=None)
 
 
 def one_after_another(study_name: str, folder: Path, threads: int) -> tuple[float, dict[str, float]]:
     """Every run in this process with all `threads` (how the diagnostics ran before)."""
     from ablate.study.cell import import_run_fn
     from ablate.study.diagnostics.run import run_here
+    from ablate.study.worker import DEFAULT_RUN_FN
     from ablate.threads import ThreadChoice, apply_threads
 
     print(f"one after another: {apply_threads(ThreadChoice(threads, '--threads')).line()}", flush=True)
     jobs = planned_jobs(study_name, f"sqlite:///{folder / 'mlflow.db'}")
     started = time.perf_counter()
-    run_here(jobs, import_run_fn(jobs[0].run_fn), say)
+    run_here(jobs, import_run_fn(DEFAULT_RUN_FN), say)
     return time.perf_counter() - started, objectives(folder)
 
 
 def side_by_side(study_name: str, folder: Path, slots: int, threads: int) -> tuple[float, dict[str, float]]:
     """Every run on `slots` spawned processes, each with its share of the `threads`."""
     from ablate.study.diagnostics.pool import Slots, run_jobs
+    from ablate.study.worker import DEFAULT_RUN_FN
     from ablate.threads import ENV
 
     jobs = planned_jobs(study_name, f"sqlite:///{folder / 'mlflow.db'}")
     envs = [{ENV: str(max(1, threads // slots))} for _ in range(slots)]
     print(f"side by side: {slots} slots, {envs[0] or 'threads as set'}", flush=True)
     started = time.perf_counter()
-    run_jobs(jobs, Slots(envs, folder / "workers"), say)
+    run_jobs(jobs, Slots(envs, folder / "workers", DEFAULT_RUN_FN), say)
     return time.perf_counter() - started, objectives(folder)
 
 

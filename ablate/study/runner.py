@@ -285,7 +285,6 @@ def _diagnostic_slots(spec: WorkerSpec, device_envs: list[dict[str, str]], launc
     """The local workers' slots (each its own GPUs), for the diagnostics' runs side by side; None
     (they run here, one after another) with one worker, cells run as launched jobs, or no GPUs."""
     from ablate.study.diagnostics.pool import Slots
-    from ablate.study.diagnostics.run import SideBySide
 
     # Without GPUs the slots could only split the CPU's threads, and measured no faster than one
     # run at a time with all of them (benchmarks/diagnostic_runs.py on 2 cores: llm_scale 424 s
@@ -293,8 +292,8 @@ def _diagnostic_slots(spec: WorkerSpec, device_envs: list[dict[str, str]], launc
     if len(device_envs) < 2 or launch.as_job or not all(env.get("CUDA_VISIBLE_DEVICES") for env in device_envs):
         return None
     threads = worker_threads(len(device_envs))
-    slots = Slots([{**devices, **threads} for devices in device_envs], Path(spec.folder) / "workers")
-    return SideBySide(slots, spec.run_fn, dict(spec.run_kwargs))
+    return Slots([{**devices, **threads} for devices in device_envs], Path(spec.folder) / "workers", spec.run_fn,
+                 dict(spec.run_kwargs))
 
 
 def _diagnose_and_report(outcome: StudyOutcome, run_fn, run_kwargs, side_by_side, report: bool, include_stale: bool,

@@ -348,8 +348,8 @@ def test_diagnostic_runs_go_side_by_side_only_where_each_local_worker_has_its_ow
     spec = WorkerSpec("demo.yaml", "tiny", [7], str(tmp_path), None, "sqlite:///m.db", "r0", run_fn="m:f")
     gpus = [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
     side = _diagnostic_slots(spec, gpus, LaunchOptions())
-    assert [env["CUDA_VISIBLE_DEVICES"] for env in side.slots.envs] == ["0", "1"] and side.run_fn == "m:f"
-    assert side.slots.log_dir == tmp_path / "workers"
+    assert [env["CUDA_VISIBLE_DEVICES"] for env in side.envs] == ["0", "1"] and side.run_fn == "m:f"
+    assert side.log_dir == tmp_path / "workers"
     # on CPU (two workers would split the threads), with one worker, or with cells run as jobs: none
     assert _diagnostic_slots(spec, [{}, {}], LaunchOptions()) is None
     assert _diagnostic_slots(spec, gpus[:1], LaunchOptions()) is None

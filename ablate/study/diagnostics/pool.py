@@ -30,16 +30,17 @@ class DiagnosticJob:
     recipe_path: str | None
     tracking_uri: str
     parent_run_id: str
-    run_fn: str  # "module:function"
-    run_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class Slots:
-    """Where diagnostic runs may go side by side: one environment per slot, and the log folder."""
+    """Where diagnostic runs may go side by side: one environment per slot, the log folder, and
+    the run function by name (a spawned process imports it), with its keyword arguments."""
 
     envs: list[dict[str, str]]
     log_dir: Path
+    run_fn: str  # "module:function"
+    run_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def run_jobs(jobs: list[DiagnosticJob], slots: Slots, say: Callable[[str], None]) -> None:
@@ -56,7 +57,7 @@ def run_jobs(jobs: list[DiagnosticJob], slots: Slots, say: Callable[[str], None]
                              initargs=(free, str(slots.log_dir))) as pool:
         try:
             say(f"diagnostics: {len(jobs)} runs, {side} side by side (logs: {slots.log_dir}/diagnostics-*.log)")
-            running = {pool.submit(run_job, job): job for job in jobs}
+            running = {pool.submit(run_job, job, slots.run_fn, slots.run_kwargs): job for job in jobs}
             _collect(running, say, errors)
         except KeyboardInterrupt:
             pool.shutdown(wait=True, cancel_futures=True)  # each process got the Ctrl-C too
@@ -93,7 +94,7 @@ def _start_slot(free, log_dir: str) -> None:
     print(f"[diagnostics slot {slot}] {apply_threads().line()}", flush=True)
 
 
-def run_job(job: DiagnosticJob) -> float:
+def run_job(job: DiagnosticJob, run_fn: str, run_kwargs: dict[str, Any]) -> float:
     """One diagnostic run and its figures in MLflow (in a slot's process); its seconds."""
     from ablate.errors import AblateError
     from ablate.study.cell import import_run_fn
@@ -101,9 +102,8 @@ def run_job(job: DiagnosticJob) -> float:
     print(f"[diagnostics] start {job.line}", flush=True)
     started = time.perf_counter()
     try:
-        result = import_run_fn(job.run_fn)(job.recipe, recipe_path=job.recipe_path, tracking_uri=job.tracking_uri,
-                                           parent_run_id=job.parent_run_id, tags=job.tags, progress=None,
-                                           **job.run_kwargs)
+        result = import_run_fn(run_fn)(job.recipe, recipe_path=job.recipe_path, tracking_uri=job.tracking_uri,
+                                       parent_run_id=job.parent_run_id, tags=job.tags, progress=None, **run_kwargs)
     except AblateError as exc:  # its message, as a plain AblateError: a subclass with its own
         raise AblateError(str(exc)) from None  # __init__ would not unpickle in the study's process
     seconds = time.perf_counter() - started

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from ablate.study.diagnostics.base import POINT_TAG, TAG, DiagnosticContext, DiagnosticRun
@@ -40,7 +39,7 @@ def collect_diagnostic_runs(parent) -> list[DiagnosticRun]:
 
 def run_diagnostics(study, scale: str, label: str, parent, recipes: dict[str, Any], run_fn: Callable[..., Any],
                     say: Callable[[str], None], *, recipe_path=None, tracking_uri: str | None = None,
-                    side_by_side: SideBySide | None = None) -> None:
+                    side_by_side: Slots | None = None) -> None:
     """Run what each declared diagnostic needs that MLflow does not hold yet: its recipe runs
     (nested under `parent`, tagged with the diagnostic, point, arm and seed) and its records.
     With `side_by_side` and more than one run to do, the runs share its slots; else they run
@@ -50,10 +49,9 @@ def run_diagnostics(study, scale: str, label: str, parent, recipes: dict[str, An
     cell_runs = collect_runs(parent, predictions=False)
     ctx = context(study, scale, cell_runs, recipes, collect_diagnostic_runs(parent))
     jobs = pending_jobs(ctx, label, recipe_path=recipe_path, tracking_uri=tracking_uri or parent.tracking_uri,
-                        parent_run_id=parent.run_id, run_fn=side_by_side.run_fn if side_by_side else "",
-                        run_kwargs=side_by_side.run_kwargs if side_by_side else {})
-    if side_by_side and len(jobs) > 1 and len(side_by_side.slots.envs) > 1:
-        run_jobs(jobs, side_by_side.slots, say)
+                        parent_run_id=parent.run_id)
+    if side_by_side and len(jobs) > 1 and len(side_by_side.envs) > 1:
+        run_jobs(jobs, side_by_side, say)
     else:
         run_here(jobs, run_fn, say)
     ctx = context(study, scale, cell_runs, recipes, collect_diagnostic_runs(parent))
@@ -71,17 +69,8 @@ def run_here(jobs: list[DiagnosticJob], run_fn: Callable[..., Any], say: Callabl
         log_figures(result, time.perf_counter() - started)
 
 
-@dataclass
-class SideBySide:
-    """How diagnostic runs may leave this process: the slots, and the run function by name."""
-
-    slots: Slots
-    run_fn: str
-    run_kwargs: dict[str, Any]
-
-
-def pending_jobs(ctx: DiagnosticContext, label: str, *, recipe_path, tracking_uri: str, parent_run_id: str | None,
-                 run_fn: str, run_kwargs: dict[str, Any]) -> list[DiagnosticJob]:
+def pending_jobs(ctx: DiagnosticContext, label: str, *, recipe_path, tracking_uri: str,
+                 parent_run_id: str | None) -> list[DiagnosticJob]:
     """Every declared diagnostic's planned runs that `ctx` does not hold finished, in order.
     (A diagnostic plans from the cells' recipes and its own runs, never another's, so all plan at once.)"""
     from ablate.recipe.loading import recipe_hash
@@ -95,7 +84,7 @@ def pending_jobs(ctx: DiagnosticContext, label: str, *, recipe_path, tracking_ur
             jobs.append(DiagnosticJob(
                 f"diagnostic {diagnostic.key}: {planned.arm} · seed {planned.seed} · {planned.point}", planned.recipe,
                 diagnostic_tags(ctx.study.name, label, diagnostic.key, planned), recipe_path, tracking_uri,
-                parent_run_id, run_fn, dict(run_kwargs)))
+                parent_run_id))
     return jobs
 
 
