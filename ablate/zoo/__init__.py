@@ -108,6 +108,9 @@ class ZooSpec:
     start_from: str | None = None
     # What the Llama's tokenizer is trained on (ablate.zoo.tokenizer.VOCABULARIES).
     vocabulary: str = "easyvqa"
+    # Built only when named (or loaded): no shipped recipe loads it, so `ablate zoo build tiny`
+    # does not spend its pretraining minutes on it. Not part of the fingerprint.
+    on_request: bool = False
 
     def fingerprint(self) -> dict[str, Any]:
         fp = {"name": self.name, "family": self.family, "config": self.config, "seed": self.seed,
@@ -130,9 +133,10 @@ ZOO: dict[str, ZooSpec] = {
         ZooSpec("tiny-llama-easyvqa", "llama", TINY_LLAMA, seed=3, pretrain=LLAMA_PRETRAIN,
                 description="tiny-llama, language-pretrained on text about easy-VQA train images (7 min)"),
         ZooSpec("tiny-llama-easyvqa-recall", "llama", TINY_LLAMA, seed=3, pretrain=LLAMA_RECALL_PRETRAIN,
-                start_from="tiny-llama-easyvqa",
+                start_from="tiny-llama-easyvqa", on_request=True,
                 description="tiny-llama-easyvqa, pretrained further on its documents with half of them "
-                            "answering across a passage of unrelated sentences (30 to 150 tokens)"),
+                            "answering across a passage of unrelated sentences (30 to 150 tokens; "
+                            "benchmarks/zoo_lm_probe.py's; about 15 min, built when named)"),
         ZooSpec("tiny-llama-easyvqa-sqa", "llama", TINY_LLAMA, seed=3, pretrain=LLAMA_PRETRAIN,
                 vocabulary="easyvqa+scienceqa",
                 description="tiny-llama-easyvqa with a tokenizer that also knows the embedded ScienceQA's "
@@ -229,8 +233,9 @@ def checked(name: str, dest: Path) -> Path:
 
 
 def entries_of_size(size: str) -> list[str]:
-    """The entries of one scale's size, "tiny" or "small" (`ablate zoo build tiny|small`)."""
-    return [name for name in ZOO if name.startswith(f"{size}-")]
+    """The entries of one scale's size, "tiny" or "small" (`ablate zoo build tiny|small`), but
+    those built only on request."""
+    return [name for name, spec in ZOO.items() if name.startswith(f"{size}-") and not spec.on_request]
 
 
 def build_all(names: list[str] | None = None, force: bool = False) -> dict[str, Path]:

@@ -36,6 +36,18 @@ def test_zoo_build_takes_a_size():
     assert zoo.entries_of_size("small") == ["small-clip-easyvqa", "small-llama-easyvqa", "small-llama-large-easyvqa"]
     assert "tiny-llama-easyvqa" in zoo.entries_of_size("tiny") and not any(
         n.startswith("small") for n in zoo.entries_of_size("tiny"))
+    # an entry no shipped recipe loads is built when named, not with its size
+    assert zoo.ZOO["tiny-llama-easyvqa-recall"].on_request
+    assert "tiny-llama-easyvqa-recall" not in zoo.entries_of_size("tiny")
+
+
+def test_zoo_build_tiny_builds_every_entry_the_tiny_studies_load():
+    from ablate.study.discovery import available
+    from ablate.study.runner import prepare_study
+
+    loaded = {name for study in available() for recipe in prepare_study(study, "tiny", seeds=1).recipes.values()
+              for name in zoo.zoo_names(recipe.model)}
+    assert "tiny-llama-easyvqa-copy" in loaded and loaded <= set(zoo.entries_of_size("tiny"))
 
 
 @pytest.mark.parametrize("study", STUDIES)
