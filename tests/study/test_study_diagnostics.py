@@ -372,6 +372,19 @@ def test_a_failed_side_by_side_run_lets_the_others_finish_and_only_it_runs_again
     assert len(starts) == 4 + 4 + 1 and starts[-1] == "demo-mlp2-s7-instruct2ep"  # nothing else is redone
 
 
+def test_a_failed_run_does_not_keep_the_other_diagnostics_from_recording(project, monkeypatch):
+    probe = {"type": "layer_probe", "train_images": 40, "test_images": 20}
+    write_project(project, study_with([STAGE_LENGTH, probe]))
+    monkeypatch.setenv("FAKE_RUN_MISSING", "mlp2-s7-instruct2ep")
+    with pytest.raises(AblateError, match="cannot load checkpoint"):
+        run()
+    from ablate.study.diagnostics.run import collect_diagnostic_runs
+
+    recorded = [r.diagnostic for r in collect_diagnostic_runs(saved_parent(project / "runs" / "studies" / "demo-tiny"))]
+    assert recorded.count("layer_probe") == 1  # the probe measured all the same
+    assert recorded.count("stage_length") == 2  # linear's two runs, before the failed one (run here, in order)
+
+
 def test_a_variant_runs_one_arm_once_with_its_change_and_reports_it_beside_the_cells(project):
     variant = {"type": "variant", "arm": "mlp2", "label": "depth 3", "set": {"model.connector.depth": 3}}
     write_project(project, study_with([variant]))

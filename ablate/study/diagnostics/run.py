@@ -43,20 +43,29 @@ def run_diagnostics(study, scale: str, label: str, parent, recipes: dict[str, An
     """Run what each declared diagnostic needs that MLflow does not hold yet: its recipe runs
     (nested under `parent`, tagged with the diagnostic, point, arm and seed) and its records.
     With `side_by_side` and more than one run to do, the runs share its slots; else they run
-    here, one after another."""
+    here, one after another. When a run fails, the diagnostics whose runs all finished still
+    record theirs before the error ends the command."""
     from ablate.study.collect import collect_runs
 
     cell_runs = collect_runs(parent, predictions=False)
+    where = dict(recipe_path=recipe_path, tracking_uri=tracking_uri or parent.tracking_uri,
+                 parent_run_id=parent.run_id)
+    jobs = pending_jobs(context(study, scale, cell_runs, recipes, collect_diagnostic_runs(parent)), label, **where)
+    failure: Exception | None = None
+    try:
+        if side_by_side and len(jobs) > 1 and len(side_by_side.envs) > 1:
+            run_jobs(jobs, side_by_side, say)
+        else:
+            run_here(jobs, run_fn, say)
+    except Exception as error:  # not a Ctrl-C: that stops the command here
+        failure = error
     ctx = context(study, scale, cell_runs, recipes, collect_diagnostic_runs(parent))
-    jobs = pending_jobs(ctx, label, recipe_path=recipe_path, tracking_uri=tracking_uri or parent.tracking_uri,
-                        parent_run_id=parent.run_id)
-    if side_by_side and len(jobs) > 1 and len(side_by_side.envs) > 1:
-        run_jobs(jobs, side_by_side, say)
-    else:
-        run_here(jobs, run_fn, say)
-    ctx = context(study, scale, cell_runs, recipes, collect_diagnostic_runs(parent))
+    unfinished = {job.tags[TAG] for job in pending_jobs(ctx, label, **where)} if failure else set()
     for diagnostic in declared(study, scale):
-        diagnostic.record(ctx, parent)  # skips what MLflow holds
+        if diagnostic.key not in unfinished:
+            diagnostic.record(ctx, parent)  # skips what MLflow holds
+    if failure is not None:
+        raise failure
 
 
 def run_here(jobs: list[DiagnosticJob], run_fn: Callable[..., Any], say: Callable[[str], None]) -> None:
