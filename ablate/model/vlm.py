@@ -381,6 +381,10 @@ class VisionLanguageModel(nn.Module):
         )
         kwargs.setdefault("do_sample", False)
         kwargs.setdefault("num_beams", 1)
+        # Each rank generates for its own share of an evaluation, never in step with the others
+        # (under ZeRO-3 the weights are gathered whole first): transformers would otherwise sync
+        # every decoding step across ranks while a ZeRO-3 stage is set up.
+        kwargs.setdefault("synced_gpus", False)
         if kwargs.get("pad_token_id") is None and self.pad_token_id is not None:
             kwargs["pad_token_id"] = self.pad_token_id
         one_per_row = kwargs["num_beams"] == 1 and kwargs.get("num_return_sequences", 1) == 1

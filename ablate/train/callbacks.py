@@ -136,12 +136,13 @@ class RichProgressCallback(TrainerCallback):
 
 
 class EpochEndCallback(TrainerCallback):
-    """Calls `fn(epoch)` after each epoch (evaluation every epoch, for plateau studies)."""
+    """Calls `fn(epoch)` after each epoch on every rank (evaluation every epoch, for plateau
+    studies): the evaluation is sharded, each rank generating for its share and rank 0 gathering,
+    so a rank left out would leave the others waiting in the gather (or, as gloo reports, meet
+    them in the next training collective with the wrong message)."""
 
     def __init__(self, fn: Callable[[int], None]):
         self.fn = fn
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        epoch = round(state.epoch or 0)
-        if state.is_world_process_zero:
-            self.fn(epoch)
+        self.fn(round(state.epoch or 0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -194,19 +195,26 @@ def run_stage(
     callbacks = [LogAtSaveCallback(), metrics]
     if progress is not None:
         callbacks.append(RichProgressCallback(f"stage {stage.name}", progress, metrics))
-    if epoch_end is not None:
-        callbacks.append(EpochEndCallback(epoch_end))
     trainer = VLMTrainer(
         model=vlm, args=args, train_dataset=dataset, data_collator=collator,
         callbacks=callbacks, connector_lr=stage.connector_lr, group_by_modality_length=stage.group_by_modality_length,
     )
     trainer.remove_callback(PrinterCallback)
+    if epoch_end is not None:
+        trainer.add_callback(EpochEndCallback(partial(_on_whole_weights, trainer, epoch_end)))
     output = trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
     release_deepspeed(trainer)
     result = StageResult(stage.name, output.global_step, float(output.metrics.get("train_runtime", 0.0)),
                          {**metrics.last, **stage_losses(trainer.state.log_history)})
     _write_state(workdir, output.global_step, output.metrics)
     return result
+
+
+def _on_whole_weights(trainer, fn: Callable[[int], None], epoch: int) -> None:
+    from ablate.train.trainer import whole_weights
+
+    with whole_weights(trainer):
+        fn(epoch)
 
 
 def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:

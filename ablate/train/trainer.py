@@ -9,6 +9,8 @@ labels after the splice.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from transformers import Trainer
 
@@ -140,6 +142,35 @@ def release_deepspeed(trainer) -> None:
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
     unset_hf_deepspeed_config()
+
+
+@contextmanager
+def whole_weights(trainer):
+    """Inside: the model whole on every rank, as plain modules, for an evaluation in the middle of
+    a stage (after an epoch).
+
+    ZeRO-3 gathers each layer's weights in hooks around its forward: collectives every rank must
+    join, in the same order. A sharded evaluation runs different forwards on each rank (its own
+    items and answer lengths), so with the hooks on, the ranks would deadlock (gloo reports a
+    collective mismatch). DeepSpeed has no public switch for the hooks; TRL's remove_hooks and
+    add_hooks, which it keeps in step with DeepSpeed for generating during training, take them off
+    while GatheredParameters holds every weight whole (memory for the whole model on each rank,
+    for the evaluation's length) and put them back before training goes on. Any other stage:
+    nothing to do.
+    """
+    engine = getattr(trainer, "deepspeed", None)
+    if engine is None or engine.zero_optimization_stage() != 3:
+        yield
+        return
+    import deepspeed
+    from trl.models.utils import add_hooks, remove_hooks
+
+    with deepspeed.zero.GatheredParameters(list(engine.module.parameters()), modifier_rank=None):
+        remove_hooks(engine)
+        try:
+            yield
+        finally:
+            add_hooks(engine)
 
 
 def _gather_one_by_one(sharded: list[torch.nn.Parameter]) -> dict[int, torch.Tensor]:

@@ -32,18 +32,23 @@ def _losses(client, run, stage: str) -> list[float]:
 @pytest.mark.slow
 def test_zero3_stages_are_gathered_whole_for_the_next_stage_the_store_and_eval(tmp_path):
     """ZeRO-3 leaves each rank a slice of every weight; after a stage they are gathered back,
-    so a LoRA stage (on padding-free batches) can follow, the store gets whole weights and rank 0
-    can evaluate alone."""
+    so a LoRA stage (on padding-free batches) can follow, the store gets whole weights and the
+    ranks can evaluate their shares. After each epoch of the last stage, while its weights are
+    partitioned, both ranks evaluate too: 5 items, so 3 on one rank and 2 on the other, each
+    rank's forwards its own (with ZeRO-3's gathering hooks on, gloo reports a collective mismatch)."""
     from ablate.model.build import build_vlm
 
     data = tiny_run.recipe(tmp_path, [
         tiny_run.stage("align", max_steps=2, deepspeed="zero3.json"),
-        tiny_run.stage("instruct", tiny_run.easy_vqa("qa", images=2), template="vicuna_v1", max_steps=2,
-                       deepspeed="zero3.json", packing=True,
+        tiny_run.stage("instruct", tiny_run.easy_vqa("qa", images=1), template="vicuna_v1", max_steps=-1,
+                       epochs=2, deepspeed="zero3.json", packing=True,
                        trainable={"encoder": "frozen", "connector": "full", "llm": {"lora": {"r": 4}}}),
-    ])
+    ], eval={"data": tiny_run.easy_vqa("qa", images=2, split="test", limit=5), "evaluator": "exact_match",
+             "max_new_tokens": 3, "batch_size": 2, "each_epoch": True})
     client, run = _torchrun(tmp_path, data)
     assert all(math.isfinite(v) for s in ("align", "instruct") for v in _losses(client, run, s))
+    curve = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "epoch_eval/accuracy")}
+    assert sorted(curve) == [1, 2] and curve[2] == run.data.metrics["eval/accuracy"]  # the same weights at the end
     # The frozen encoder's features come from the cache in both ZeRO-3 stages: rank 0 stored every
     # image before each stage's engine partitioned the encoder, and training only read them.
     # (A miss while training would have stopped the run: the ZeRO-3 collator never encodes.)
