@@ -60,7 +60,7 @@ class StageEstimate:
 
     @property
     def memory_gib(self) -> float:
-        return self.memory.total(self.stage.gradient_checkpointing) / GIB
+        return self.memory.peak(self.stage.gradient_checkpointing) / GIB
 
 
 @dataclass
@@ -120,8 +120,10 @@ class Planner:
         zero = zero_stage(deepspeed_settings(stage, base_dir))
         full_logits = materialises_logits(stage.loss, vlm.llm, partitioned=zero == 3,
                                           where=f"stages.{stage.name}.loss")
+        each_epoch = recipe.eval is not None and recipe.eval.each_epoch and index == len(recipe.stages) - 1
         memory = stage_memory(params, shapes, zero=zero, gpus=settings.gpus, precision=stage.precision,
-                              batch=stage.batch_size, seq=longest_batch(stage, data), full_logits=full_logits)
+                              batch=stage.batch_size, seq=longest_batch(stage, data), full_logits=full_logits,
+                              evaluates_each_epoch=each_epoch)
         mfu = choose_mfu(settings.mfu, settings.gpu, params["llm"].trainable > 0, settings.recorded)
         peak = settings.gpu.peak_flops(stage.precision, stage.tf32)
         hours = None if per_sample is None or samples is None else (

@@ -19,6 +19,10 @@ bf16/fp16, else 4), with fused attention (no T^2 scores kept):
   time, whatever the sequence length;
 - with gradient checkpointing each layer keeps only its input (s b h), plus one layer recomputed
   at a time. A frozen LLM the backward runs through is counted as a trained one: an upper bound.
+Evaluating after every epoch (`eval.each_epoch`, the last stage) in a ZeRO-3 stage gathers the
+weights whole on every GPU (ablate.train.trainer.whole_weights) between steps, when no activations
+are held: the model states plus the weights' other (gpus - 1) / gpus shares. The KV cache of the
+evaluation's generation is not counted.
 Not counted: the connector's activations, communication buckets, fragmentation, CUDA context.
 """
 
@@ -43,10 +47,19 @@ class Memory:
     activations: float
     activations_checkpointed: float
     full_logits: bool = True  # the loss holds every position's logits at once (else a chunk at a time)
+    gathered_for_eval: float = 0.0  # added while evaluating after an epoch (ZeRO-3 gathers the weights)
+
+    @property
+    def states(self) -> float:
+        return self.weights + self.gradients + self.optimizer
 
     def total(self, checkpointed: bool) -> float:
-        states = self.weights + self.gradients + self.optimizer
-        return states + (self.activations_checkpointed if checkpointed else self.activations)
+        """The training step's peak."""
+        return self.states + (self.activations_checkpointed if checkpointed else self.activations)
+
+    def peak(self, checkpointed: bool) -> float:
+        """The stage's peak: its training step's, or its evaluations' after an epoch when larger."""
+        return max(self.total(checkpointed), self.states + self.gathered_for_eval)
 
 
 def model_states(params: dict[str, Params], zero: int | None, gpus: int, precision: str) -> tuple[float, float, float]:
@@ -83,7 +96,8 @@ def activations(shapes: Shapes, encoder_trained: bool, batch: int, seq: int, pre
 
 
 def stage_memory(params: dict[str, Params], shapes: Shapes, *, zero: int | None, gpus: int, precision: str,
-                 batch: int, seq: int, full_logits: bool = True) -> Memory:
+                 batch: int, seq: int, full_logits: bool = True, evaluates_each_epoch: bool = False) -> Memory:
     weights, gradients, optimizer = model_states(params, zero, gpus, precision)
     full, checkpointed = activations(shapes, params["encoder"].trainable > 0, batch, seq, precision, full_logits)
-    return Memory(weights, gradients, optimizer, full, checkpointed, full_logits)
+    gathered = weights * (gpus - 1) if evaluates_each_epoch and zero == 3 else 0.0  # `weights` is one share
+    return Memory(weights, gradients, optimizer, full, checkpointed, full_logits, gathered)

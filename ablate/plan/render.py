@@ -57,6 +57,7 @@ def stage_json(stage: StageEstimate, gpus: int) -> dict[str, Any]:
                        "optimizer": memory.optimizer / GIB, "activations": memory.activations / GIB,
                        "activations_checkpointed": memory.activations_checkpointed / GIB,
                        "gradient_checkpointing": stage.stage.gradient_checkpointing,
+                       "gathered_for_eval": memory.gathered_for_eval / GIB,
                        "logits": "full" if memory.full_logits else "chunked"},
         "mfu": stage.mfu.value, "mfu_source": stage.mfu.source, "peak_tflops": stage.peak_flops / 1e12,
         "device_hours": None if stage.hours is None else stage.hours * gpus,
@@ -141,8 +142,15 @@ def _memory_line(stage: StageEstimate, memory_gib: float) -> str:
     return (f"{states}; activations {_gib(m.activations_checkpointed)} GiB checkpointed, {_gib(m.activations)} "
             f"without (batches of {stage.stage.batch_size} x {stage.sequence} positions, "
             f"{'full logits' if m.full_logits else 'logits a chunk at a time'}): "
-            f"{_gib(m.total(True))} GiB with checkpointing, {_gib(m.total(False))} without; as the stage runs, "
-            f"it {fits} in {memory_gib:g} GiB")
+            f"{_gib(m.total(True))} GiB with checkpointing, {_gib(m.total(False))} without"
+            f"{_eval_clause(m)}; as the stage runs, it {fits} in {memory_gib:g} GiB")
+
+
+def _eval_clause(m) -> str:
+    if not m.gathered_for_eval:
+        return ""
+    return (f"; evaluating after each epoch, ZeRO-3's weights are gathered whole: +{_gib(m.gathered_for_eval)} GiB, "
+            f"{_gib(m.states + m.gathered_for_eval)} GiB")
 
 
 def _hours(hours: float | None, gpus: int, gpu_key: str) -> str:

@@ -68,3 +68,18 @@ def test_a_chunked_loss_holds_one_chunk_of_logits_whatever_the_length():
     assert chunked == layers + CHUNK_LOGITS * 10
     short = activations(SHAPES, False, 2, 10, "bf16", full_logits=False)  # fewer logits than one chunk
     assert short == activations(SHAPES, False, 2, 10, "bf16")
+
+
+def test_evaluating_after_each_epoch_of_a_zero3_stage_gathers_the_weights_whole():
+    def memory(zero=3, batch=2, seq=10, each_epoch=True):
+        return stage_memory(PARAMS, SHAPES, zero=zero, gpus=4, precision="bf16", batch=batch, seq=seq,
+                            evaluates_each_epoch=each_epoch)
+
+    states = 1500 * 2 / 4 + 1100 * 2 / 4 + 1100 * 12 / 4  # 4,600
+    assert memory(each_epoch=False).gathered_for_eval == 0
+    assert memory().gathered_for_eval == 1500 * 2 * 3 / 4  # the other three GPUs' shares of the bf16 weights
+    # two sequences of 10 hold more activations (34,080) than the gathered weights: the step is the peak
+    assert memory().peak(True) == memory().total(True) == states + 34_080
+    # one position: 1,704 bytes of activations, so the evaluation is the peak
+    assert memory(batch=1, seq=1).peak(True) == states + 2250 > memory(batch=1, seq=1).total(True) == states + 1704
+    assert memory(zero=2).gathered_for_eval == 0  # ZeRO-2 holds the weights whole already
