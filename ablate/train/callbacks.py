@@ -9,7 +9,9 @@ from transformers import TrainerCallback
 
 
 class ThroughputMeter:
-    """Samples/s and tokens/s between two log events. Tokens are counted by the model."""
+    """Samples/s and tokens/s of the whole job between two log events. Each rank's model counts
+    its own tokens; `measure` sums them over the ranks (a collective: every rank calls it), as
+    the samples count the global batch."""
 
     def __init__(self, model, global_batch: int):
         self.model = model
@@ -25,9 +27,20 @@ class ThroughputMeter:
     def measure(self, step: int) -> dict[str, float]:
         elapsed = max(time.perf_counter() - self.t0, 1e-9)
         samples = (step - self.step0) * self.global_batch
-        tokens = self._tokens() - self.tokens0
+        tokens = summed_over_ranks(self._tokens() - self.tokens0)
         self.reset(step)
         return {"samples_per_s": samples / elapsed, "tokens_per_s": tokens / elapsed}
+
+
+def summed_over_ranks(count: int) -> int:
+    """`count` summed over the job's ranks (every rank calls this); itself in a one-process run."""
+    from ablate.ranks import ranks
+
+    if ranks().num_processes == 1:
+        return count
+    from accelerate.utils import gather_object
+
+    return sum(gather_object([count]))
 
 
 class MetricsCallback(TrainerCallback):
@@ -41,11 +54,14 @@ class MetricsCallback(TrainerCallback):
         self.meter.reset(state.global_step)
 
     def on_log(self, args, state, control, logs: dict[str, Any] | None = None, **kwargs):
-        if not state.is_world_process_zero or not logs:
+        if not logs:
+            return
+        # every rank measures: the tokens are summed over them (the Trainer logs on every rank)
+        throughput = self.meter.measure(state.global_step) if "loss" in logs else {}
+        if not state.is_world_process_zero:
             return
         metrics = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and k != "epoch"}
-        if "loss" in metrics:
-            metrics.update(self.meter.measure(state.global_step))
+        metrics.update(throughput)
         if "train_loss" in metrics:
             # Trainer's train_loss covers only this train() call: after --resume, just the resumed part.
             metrics.update(stage_losses(state.log_history))
