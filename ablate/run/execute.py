@@ -69,8 +69,7 @@ def _reuse(entry: PlannedStage, meta: dict[str, Any], ctx: RunContext, curve_key
                           f"ablate.stage.{entry.stage.name}.key": entry.key})
     curve = (meta.get("epoch_eval") or {}).get(curve_key) or {} if curve_key else {}
     for epoch, metrics in sorted((int(e), m) for e, m in curve.items()):
-        ctx.epoch_metrics[epoch] = metrics
-        ctx.tracker.log_metrics({f"epoch_eval/{k}": v for k, v in metrics.items()}, step=epoch)
+        log_epoch(ctx, epoch, metrics)
     edges = meta.get("turn_edges") or {}
     _log_turn_edges(ctx, entry.stage.name, edges)
     return StageOutcome(entry.stage.name, entry.key, trained_by, 0.0, meta.get("steps", 0), meta.get("metrics", {}),
@@ -96,11 +95,12 @@ def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | No
     # The collator is made (and a ZeRO-3 stage's features stored) before run_stage builds the
     # stage's Trainer and DeepSpeed engine: until then the encoder is whole on every rank.
     collator = _collator(ctx, index, dataset)
+    epoch_end = _epoch_end(ctx, entry, curve_key)
     result = run_stage(
         vlm=vlm, stage=stage, seed=ctx.recipe.stage_seed(stage), dataset=dataset, collator=collator,
         workdir=ctx.store.dir(entry.key), tracker=ctx.tracker, progress=ctx.progress, base_dir=ctx.base_dir,
         resume_from=entry.action.checkpoint if isinstance(entry.action, Resume) else None,
-        epoch_end=ctx.evaluate_epoch if curve_key is not None else None,
+        epoch_end=epoch_end, epoch_evaluated=(lambda epoch: epoch in ctx.epoch_metrics) if epoch_end else None,
     )
     merge_lora(vlm)
     if ranks().is_main_process:
@@ -113,6 +113,38 @@ def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | No
                           f"ablate.stage.{stage.name}.why": entry.action.why[:5000]})
     return StageOutcome(stage.name, entry.key, None, time.perf_counter() - started, result.steps, result.metrics,
                         why=entry.action.why, turn_edges=edges, notes=notes)
+
+
+def log_epoch(ctx: RunContext, epoch: int, metrics: dict[str, float]) -> None:
+    """One point of the run's per-epoch curve (rank 0 evaluates; the others' trackers write nothing)."""
+    ctx.epoch_metrics[epoch] = metrics
+    ctx.tracker.log_metrics({f"epoch_eval/{k}": v for k, v in metrics.items()}, step=epoch)
+
+
+def _epoch_end(ctx: RunContext, entry: PlannedStage, curve_key: str | None) -> Callable[[int], None] | None:
+    """The evaluation after each epoch of the last stage, each kept in the stage's folder as it
+    ends; a resumed stage starts from the epochs kept there (logged again only when another
+    MLflow run logged them)."""
+    if curve_key is None:
+        return None
+    from ablate.ranks import ranks
+    from ablate.run.epoch_curve import keep_curve, kept_curve
+
+    stage_dir = ctx.store.dir(entry.key)
+    if isinstance(entry.action, Resume):  # every rank reads it: they decide together what to evaluate
+        kept, logged_by = kept_curve(stage_dir, curve_key)
+        for epoch, metrics in sorted(kept.items()):
+            if logged_by == ctx.tracker.run_id:
+                ctx.epoch_metrics[epoch] = metrics
+            else:
+                log_epoch(ctx, epoch, metrics)
+
+    def evaluate_and_keep(epoch: int) -> None:
+        ctx.evaluate_epoch(epoch)
+        if ranks().is_main_process:
+            keep_curve(stage_dir, curve_key, ctx.epoch_metrics, ctx.tracker.run_id)
+
+    return evaluate_and_keep
 
 
 def _log_turn_edges(ctx: RunContext, stage: str, edges: dict[str, int]) -> None:

@@ -20,7 +20,7 @@ from ablate.run.feature_plan import feature_cache_plan
 from ablate.recipe.loading import recipe_hash
 from ablate.recipe.schema import Recipe
 from ablate.run.evaluation import EvalPlan, eval_plan, evaluate, logged_metrics
-from ablate.run.execute import RunContext, StageOutcome, carry_out
+from ablate.run.execute import RunContext, StageOutcome, carry_out, log_epoch
 from ablate.run.plan import StagePlan, plan_stages
 from ablate.run.stage_store import StageStore, read_json, write_json
 from ablate.tracking import Tracker, flatten, git_commit
@@ -240,8 +240,7 @@ def _evaluate_epoch(ctx, evaluation, features, epoch: int) -> None:
     res = evaluate(ctx.vlm, evaluation, progress=ctx.progress, out=None, label=f"eval epoch {epoch}", features=features)
     if res is None:  # not rank 0: its share went to rank 0
         return
-    ctx.epoch_metrics[epoch] = res.metrics
-    ctx.tracker.log_metrics({f"epoch_eval/{k}": v for k, v in res.metrics.items()}, step=epoch)
+    log_epoch(ctx, epoch, res.metrics)
 
 
 def _record_model(recipe, vlm, features: list[Any], tracker):

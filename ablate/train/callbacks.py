@@ -157,8 +157,16 @@ class EpochEndCallback(TrainerCallback):
     so a rank left out would leave the others waiting in the gather (or, as gloo reports, meet
     them in the next training collective with the wrong message)."""
 
-    def __init__(self, fn: Callable[[int], None]):
+    def __init__(self, fn: Callable[[int], None], evaluated: Callable[[int], bool] | None = None):
         self.fn = fn
+        self.evaluated = evaluated  # epochs a resumed stage holds already (the same answer on every rank)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # Resumed from a checkpoint taken at the end of an epoch: the Trainer goes on with the
+        # next epoch, so an evaluation the interruption cut short is made now, on that epoch's weights.
+        epoch = state.epoch or 0
+        if self.evaluated is not None and epoch >= 1 and epoch == int(epoch) and not self.evaluated(int(epoch)):
+            self.fn(int(epoch))
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         self.fn(round(state.epoch or 0))

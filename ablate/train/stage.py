@@ -161,23 +161,20 @@ def run_stage(
     resume_from: Path | None = None,
     base_dir: Path | None = None,
     epoch_end: Callable[[int], None] | None = None,
+    epoch_evaluated: Callable[[int], bool] | None = None,
 ) -> StageResult:
     """Train `vlm` in place for one stage; checkpoints go to `workdir/checkpoints`.
 
     With `resume_from` (a checkpoint there, see `last_complete_checkpoint`), training continues
     from it (model, optimizer, scheduler, RNG and data position), so the result equals an
-    uninterrupted run's.
+    uninterrupted run's. `epoch_end(epoch)` runs after each epoch on every rank; with
+    `epoch_evaluated`, a resumed stage also runs it for the epoch its checkpoint ends, unless
+    that says it is done.
     """
     from transformers.trainer_callback import PrinterCallback
 
-    from ablate.train.callbacks import (
-        EpochEndCallback,
-        LogAtSaveCallback,
-        MetricsCallback,
-        RichProgressCallback,
-        ThroughputMeter,
-        stage_losses,
-    )
+    from ablate.train.callbacks import (EpochEndCallback, LogAtSaveCallback, MetricsCallback, RichProgressCallback,
+                                        ThroughputMeter, stage_losses)
     from ablate.train.trainer import VLMTrainer, release_deepspeed
 
     ckpt_dir = workdir / "checkpoints"
@@ -185,7 +182,10 @@ def run_stage(
     if last is not None:
         tracker.set_tags({f"ablate.stage.{stage.name}.resumed_from": last.name})
     if last is not None and _is_final(last):
-        return _finish_from_checkpoint(vlm, stage, last, workdir)
+        result = _finish_from_checkpoint(vlm, stage, last, workdir)
+        if epoch_end is not None and epoch_evaluated is not None:
+            _evaluate_final_epoch_if_missing(last, epoch_end, epoch_evaluated)
+        return result
 
     deepspeed = deepspeed_settings(stage, base_dir)
     args = training_arguments(stage, seed, ckpt_dir, deepspeed)
@@ -201,13 +201,21 @@ def run_stage(
     )
     trainer.remove_callback(PrinterCallback)
     if epoch_end is not None:
-        trainer.add_callback(EpochEndCallback(partial(_on_whole_weights, trainer, epoch_end)))
+        trainer.add_callback(EpochEndCallback(partial(_on_whole_weights, trainer, epoch_end), epoch_evaluated))
     output = trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
     release_deepspeed(trainer)
     result = StageResult(stage.name, output.global_step, float(output.metrics.get("train_runtime", 0.0)),
                          {**metrics.last, **stage_losses(trainer.state.log_history)})
     _write_state(workdir, output.global_step, output.metrics)
     return result
+
+
+def _evaluate_final_epoch_if_missing(checkpoint: Path, epoch_end: Callable[[int], None],
+                                     epoch_evaluated: Callable[[int], bool]) -> None:
+    """Killed before the last epoch's evaluation ended: its weights are the final checkpoint's, loaded."""
+    final_epoch = round(read_trainer_state(checkpoint).get("epoch") or 0)
+    if not epoch_evaluated(final_epoch):
+        epoch_end(final_epoch)
 
 
 def _on_whole_weights(trainer, fn: Callable[[int], None], epoch: int) -> None:

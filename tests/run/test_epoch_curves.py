@@ -47,3 +47,57 @@ def test_a_stored_stage_without_this_evals_curve_is_trained_again(tmp_path):
     assert sorted(other_eval.epoch_metrics) == [1, 2]
     # the same stage weights, so the same losses
     assert other_eval.stages[0].metrics["mean_loss"] == pytest.approx(first.stages[0].metrics["mean_loss"], rel=1e-5)
+
+
+def _resumable(root: Path) -> dict:
+    # 8 samples in batches of 2: 4 steps an epoch, a checkpoint after each (the last two kept)
+    data = {"type": "inline", "sources": [{"source": tiny_run.easy_vqa("conversation", images=8), "count": 8}]}
+    stage = tiny_run.stage("instruct", data=data, template="vicuna_v1", max_steps=-1, epochs=3, batch_size=2,
+                           max_length=256, save_steps=4, trainable={"encoder": "frozen", "connector": "full",
+                                                                    "llm": "full"})
+    evaluation = {"data": tiny_run.easy_vqa("qa", images=2, split="test", limit=4), "evaluator": "exact_match",
+                  "max_new_tokens": 3, "batch_size": 4, "each_epoch": True}
+    return tiny_run.recipe(root, [stage], eval=evaluation)
+
+
+@pytest.mark.parametrize("kept, last_checkpoint", [(1, 8), (2, 8), (2, 12)])
+def test_a_stage_resumed_after_an_epoch_keeps_its_whole_curve(tmp_path, kept, last_checkpoint):
+    """Killed after the checkpoint at the end of epoch 2 (step 8), with the evaluations of the
+    first `kept` epochs written: 1, killed while evaluating epoch 2 (evaluated again, on the
+    checkpoint's weights, before epoch 3); 2, killed while training epoch 3. Or killed after the
+    last checkpoint (step 12), while evaluating epoch 3: evaluated on that checkpoint's weights."""
+    import json
+    import shutil
+
+    from ablate.run.plan import epoch_curve_key
+
+    data = _resumable(tmp_path)
+    first = tiny_run.run_in_process(data)
+    stage_dir = tmp_path / "out" / "stages" / first.stages[0].key
+    (stage_dir / "meta.json").unlink()
+    (stage_dir / "weights.safetensors").unlink()
+    if last_checkpoint == 8:
+        shutil.rmtree(stage_dir / "checkpoints" / "checkpoint-12")
+    kept_file = stage_dir / "epoch_eval.json"
+    curve = json.loads(kept_file.read_text())
+    assert sorted(curve["epochs"]) == ["1", "2", "3"]
+    curve["epochs"] = {e: m for e, m in curve["epochs"].items() if int(e) <= kept}
+    kept_file.write_text(json.dumps(curve))
+
+    again = tiny_run.run_in_process(data, resume=True)
+    assert again.run_id == first.run_id and again.stages[0].reused_from is None
+    assert again.epoch_metrics == first.epoch_metrics and sorted(again.epoch_metrics) == [1, 2, 3]
+    stored = json.loads((stage_dir / "meta.json").read_text())["epoch_eval"][epoch_curve_key(tiny_run.load(data))]
+    assert {int(e): m for e, m in stored.items()} == first.epoch_metrics
+    # the same MLflow run: only the epochs evaluated again are logged again
+    assert [step for step, _ in _curve(first.tracking_uri, first.run_id)] == sorted([1, 2, 3, *range(kept + 1, 4)])
+
+
+def test_a_damaged_kept_curve_is_named(tmp_path):
+    from ablate.errors import AblateError
+    from ablate.run.epoch_curve import CURVE_FILE, kept_curve
+
+    (tmp_path / CURVE_FILE).write_text('{"curve_key": "k", "epochs": {"one": {}}}')
+    with pytest.raises(AblateError, match=f"{CURVE_FILE}: the per-epoch evaluations of an interrupted stage are damaged"):
+        kept_curve(tmp_path, "k")
+    assert kept_curve(tmp_path, "other") == ({}, None)  # another eval section's curve is not this one's
