@@ -61,11 +61,12 @@ def run(
     chosen = start_threads(threads)
     from ablate.ranks import leave_process_group, ranks
     from ablate.recipe import load_recipe, recipe_hash
-    from ablate.run.runner import run_recipe
+    from ablate.run.runner import join_world_for, run_recipe
     from ablate.tracking import tracking_uri as checked_uri
 
     resolved = load_recipe(recipe, overrides)
     checked_uri(tracking_uri or resolved.tracking.tracking_uri)  # a bad URI fails before anything is written
+    join_world_for(resolved)  # before ranks(): a DeepSpeed recipe run without a launcher
     if not ranks().is_main_process:  # under torchrun/deepspeed, rank 0 alone reports
         run_recipe(resolved, recipe_path=recipe, resume=resume, reuse_stages=not no_reuse, tracking_uri=tracking_uri)
         leave_process_group()

@@ -61,3 +61,19 @@ def test_zero3_stages_are_gathered_whole_for_the_next_stage_the_store_and_eval(t
         weights = tiny_run.stage_weights(tmp_path / "out", key)
         assert set(weights) == {k for k in whole if k.startswith(prefixes)}
         assert all(weights[k].shape == whole[k].shape for k in weights)
+
+
+def test_a_deepspeed_recipe_runs_without_a_launcher(tmp_path):
+    """`ablate run` on one GPU (or CPU) with no torchrun: the process joins a one-process job
+    before DeepSpeed starts, which would otherwise look for MPI (mpi4py, not installed)."""
+    import subprocess
+
+    data = tiny_run.recipe(tmp_path, [tiny_run.stage("align", max_steps=2, deepspeed="zero2.json")], eval=False)
+    env = {k: v for k, v in tiny_run.cli_env(DS_BUILD_OPS="0").items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    proc = subprocess.run(tiny_run.ablate_cmd("run", str(tiny_run.write_recipe(tmp_path, data))), cwd=tiny_run.REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "out").glob("tiny-*")
+    (stage,) = tiny_run.summary(run_dir)["stages"]
+    assert stage["steps"] == 2 and math.isfinite(stage["metrics"]["final_loss"])

@@ -22,14 +22,10 @@ RUN_FN = "ablate.study.rehearsal.session:run_rehearsal_cell"
 
 
 def run_rehearsal_cell(recipe, **kwargs: Any):
-    """`run_recipe` for a rehearsal cell. In a process no launcher started, a recipe with a
-    DeepSpeed stage gets the environment of a one-process job first (ablate.ranks); under
-    torchrun or the deepspeed launcher (`--nproc-per-node`), nothing changes."""
-    from ablate.ranks import join_one_process_world
+    """`run_recipe` for a rehearsal cell (which gives a DeepSpeed recipe in a process no launcher
+    started a one-process job's environment: `join_world_for`)."""
     from ablate.run.runner import run_recipe
 
-    if any(stage.deepspeed for stage in recipe.stages):
-        join_one_process_world()
     return run_recipe(recipe, **kwargs)
 
 
