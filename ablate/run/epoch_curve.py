@@ -39,6 +39,11 @@ def kept_curve(stage_dir: Path, curve_key: str) -> tuple[dict[int, dict[str, flo
             from None
 
 
+def forget_curve(stage_dir: Path) -> None:
+    """A stage trained from its start: an earlier attempt's evaluations are not its own (rank 0)."""
+    (stage_dir / CURVE_FILE).unlink(missing_ok=True)
+
+
 def keep_curve(stage_dir: Path, curve_key: str, epochs: dict[int, dict[str, float]], run_id: str | None) -> None:
     """Write the curve so far (rank 0), whole or not at all (a temporary file, then renamed)."""
     stage_dir.mkdir(parents=True, exist_ok=True)

@@ -128,10 +128,13 @@ def _epoch_end(ctx: RunContext, entry: PlannedStage, curve_key: str | None) -> C
     if curve_key is None:
         return None
     from ablate.ranks import ranks
-    from ablate.run.epoch_curve import keep_curve, kept_curve
+    from ablate.run.epoch_curve import forget_curve, keep_curve, kept_curve
 
     stage_dir = ctx.store.dir(entry.key)
-    if isinstance(entry.action, Resume):  # every rank reads it: they decide together what to evaluate
+    if not isinstance(entry.action, Resume):
+        if ranks().is_main_process:
+            forget_curve(stage_dir)
+    else:  # every rank reads it: they decide together what to evaluate
         kept, logged_by = kept_curve(stage_dir, curve_key)
         for epoch, metrics in sorted(kept.items()):
             if logged_by == ctx.tracker.run_id:
