@@ -8,8 +8,12 @@ the count at start, in this order:
   1. `--threads N` (the commands set ABLATE_THREADS=N, which their subprocesses inherit);
   2. ABLATE_THREADS=N;
   3. OMP_NUM_THREADS when set (torchrun sets 1 for jobs of several processes per node);
-  4. the CPUs this process may run on (`os.sched_getaffinity`) minus the 1-minute load average
-     of other processes, rounded, at least 1.
+  4. the CPUs this process may run on (`os.sched_getaffinity`) minus the CPUs other processes
+     keep busy, rounded, at least 1. "Busy" is measured now: those CPUs' non-idle time in
+     /proc/stat over half a second while this process sleeps. The 1-minute load average (the
+     fallback where /proc/stat is missing) lags by minutes: right after one study of the tiny
+     suite ended, the next one read a load of 1.0 from its two finished workers on an idle
+     2-core machine, and ran its diagnostics on one thread with a core idle.
 
 The choice and its reason go into the run's header and its MLflow tags (`ablate.threads`,
 `ablate.threads_reason`).
@@ -62,10 +66,51 @@ def _whole(raw: str, name: str) -> int:
     return count
 
 
+STAT = "/proc/stat"
+SAMPLE_S = 0.5
+
+
 def machine_choice() -> ThreadChoice:
     """`choose_threads` for this process, its environment and the machine's load now."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return choose_threads(os.environ, cores, max(0.0, os.getloadavg()[0] - _own_load()))
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    if any(os.environ.get(name, "").strip() for name in (ENV, OMP_ENV)):
+        return choose_threads(os.environ, len(cpus), 0.0)  # set: nothing to measure
+    busy = busy_cpus(cpus)
+    if busy is None:
+        busy = max(0.0, os.getloadavg()[0] - _own_load())
+    return choose_threads(os.environ, len(cpus), busy)
+
+
+def busy_cpus(cpus: list[int], window: float = SAMPLE_S) -> float | None:
+    """How many of `cpus` other processes keep busy now: their non-idle share of /proc/stat's
+    time over `window` seconds while this process sleeps; None without a readable /proc/stat."""
+    try:
+        first = cpu_times(open(STAT).read())
+        time.sleep(window)
+        second = cpu_times(open(STAT).read())
+    except OSError:
+        return None
+    return busy_between(first, second, cpus) if first else None
+
+
+def cpu_times(stat: str) -> dict[int, tuple[int, int]]:
+    """{cpu: (busy, total) clock ticks} from the per-CPU lines of /proc/stat (idle and iowait are idle)."""
+    times = {}
+    for line in stat.splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            ticks = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+            times[int(name[3:])] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))
+    return times
+
+
+def busy_between(first: dict[int, tuple[int, int]], second: dict[int, tuple[int, int]], cpus: list[int]) -> float:
+    """CPUs' worth of busy time between two `cpu_times` snapshots, over `cpus`."""
+    busy = 0.0
+    for cpu in cpus:
+        if cpu in first and cpu in second and second[cpu][1] > first[cpu][1]:
+            busy += (second[cpu][0] - first[cpu][0]) / (second[cpu][1] - first[cpu][1])
+    return busy
 
 
 def _own_load() -> float:
