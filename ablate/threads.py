@@ -25,6 +25,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 from ablate.errors import AblateError
@@ -85,9 +86,9 @@ def busy_cpus(cpus: list[int], window: float = SAMPLE_S) -> float | None:
     """How many of `cpus` other processes keep busy now: their non-idle share of /proc/stat's
     time over `window` seconds while this process sleeps; None without a readable /proc/stat."""
     try:
-        first = cpu_times(open(STAT).read())
+        first = cpu_times(Path(STAT).read_text())
         time.sleep(window)
-        second = cpu_times(open(STAT).read())
+        second = cpu_times(Path(STAT).read_text())
     except OSError:
         return None
     return busy_between(first, second, cpus) if first else None

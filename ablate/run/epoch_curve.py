@@ -11,12 +11,10 @@ the end of an epoch whose evaluation had not finished is evaluated before traini
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Any
 
 from ablate.errors import AblateError
+from ablate.run.stage_store import read_json, write_json
 
 CURVE_FILE = "epoch_eval.json"
 
@@ -27,16 +25,16 @@ def kept_curve(stage_dir: Path, curve_key: str) -> tuple[dict[int, dict[str, flo
     path = stage_dir / CURVE_FILE
     if not path.is_file():
         return {}, None
+    kept = read_json(path, what="the per-epoch evaluations of an interrupted stage")
+    if kept.get("curve_key") != curve_key:
+        return {}, None
     try:
-        kept = json.loads(path.read_text(encoding="utf-8"))
-        if kept.get("curve_key") != curve_key:
-            return {}, None
         epochs = {int(epoch): {str(k): float(v) for k, v in metrics.items()} for epoch, metrics in kept["epochs"].items()}
-        return epochs, kept.get("run_id")
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise AblateError(f"{path}: the per-epoch evaluations of an interrupted stage are damaged ({error}). "
                           f"Delete the file to evaluate those epochs again, or the stage's folder to retrain it.") \
             from None
+    return epochs, kept.get("run_id")
 
 
 def forget_curve(stage_dir: Path) -> None:
@@ -45,10 +43,7 @@ def forget_curve(stage_dir: Path) -> None:
 
 
 def keep_curve(stage_dir: Path, curve_key: str, epochs: dict[int, dict[str, float]], run_id: str | None) -> None:
-    """Write the curve so far (rank 0), whole or not at all (a temporary file, then renamed)."""
+    """Write the curve so far (rank 0), whole or not at all."""
     stage_dir.mkdir(parents=True, exist_ok=True)
-    payload: dict[str, Any] = {"curve_key": curve_key, "run_id": run_id,
-                               "epochs": {str(epoch): metrics for epoch, metrics in sorted(epochs.items())}}
-    tmp = stage_dir / (CURVE_FILE + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    os.replace(tmp, stage_dir / CURVE_FILE)
+    write_json(stage_dir / CURVE_FILE, {"curve_key": curve_key, "run_id": run_id,
+                                        "epochs": {str(epoch): metrics for epoch, metrics in sorted(epochs.items())}})
