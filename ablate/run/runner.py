@@ -65,7 +65,6 @@ def run_recipe(
     """Train and evaluate `recipe`. Pass a rich Progress to show bars."""
     from ablate.ranks import ranks
 
-    join_world_for(recipe)
     t0 = time.perf_counter()
     rhash, run_dir = recipe_hash(recipe), run_dir_for(recipe)
     writer = ranks().is_main_process  # under torchrun only rank 0 writes files and logs
@@ -174,7 +173,8 @@ def join_world_for(recipe) -> None:
     """A recipe with a DeepSpeed stage, in a process no launcher started (`ablate run` on one GPU
     or CPU), gets a one-process job's environment before anything asks for ranks: DeepSpeed always
     joins a process group, and without it looks for MPI (mpi4py) instead. Under a launcher, and
-    for other recipes, nothing changes."""
+    for other recipes, nothing changes. Called where a process starts (the CLI, a rehearsal
+    cell), not by run_recipe: the environment it sets is the whole process's."""
     from ablate.ranks import join_one_process_world
 
     if any(stage.deepspeed for stage in recipe.stages):

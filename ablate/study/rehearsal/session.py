@@ -22,10 +22,12 @@ RUN_FN = "ablate.study.rehearsal.session:run_rehearsal_cell"
 
 
 def run_rehearsal_cell(recipe, **kwargs: Any):
-    """`run_recipe` for a rehearsal cell (which gives a DeepSpeed recipe in a process no launcher
-    started a one-process job's environment: `join_world_for`)."""
-    from ablate.run.runner import run_recipe
+    """`run_recipe` for a rehearsal cell: in a process no launcher started, a recipe with a
+    DeepSpeed stage gets the environment of a one-process job first (`join_world_for`); under
+    torchrun or the deepspeed launcher (`--nproc-per-node`), nothing changes."""
+    from ablate.run.runner import join_world_for, run_recipe
 
+    join_world_for(recipe)
     return run_recipe(recipe, **kwargs)
 
 
