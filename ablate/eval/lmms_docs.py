@@ -5,8 +5,9 @@ For tasks whose documents are local JSON files (`dataset_path: json`, `dataset_k
 
     process_docs: !function ablate.eval.lmms_docs.images_from_paths
 
-turns each document's `image` (a file path) into an image, as the hub data sets' image columns
-are, so that a task's own code (`doc["image"].convert("RGB")`) runs unchanged on local data.
+turns each document's `image` (a file path, or a list of them) into an image (a list of them),
+as the hub data sets' image columns are, so that a task's own code (`doc["image"].convert("RGB")`,
+SEED-Bench's `[image.convert("RGB") for image in doc["image"]]`) runs unchanged on local data.
 Paths are read as `datasets` reads them: relative to the working folder; write absolute ones.
 
 For tasks written from an ablate eval section (`ablate.eval.lmms_eval_task`, documents
@@ -34,9 +35,14 @@ from ablate.errors import DataError
 
 
 def images_from_paths(dataset):
-    """The data set with its `image` column of file paths cast to `datasets.Image()`."""
+    """The data set with its `image` column of file paths cast to `datasets.Image()`, or, where
+    each document holds a list of paths (as SEED-Bench's hub documents hold a list of images), to
+    a list of them."""
     import datasets
 
+    listed = getattr(datasets, "List", datasets.Sequence)  # datasets 4 renamed Sequence to List
+    if isinstance(dataset.features.get("image"), (listed, datasets.Sequence)):
+        return dataset.cast_column("image", listed(datasets.Image()))
     return dataset.cast_column("image", datasets.Image())
 
 

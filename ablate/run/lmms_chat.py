@@ -135,14 +135,19 @@ class AblateChat(lmms):
             results.append(outputs)
         return results
 
-    def loglikelihood(self, requests) -> list[tuple[float, bool]]:
-        """(log-probability of the continuation after the context, whether greedy decoding gives
-        it) per request: (context, continuation or doc_to_target, doc_to_visual, doc_id, task, split)."""
-        from ablate.run.lmms_scoring import continuation_logprobs
+    def loglikelihood(self, requests) -> list[Any]:
+        """(the continuation's mean token loss after the context, whether greedy decoding gives it)
+        per request: (context, continuation or doc_to_target, doc_to_visual, doc_id, task, split).
+        A loss, not a summed log-probability (lm-evaluation-harness's convention): lmms-eval's own
+        LLaVA models (llava, llava_hf) return the loss of their forward on the continuation, and
+        lmms-eval 0.7's multiple_choice scoring picks the option with the lowest value to match
+        (argmin), where a log-probability would make it pick the least likely option."""
+        from ablate.run.lmms_scoring import continuation_scores
 
         items = [self.loglikelihood_item(r.args) for r in requests]
-        return continuation_logprobs(self.model, items, template=self.template, batch_size=self.batch_size,
+        scores = continuation_scores(self.model, items, template=self.template, batch_size=self.batch_size,
                                      image_aspect_ratio=self.image_aspect_ratio)
+        return through_the_evaluator([(score.mean_loss, score.greedy) for score in scores])
 
     def loglikelihood_item(self, args: tuple) -> tuple[Prompt, str, str]:
         if len(args) == 2:
@@ -169,6 +174,19 @@ class AblateSimple(AblateChat):
 
     def generate_until_multi_round(self, requests) -> list[list[str]]:
         raise AblateError("multi-round tasks need the chat model: run lmms-eval without --force_simple")
+
+
+def through_the_evaluator(scores: list[tuple[float, bool]]) -> list[Any]:
+    """The (log-probability, is_greedy) scores in a form lmms-eval's evaluator hands on intact.
+    lmms-eval 0.7.3 passes every model output through `unwrap_generation_output`, which turns a
+    tuple into its str(); a multiple_choice task then fails unpacking the strings. Its
+    `GenerationResult` comes through as whatever it holds, so where the function would turn the
+    tuple into text, each score goes out inside one (lmms-eval reads it back as the tuple)."""
+    from lmms_eval.api.instance import GenerationResult, unwrap_generation_output
+
+    if unwrap_generation_output((0.0, True))[0] == (0.0, True):
+        return scores
+    return [GenerationResult(text=score) for score in scores]
 
 
 def sampling_kwargs(gen_kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 `lmms_plan` runs before training: lmms-eval must be installed and know every task (lmms-eval's
 own, or under eval.include_path, whose tasks win over lmms-eval's of the same name), and a task
 known to call a GPT judge needs eval.judge. After training, `run_lmms_eval` hands the live model
-to `simple_evaluate` (`AblateChat.around`: no second copy), with the judge pinned and cached
+to `simple_evaluate` (`AblateChat.around`: no second copy; tasks with log-likelihood requests,
+such as multiple_choice ones, go to `AblateSimple.around` in a second call, as `lmms_task_kinds`
+says), with the judge pinned and cached
 (`ablate.eval.judge_proxy`) while it runs, and records:
 - every numeric metric as `lmms_eval/<task>/<metric>` in MLflow (names: `ablate.eval.lmms_results`),
   and as `<task>/<metric>` in the run summary's eval section;
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import json
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,11 @@ class LmmsPlan:
     max_new_tokens: int
     judge: Any  # the recipe's JudgeSection, or None
     task_manager: Any  # lmms_eval.tasks.TaskManager indexing the tasks
+    simple_tasks: list[str] = field(default_factory=list)  # those with log-likelihood requests (lmms_task_kinds)
+
+    @property
+    def chat_tasks(self) -> list[str]:
+        return [name for name in self.tasks if name not in self.simple_tasks]
 
 
 def lmms_plan(recipe) -> LmmsPlan:
@@ -54,7 +61,10 @@ def lmms_plan(recipe) -> LmmsPlan:
         raise AblateError(f"eval.tasks: {', '.join(judged)} {'is' if len(judged) == 1 else 'are'} scored by a GPT "
                           "judge; pin it in the recipe with "
                           "eval.judge: {model: gpt-4-0613, endpoint: https://api.openai.com/v1}")
-    return LmmsPlan(list(ev.tasks), ev.limit, ev.batch_size, ev.max_new_tokens, ev.judge, manager)
+    from ablate.run.lmms_task_kinds import needs_simple_model
+
+    simple = [name for name in ev.tasks if needs_simple_model(manager, name)]
+    return LmmsPlan(list(ev.tasks), ev.limit, ev.batch_size, ev.max_new_tokens, ev.judge, manager, simple)
 
 
 def task_manager(tasks: list[str], include_path: list[str]):
@@ -95,17 +105,42 @@ def run_lmms_eval(vlm, recipe, plan: LmmsPlan, run_dir: Path, tracker) -> tuple[
 
 
 def evaluate(vlm, recipe, plan: LmmsPlan) -> dict[str, Any] | None:
-    """simple_evaluate on the live model; its results on rank 0, None on the others."""
+    """simple_evaluate on the live model, the chat model's tasks and then the simple model's
+    (lmms_task_kinds); their results merged on rank 0, None on the others."""
+    from ablate.run.lmms_chat import AblateChat, AblateSimple
+
+    parts = []
+    with judge_pinned(plan.judge):
+        for model_class, tasks in ((AblateChat, plan.chat_tasks), (AblateSimple, plan.simple_tasks)):
+            if tasks:
+                model = model_class.around(vlm, recipe, batch_size=plan.batch_size, max_new_tokens=plan.max_new_tokens)
+                parts.append(_simple_evaluate(model, tasks, plan))
+    return merged_results(parts)
+
+
+def _simple_evaluate(model, tasks: list[str], plan: LmmsPlan) -> dict[str, Any] | None:
     from lmms_eval.evaluator import simple_evaluate
 
-    from ablate.run.lmms_chat import AblateChat
+    # "torchrun": lmms-eval gathers through torch.distributed (which ablate's ranks set up), not
+    # through an Accelerator of its own
+    return simple_evaluate(model=model, tasks=tasks, task_manager=plan.task_manager, limit=plan.limit,
+                           batch_size=plan.batch_size, log_samples=True, distributed_executor_backend="torchrun")
 
-    model = AblateChat.around(vlm, recipe, batch_size=plan.batch_size, max_new_tokens=plan.max_new_tokens)
-    with judge_pinned(plan.judge):
-        # "torchrun": lmms-eval gathers through torch.distributed (which ablate's ranks set up), not
-        # through an Accelerator of its own
-        return simple_evaluate(model=model, tasks=plan.tasks, task_manager=plan.task_manager, limit=plan.limit,
-                               batch_size=plan.batch_size, log_samples=True, distributed_executor_backend="torchrun")
+
+def merged_results(parts: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """One lmms-eval results dict from several simple_evaluate calls on disjoint tasks: the per-task
+    sections (results, configs, samples, ...) joined, the rest (config, dates, versions of the
+    code) from the first; None where this rank got none (not rank 0)."""
+    if not parts or any(part is None for part in parts):
+        return None
+    merged = dict(parts[0])
+    for part in parts[1:]:
+        for key, value in part.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "config":
+                merged[key] = {**merged[key], **value}
+            else:
+                merged.setdefault(key, value)
+    return merged
 
 
 def judge_pinned(judge):

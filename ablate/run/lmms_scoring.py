@@ -4,15 +4,30 @@ The template renders the prompt as for generation; the continuation's text is ap
 verbatim (lmms-eval puts the separating space in the continuation: " A"), and the whole text is
 tokenized once, as the template tokenizes training text. The continuation's tokens are those
 whose characters lie inside it (`labels_from_spans`; a token straddling the boundary is a
-DataError, as in training). The score is the sum of their log-probabilities, each given
-everything before it (image tokens included); "greedy" means each is the argmax there.
+DataError, as in training). Each token's log-probability is given everything before it (image
+tokens included); "greedy" means each is the argmax there. `ContinuationScore.mean_loss` is the
+mean of their negatives: what lmms-eval's own LLaVA models return for a loglikelihood request
+(ablate.run.lmms_chat says why).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ablate.components.contracts import IGNORE_INDEX
+
+
+@dataclass(frozen=True)
+class ContinuationScore:
+    logprob: float  # the continuation's tokens' log-probabilities, summed
+    tokens: int
+    greedy: bool
+
+    @property
+    def mean_loss(self) -> float:
+        """The tokens' mean negative log-likelihood: a causal LM's loss on the continuation alone."""
+        return -self.logprob / self.tokens
 
 
 def continuation_row(template, tokenizer, prompt, continuation: str, at: str) -> dict[str, Any]:
@@ -26,9 +41,9 @@ def continuation_row(template, tokenizer, prompt, continuation: str, at: str) ->
     return {"id": at, "image": prompt.image, "input_ids": tokens.ids, "labels": labels}
 
 
-def continuation_logprobs(vlm, items: list[tuple[Any, str, str]], *, template, batch_size: int,
-                          image_aspect_ratio: str) -> list[tuple[float, bool]]:
-    """(summed log-probability, greedy?) for each (Prompt, continuation, id), in batches."""
+def continuation_scores(vlm, items: list[tuple[Any, str, str]], *, template, batch_size: int,
+                        image_aspect_ratio: str) -> list[ContinuationScore]:
+    """The score of each (Prompt, continuation, id), in batches."""
     import torch
 
     from ablate.data.collate import VLMCollator
@@ -38,7 +53,7 @@ def continuation_logprobs(vlm, items: list[tuple[Any, str, str]], *, template, b
     collator = VLMCollator(vlm.tokenizer, vlm.image_processor, image_aspect_ratio=image_aspect_ratio)
     was_training = vlm.training
     vlm.eval()
-    scores: list[tuple[float, bool]] = []
+    scores: list[ContinuationScore] = []
     try:
         with torch.inference_mode():
             for start in range(0, len(rows), batch_size):
@@ -48,7 +63,7 @@ def continuation_logprobs(vlm, items: list[tuple[Any, str, str]], *, template, b
     return scores
 
 
-def _scored(vlm, batch: dict[str, Any]) -> list[tuple[float, bool]]:
+def _scored(vlm, batch: dict[str, Any]) -> list[ContinuationScore]:
     import torch
 
     embeds, mask, labels = vlm.embed_inputs(batch["input_ids"], batch["attention_mask"], batch["labels"],
@@ -59,5 +74,5 @@ def _scored(vlm, batch: dict[str, Any]) -> list[tuple[float, bool]]:
     scored = targets != IGNORE_INDEX
     picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     greedy = logprobs.argmax(-1) == targets
-    return [(float(picked[row][scored[row]].sum()), bool(greedy[row][scored[row]].all()))
-            for row in range(targets.shape[0])]
+    return [ContinuationScore(float(picked[row][scored[row]].sum()), int(scored[row].sum()),
+                              bool(greedy[row][scored[row]].all())) for row in range(targets.shape[0])]

@@ -49,6 +49,16 @@ def write_data(root, questions):
     return tasks
 
 
+def write_seed_task(folder, questions):
+    """Task `seed_local`: lmms-eval's own seedbench_ppl.yaml (output_type multiple_choice, its own
+    doc_to_* functions) on the yes/no items, each document's image a list of one path, as
+    SEED-Bench's hub documents hold a list of images. Returns the documents."""
+    docs = [{"question": q, "choice_a": "yes", "choice_b": "no", "choice_c": "red", "choice_d": "circle",
+             "answer": "A" if a == "yes" else "B", "image": [img]} for img, q, a in questions if a in ("yes", "no")]
+    write_local_task(folder, "seed_local", "seedbench/seedbench_ppl.yaml", docs)
+    return docs
+
+
 def recipe(root, eval_file: str, evaluator: str):
     # Trains the LLM a little, so that it answers words (a random one answers "</s>" first).
     stage = tiny_run.stage("instruct", tiny_run.easy_vqa("qa", images=4), template="vicuna_v1", max_steps=12,

@@ -36,9 +36,9 @@ def _request(kind: str, args: tuple, doc_id: int = 0) -> Instance:
     return Instance(request_type=kind, arguments=args, idx=0, metadata={"task": "t", "doc_id": doc_id, "repeats": 1})
 
 
-def _manual_logprob(model, image, context: str, continuation: str) -> tuple[float, bool]:
-    """One unpadded forward of prompt + continuation: the continuation tokens' log-probabilities,
-    each read at the position before it (after the image's visual tokens)."""
+def _manual_loss(model, image, context: str, continuation: str) -> tuple[float, bool]:
+    """One unpadded forward of prompt + continuation: the mean of the continuation tokens' negative
+    log-probabilities, each read at the position before it (after the image's visual tokens)."""
     from ablate.data.aspect_ratio import pixel_values
     from ablate.data.images import load_image
     from ablate.templates.base import tokenize_with_image
@@ -55,19 +55,25 @@ def _manual_logprob(model, image, context: str, continuation: str) -> tuple[floa
     positions = [shift + n - 1 for n in range(n_prompt, len(ids))]
     total = sum(float(logprobs[p, ids[p - shift + 1]]) for p in positions)
     greedy = all(int(logprobs[p].argmax()) == ids[p - shift + 1] for p in positions)
-    return total, greedy
+    return -total / len(positions), greedy
 
 
-def test_loglikelihood_is_the_continuations_summed_logprob(chat):
+def _as_the_evaluator_reads(outputs):
+    from lmms_eval.api.instance import unwrap_generation_output
+
+    return [unwrap_generation_output(output)[0] for output in outputs]
+
+
+def test_loglikelihood_is_the_continuations_mean_loss_as_lmms_evals_llava_models_return_it(chat):
     docs = chat.task_dict["t"]["test"]
     cases = [(0, True, " no"), (1, True, " yes"), (2, False, " red triangle"), (3, True, " no")]  # 4 > batch of 3
     requests = [_request("loglikelihood", (docs[i]["question"], text,
                                            (lambda d: [d["image"]]) if image else (lambda d: []), i, "t", "test"), i)
                 for i, image, text in cases]
-    scores = chat.loglikelihood(requests)
-    for (i, image, text), (logprob, greedy) in zip(cases, scores):
-        expected, expected_greedy = _manual_logprob(chat, docs[i]["image"] if image else None, docs[i]["question"], text)
-        assert logprob == pytest.approx(expected, abs=1e-4) and greedy == expected_greedy
+    scores = _as_the_evaluator_reads(chat.loglikelihood(requests))
+    for (i, image, text), (loss, greedy) in zip(cases, scores):
+        expected, expected_greedy = _manual_loss(chat, docs[i]["image"] if image else None, docs[i]["question"], text)
+        assert loss == pytest.approx(expected, abs=1e-4) and greedy == expected_greedy
     assert scores[0][1] and not scores[1][1]  # the model answers "no" to everything: " no" is greedy
 
 

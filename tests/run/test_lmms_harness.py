@@ -157,3 +157,75 @@ def test_unknown_tasks_and_unpinned_judges_are_named_before_training(lmms_run, t
         plan(tasks=["mmvet"], include_path=[str(tmp_path)])
     pinned = plan(tasks=["mmvet"], include_path=[str(tmp_path)], judge={"model": "m", "endpoint": "http://127.0.0.1:9/v1"})
     assert pinned.judge.model == "m"
+
+
+def test_a_multiple_choice_task_is_scored_by_loglikelihood_beside_a_generation_task(lmms_run, lmms_datasets, capsys):
+    """seedbench_ppl's requests are log-likelihoods, which lmms-eval builds for simple models only:
+    the run hands it to the simple model and gqa_local to the chat model, in one evaluation."""
+    import sqlite3
+
+    from ablate.cli import main
+
+    root, tasks, data, result = lmms_run
+    docs = lmms_parts.write_seed_task(root / "mc_tasks", lmms_parts.items())
+    recipe = tiny_run.write_recipe(root, data)
+    code = main(["run", str(recipe), "-s", "eval.harness=lmms_eval", "-s", "eval.tasks=[gqa_local,seed_local]",
+                 "-s", f"eval.include_path=[{tasks},{root / 'mc_tasks'}]"])
+    assert code == 0, capsys.readouterr().err[-3000:]
+    run_dir = max((p for p in (root / "out").iterdir() if p.name.startswith("tiny-") and p != result.run_dir),
+                  key=lambda p: p.stat().st_mtime)
+    samples = [json.loads(line) for line in (run_dir / "lmms_eval" / "samples_seed_local.jsonl").read_text().splitlines()]
+    assert len(samples) == len(docs) > 0
+    # each document: one (mean loss, greedy) per option; right when the target option's loss is the lowest
+    assert all(len(s["filtered_resps"]) == 4 and s["filtered_resps"][0][0] > 0 for s in samples)
+    picks = [min(range(4), key=lambda k: s["filtered_resps"][k][0]) for s in samples]
+    right = [pick == "ABCD".index(docs[s["doc_id"]]["answer"]) for pick, s in zip(picks, samples)]
+    with sqlite3.connect(root / "mlflow.db") as db:
+        rows = dict(db.execute("SELECT key, value FROM latest_metrics WHERE key LIKE 'lmms_eval/%'").fetchall())
+    assert rows["lmms_eval/seed_local/acc"] == pytest.approx(sum(right) / len(right))
+    assert "lmms_eval/gqa_local/exact_match" in rows
+    summary = tiny_run.summary(run_dir)
+    assert summary["eval"]["seed_local/acc"] == rows["lmms_eval/seed_local/acc"]
+    results = json.loads((run_dir / "lmms_eval" / "results.json").read_text())
+    assert set(results["results"]) == {"gqa_local", "seed_local"}
+    assert results["configs"]["seed_local"]["output_type"] == "multiple_choice"
+
+
+def test_tasks_go_to_the_model_their_requests_need(lmms_run, tmp_path):
+    """Log-likelihood tasks (alone, in a group or under a tag) to the simple model; a group that
+    mixes them with multi-round tasks, which only the chat model runs, is refused before training."""
+    import yaml
+
+    from ablate.errors import AblateError
+    from ablate.eval.lmms_tasks import write_task
+    from ablate.run.lmms_harness import lmms_plan
+
+    _, tasks, data, _ = lmms_run
+    lmms_parts.write_seed_task(tmp_path, lmms_parts.items())
+    write_task(tmp_path, "rounds_local", {"output_type": "generate_until_multi_round", "tag": "chatty"}, [])
+    write_task(tmp_path, "tagged_mc", {"output_type": "multiple_choice", "tag": "mc_tag"}, [])
+    for name, members in (("mc_group", ["seed_local", "gqa_local"]), ("mixed_group", ["seed_local", "rounds_local"]),
+                          ("nested_group", [{"group": "inner", "task": ["gqa_local"]}])):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({"group": name, "task": members}))
+
+    def plan(*names):
+        return lmms_plan(tiny_run.load({**data, "eval": {"harness": "lmms_eval", "tasks": list(names),
+                                                         "include_path": [str(tasks), str(tmp_path)]}}))
+
+    split = plan("gqa_local", "seed_local", "mc_group", "mc_tag", "nested_group", "chatty")
+    assert split.simple_tasks == ["seed_local", "mc_group", "mc_tag"]
+    assert split.chat_tasks == ["gqa_local", "nested_group", "chatty"]
+    with pytest.raises(AblateError, match=r"eval.tasks: 'mixed_group' holds both log-likelihood tasks "
+                                          r"\(multiple_choice\) and multi-round ones"):
+        plan("mixed_group")
+
+
+def test_results_of_two_evaluations_merge_per_task():
+    from ablate.run.lmms_harness import merged_results
+
+    chat = {"results": {"a": {"x": 1}}, "configs": {"a": {}}, "config": {"model": "chat"}, "date": 1}
+    simple = {"results": {"b": {"y": 2}}, "configs": {"b": {}}, "config": {"model": "simple"}, "date": 2,
+              "samples": {"b": []}}
+    assert merged_results([chat, simple]) == {"results": {"a": {"x": 1}, "b": {"y": 2}}, "configs": {"a": {}, "b": {}},
+                                              "config": {"model": "chat"}, "date": 1, "samples": {"b": []}}
+    assert merged_results([chat, None]) is None  # not rank 0
