@@ -20,7 +20,9 @@ stage the suite trains (cells and diagnostic runs; a stage the stage store share
 in the first study that trains it), at the rate this machine multiplies matrices of the zoo
 Llama's shape on every core. No schedule of the same work finishes its training faster, and
 evaluation comes on top; when the floor alone exceeds the target, no lever but less work can
-meet it. After the runs it prints each study's wall time beside its floor.
+meet it. It also prints the floor at the machine's bf16 matmul rate: what the same stages would
+need with `precision: bf16` (autocast), a lever that changes the numerics and so every measured
+figure. After the runs it prints each study's wall time beside its floor.
 
     python benchmarks/tiny_suite.py --floor-only       # the floor alone (about 20 s; builds no zoo entry)
 """
@@ -76,14 +78,14 @@ def training_flops(studies: list[str]) -> dict[str, float]:
     return flops
 
 
-def matmul_rate(threads: int, seconds: float = 2.0) -> float:
-    """FLOP/s of fp32 torch matmuls of RATE_SHAPE on `threads` threads, best of a few timed rounds."""
+def matmul_rate(threads: int, seconds: float = 2.0, dtype: str = "float32") -> float:
+    """FLOP/s of torch matmuls of RATE_SHAPE in `dtype` on `threads` threads, best of a few timed rounds."""
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     rows, inner, cols = RATE_SHAPE
-    a, b = torch.randn(rows, inner), torch.randn(inner, cols)
+    a, b = torch.randn(rows, inner, dtype=getattr(torch, dtype)), torch.randn(inner, cols, dtype=getattr(torch, dtype))
     best, deadline = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         started = time.perf_counter()
@@ -103,6 +105,15 @@ def print_floor(flops: dict[str, float], rate: float, threads: int) -> None:
         print(f"{name:<18} {value / 1e12:7.1f} TFLOP {value / rate:7.0f} s")
     print(f"{'total':<18} {total / 1e12:7.1f} TFLOP {total / rate:7.0f} s  ({total / rate / 60:.1f} min; "
           f"target {TARGET_S / 60:.0f} min, floor/target {total / rate / TARGET_S:.2f})", flush=True)
+
+
+def print_bf16_floor(flops: dict[str, float], rate: float, threads: int) -> None:
+    """The same FLOPs at this machine's bf16 matmul rate: the floor if every stage trained with
+    `precision: bf16` (autocast; the studies train fp32, and their figures were measured so)."""
+    bf16 = matmul_rate(threads, dtype="bfloat16")
+    floor = sum(flops.values()) / bf16
+    print(f"at bf16 ({bf16 / 1e9:.0f} GFLOP/s, {bf16 / rate:.2f}x fp32): {floor:.0f} s ({floor / 60:.1f} min; "
+          f"floor/target {floor / TARGET_S:.2f})", flush=True)
 
 
 def run_suite(studies: list[str], workers: int, out: Path) -> dict[str, float]:
@@ -156,6 +167,7 @@ def main() -> None:
     threads = os.cpu_count() or 1
     flops, rate = training_flops(studies), matmul_rate(threads)
     print_floor(flops, rate, threads)
+    print_bf16_floor(flops, rate, threads)
     if args.floor_only:
         return
     out = Path(args.out or tempfile.mkdtemp(prefix="ablate-tiny-suite-"))

@@ -218,7 +218,7 @@ def _prepared_model(recipe, progress):
 
     from ablate.model.build import build_vlm
 
-    build_zoo_checkpoints(recipe.model, progress)  # building one reseeds torch: do it before seeding
+    build_zoo_checkpoints(recipe.model, progress)  # a build keeps the caller's generators as they were
     set_seed(recipe.seed)
     hf_logging.disable_progress_bar()  # ablate shows its own progress; per-file loading bars are noise
     return build_vlm(recipe.model)

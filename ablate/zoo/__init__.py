@@ -213,7 +213,7 @@ def build(name: str, dest: str | Path | None = None, force: bool = False, progre
         if not force and is_built(name, dest):  # another process finished it meanwhile
             return checked(name, dest)
         def fill(staging: Path) -> None:
-            with _quiet_progress():
+            with _quiet_progress(), _callers_generators_kept():
                 _BUILDERS[spec.family](spec, staging, progress)
             (staging / SPEC_FILE).write_text(json.dumps(spec.fingerprint(), indent=2, sort_keys=True))
 
@@ -294,6 +294,26 @@ def _quiet_progress():
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+@contextmanager
+def _callers_generators_kept():
+    """A build seeds torch, `random` and numpy for its own weights (transformers' set_seed); the
+    caller's generators are put back afterwards, so whether a process built an entry first
+    changes none of its later draws."""
+    import random
+
+    import numpy as np
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def _seeded(seed: int):

@@ -126,3 +126,21 @@ def test_concurrent_builds_do_not_clash(tmp_path):
     assert [p.exitcode for p in procs] == [0, 0]
     assert {queue.get(), queue.get()} == {str(dest)}
     assert zoo.is_built("tiny-clip", dest)
+
+
+def test_a_build_leaves_the_callers_random_generators_as_they_were(tmp_path):
+    """The build seeds torch, `random` and numpy for its weights; the caller's next draws are those
+    it would have made without the build."""
+    import random
+
+    import numpy as np
+    import torch
+
+    def draws():
+        return torch.rand(3).tolist(), random.random(), float(np.random.rand())
+
+    torch.manual_seed(7), random.seed(7), np.random.seed(7)
+    expected = draws()
+    torch.manual_seed(7), random.seed(7), np.random.seed(7)
+    zoo.build("tiny-clip", dest=tmp_path / "clip")
+    assert draws() == expected
