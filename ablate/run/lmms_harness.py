@@ -83,10 +83,20 @@ def task_manager(tasks: list[str], include_path: list[str]):
             own = super().initialize_tasks(None, include_defaults) if include_defaults else {}
             return {**own, **(super().initialize_tasks(include_path, include_defaults=False) if include_path else {})}
 
-    local = LocalFirst(include_path=include_path, include_defaults=False) if include_path else None
+    local = _indexed(LocalFirst, include_path, include_defaults=False) if include_path else None
     if local is not None and all(name in local.all_tasks for name in tasks):
         return local
-    return LocalFirst(include_path=include_path or None)
+    return _indexed(LocalFirst, include_path or None)
+
+
+def _indexed(manager_class, include_path: list[str] | None, **kwargs):
+    """The TaskManager; AblateError when a task file it reads cannot be (a bad YAML, a missing
+    include), which lmms-eval raises as it indexes every file under the folders."""
+    try:
+        return manager_class(include_path=include_path, **kwargs)
+    except Exception as err:
+        where = f"under eval.include_path ({', '.join(include_path)})" if include_path else "of lmms-eval"
+        raise AblateError(f"lmms-eval cannot index the task files {where}: {type(err).__name__}: {err}") from None
 
 
 def run_lmms_eval(vlm, recipe, plan: LmmsPlan, run_dir: Path, tracker) -> tuple[dict[str, float], Path | None]:

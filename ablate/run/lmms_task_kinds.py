@@ -49,32 +49,30 @@ def output_types(manager, name: str, seen: frozenset[str] = frozenset()) -> set[
         return {UNKNOWN}
     config = _yaml(entry["yaml_path"])
     if entry["type"] == "group":
-        return _group_types(manager, config, Path(entry["yaml_path"]).parent, seen)
+        return _group_types(manager, config, Path(entry["yaml_path"]), seen)
     return {_output_type(config)}
 
 
-def _group_types(manager, config: dict[str, Any], folder: Path, seen: frozenset[str]) -> set[str]:
+def _group_types(manager, config: dict[str, Any], group_file: Path, seen: frozenset[str]) -> set[str]:
     tasks = config.get("task", [])
     types: set[str] = set()
     for task in tasks if isinstance(tasks, list) else [tasks]:
         if isinstance(task, str):
             types |= output_types(manager, task, seen)
         elif isinstance(task, dict) and "group" in task:
-            types |= _group_types(manager, task, folder, seen)
+            types |= _group_types(manager, task, group_file, seen)
         elif isinstance(task, dict):
-            types |= _inline_task_types(manager, task, folder, seen)
+            types |= _inline_task_types(manager, task, group_file, seen)
     return types
 
 
-def _inline_task_types(manager, task: dict[str, Any], folder: Path, seen: frozenset[str]) -> set[str]:
+def _inline_task_types(manager, task: dict[str, Any], group_file: Path, seen: frozenset[str]) -> set[str]:
     """A task written inside a group's YAML: its own keys over its includes, or over the indexed
     task of its name (lmms-eval's update of a named task)."""
-    from lmms_eval.utils import load_yaml_config
-
     if "output_type" in task:
         return {str(task["output_type"])}
     if "include" in task:
-        return {_output_type(load_yaml_config(yaml_config=dict(task), yaml_dir=str(folder), mode="simple"))}
+        return {_output_type(_yaml(group_file, inline=task))}
     name = task.get("task")
     if isinstance(name, str) and name in manager.task_index:
         return output_types(manager, name, seen)
@@ -85,13 +83,19 @@ def _output_type(config: dict[str, Any]) -> str:
     return str(config.get("output_type") or DEFAULT_OUTPUT_TYPE)
 
 
-def _yaml(path: str) -> dict[str, Any]:
+def _yaml(path: str | Path, inline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The task file at `path` (or the `inline` task written in a group file beside it), its
+    includes resolved; AblateError naming the file when it cannot be read."""
     from lmms_eval.utils import load_yaml_config
 
     try:
-        config = load_yaml_config(yaml_path=path, mode="simple")
-    except Exception as err:  # yaml's and lmms-eval's errors alike: name the file
-        raise AblateError(f"lmms-eval task file {path}: cannot be read ({type(err).__name__}: {err})") from None
+        if inline is not None:
+            config = load_yaml_config(yaml_config=dict(inline), yaml_dir=str(Path(path).parent), mode="simple")
+        else:
+            config = load_yaml_config(yaml_path=str(path), mode="simple")
+    except Exception as err:  # yaml's and lmms-eval's errors alike (a missing include, bad YAML): name the file
+        where = f"lmms-eval task file {path}" + (f" (its task {inline.get('task')!r})" if inline is not None else "")
+        raise AblateError(f"{where}: cannot be read ({type(err).__name__}: {err})") from None
     if not isinstance(config, dict):
         raise AblateError(f"lmms-eval task file {path}: not a mapping of task settings")
     return config

@@ -229,3 +229,21 @@ def test_results_of_two_evaluations_merge_per_task():
     assert merged_results([chat, simple]) == {"results": {"a": {"x": 1}, "b": {"y": 2}}, "configs": {"a": {}, "b": {}},
                                               "config": {"model": "chat"}, "date": 1, "samples": {"b": []}}
     assert merged_results([chat, None]) is None  # not rank 0
+
+
+def test_task_files_that_cannot_be_read_are_named_before_training(tmp_path):
+    import yaml
+
+    from ablate.errors import AblateError
+    from ablate.run.lmms_harness import task_manager
+    from ablate.run.lmms_task_kinds import needs_simple_model
+
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump({"group": "g", "task": [{"task": "t1", "include": "gone.yaml"}]}))
+    manager = task_manager(["g"], [str(tmp_path)])
+    with pytest.raises(AblateError, match=r"lmms-eval task file .*g\.yaml \(its task 't1'\): cannot be read "
+                                          r"\(FileNotFoundError: .*gone\.yaml"):
+        needs_simple_model(manager, "g")
+    (tmp_path / "bad.yaml").write_text("task: bad\ninclude: nowhere.yaml\n")  # lmms-eval reads it as it indexes
+    with pytest.raises(AblateError, match=r"lmms-eval cannot index the task files under eval.include_path "
+                                          r"\(.*\): FileNotFoundError: .*nowhere\.yaml"):
+        task_manager(["g"], [str(tmp_path)])
