@@ -97,3 +97,27 @@ def test_lmms_evals_own_command_scores_the_run_folder(cli_run):
     first_two = [json.loads(line)["accuracy"]["record"]["correct"]
                  for line in (run_dir / "lmms_eval" / f"samples_{TASK}.jsonl").read_text().splitlines()[:2]]
     assert results["accuracy,none"] == sum(first_two) / 2  # the in-run evaluation's first two documents
+
+
+def test_lmms_evals_own_command_scores_a_multiple_choice_task_with_force_simple(cli_run):
+    """lmms-eval builds log-likelihood requests for simple models only (`--force_simple`), and its
+    multiple_choice scoring picks the option of the lowest returned value: each document's pick is
+    the option of the lowest mean loss in the samples it logs."""
+    import lmms_parts
+
+    root, _, _, run_dir = cli_run
+    docs = lmms_parts.write_seed_task(root / "mc_tasks", lmms_parts.items())
+    out = root / "lmms_console_mc"
+    command = [sys.executable, "-m", "lmms_eval", "--model", "ablate", "--force_simple", "--model_args",
+               f"pretrained={run_dir},device=cpu", "--tasks", "seed_local", "--include_path", str(root / "mc_tasks"),
+               "--output_path", str(out), "--log_samples"]
+    proc = subprocess.run(command, cwd=tiny_run.REPO, env=tiny_run.cli_env(LMMS_EVAL_DATASETS_CACHE=str(root / "datasets")),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    (results_file,) = out.rglob("*_results.json")
+    (samples_file,) = out.rglob("*_samples_seed_local.jsonl")
+    samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    assert len(samples) == len(docs)
+    right = [min(range(4), key=lambda k: s["filtered_resps"][k][0]) == "ABCD".index(docs[s["doc_id"]]["answer"])
+             for s in samples]
+    assert json.loads(results_file.read_text())["results"]["seed_local"]["acc,none"] == sum(right) / len(right)
