@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -204,9 +205,12 @@ def test_killing_the_study_process_stops_its_workers_and_marks_their_cell_interr
     outcome = run()  # the next `ablate study` runs the interrupted cell again
     assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
     stopped = [t for t in trials(outcome) if t.state == TrialState.FAIL]
-    # both workers were in a cell when the study died (the other one's may vary): each was marked interrupted
-    assert "mlp2|seed=7" in {t.user_attrs["cell"] for t in stopped}
-    assert {t.user_attrs[queue.DIED] for t in stopped} == {"interrupted"}
+    # the hanging worker was in mlp2-s7 when the study died, and marked it interrupted as it stopped;
+    # the other one may have been claiming its next cell, too early to mark it: then the next
+    # study's sync found its trial without a worker. Either way the cell ran again, once.
+    died = {t.user_attrs["cell"]: t.user_attrs[queue.DIED] for t in stopped}
+    assert died["mlp2|seed=7"] == "interrupted"
+    assert all(why == "interrupted" or re.fullmatch(r"worker pid \d+ on .+ is gone", why) for why in died.values())
     done = [e["name"] for e in run_log(project) if e["event"] == "done"]
     assert Counter(done) == Counter({n: 1 for n in NAMES})
 
