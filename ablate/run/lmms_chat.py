@@ -177,7 +177,7 @@ class AblateSimple(AblateChat):
 
 
 def through_the_evaluator(scores: list[tuple[float, bool]]) -> list[Any]:
-    """The (log-probability, is_greedy) scores in a form lmms-eval's evaluator hands on intact.
+    """The (mean loss, is_greedy) scores in a form lmms-eval's evaluator hands on intact.
     lmms-eval 0.7.3 passes every model output through `unwrap_generation_output`, which turns a
     tuple into its str(); a multiple_choice task then fails unpacking the strings. Its
     `GenerationResult` comes through as whatever it holds, so where the function would turn the
