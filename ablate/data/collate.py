@@ -8,6 +8,9 @@ With a `feature_lookup` (one image at a time) or a `batch_feature_lookup` (the b
 once, so a cache can encode its misses together), precomputed encoder features
 `image_features` [K, N, D] replace them.
 
+A training batch names the rows it left out (those the template could not encode, under
+`on_bad_sample: skip`) under SKIPPED_IDS, for VLMTrainer to count; the model never sees it.
+
 The pad id in `input_ids` only has to be a valid token id: the model drops padding by the
 attention mask before embedding.
 """
@@ -23,6 +26,8 @@ from ablate.components.contracts import IGNORE_INDEX
 from ablate.data.aspect_ratio import checked_aspect_ratio, pixel_values
 from ablate.errors import DataError
 
+# The batch key under which the training collator names the rows it left out (VLMTrainer counts them).
+SKIPPED_IDS = "skipped_ids"
 # (sample id, image path) -> encoder features [num_tokens, feature_dim] for that image.
 FeatureLookup = Callable[[str, str], torch.Tensor]
 # (sample ids, images as given in the rows) -> features [K, num_tokens, feature_dim].
@@ -74,7 +79,8 @@ class VLMCollator:
         self.feature_lookup = feature_lookup
         self.batch_feature_lookup = batch_feature_lookup
 
-    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        skipped = [str(row.get("id")) for row in rows if row.get("error")]
         rows = encodable(rows)
         input_ids, attention_mask = pad_sequences([r["input_ids"] for r in rows], self.pad_token_id, self.padding_side)
         batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -84,6 +90,8 @@ class VLMCollator:
                     raise DataError(f"sample {row.get('id')!r}: labels and input_ids differ in length")
             batch["labels"], _ = pad_sequences([r["labels"] for r in rows], IGNORE_INDEX, self.padding_side)
         batch.update(self.images(rows))
+        if skipped:
+            batch[SKIPPED_IDS] = skipped
         return batch
 
     def images(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -103,9 +103,11 @@ def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | No
         epoch_end=epoch_end, epoch_evaluated=(lambda epoch: epoch in ctx.epoch_metrics) if epoch_end else None,
     )
     merge_lora(vlm)
+    ctx.skipped += len(result.skipped_ids)  # those the collator left out; the source's were counted before
     if ranks().is_main_process:
         meta = {"stage": stage.name, "run_id": ctx.tracker.run_id, "steps": result.steps, "seconds": result.seconds,
-                "metrics": result.metrics, "inputs": entry.inputs.to_json(), "turn_edges": edges}
+                "metrics": result.metrics, "inputs": entry.inputs.to_json(), "turn_edges": edges,
+                "skipped_when_read": result.skipped_ids}
         if curve_key is not None:
             meta["epoch_eval"] = {curve_key: ctx.epoch_metrics}
         ctx.store.save(entry.key, stage_state_dict(vlm, stage.trainable), meta)

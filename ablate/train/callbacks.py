@@ -1,4 +1,5 @@
-"""Trainer callbacks: a rich progress bar per stage, and per-step metrics into MLflow."""
+"""Trainer callbacks: a rich progress bar per stage, per-step metrics into MLflow, and the
+samples the collator left out."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 from typing import Any, Callable
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 
 class ThroughputMeter:
@@ -41,6 +43,45 @@ def summed_over_ranks(count: int) -> int:
     from accelerate.utils import gather_object
 
     return sum(gather_object([count]))
+
+
+class SkippedSamplesCallback(TrainerCallback, ExportableState):
+    """The ids of the samples the collator left out of their batches (`on_bad_sample: skip`, a
+    sample only tokenizing shows the template cannot encode), over the whole stage.
+
+    The collator runs in the DataLoader's workers, so the ids travel in the batch (`skipped_ids`)
+    and VLMTrainer hands them here. A sample read again in a later epoch counts once. The ids are
+    part of each checkpoint's trainer state (ExportableState), after every rank's are gathered, so
+    a resumed stage, which does not read the batches before its checkpoint again, still counts them."""
+
+    def __init__(self, ids: list[str] | None = None):
+        self.ids = sorted(set(ids or []))
+
+    def add(self, ids: list[str]) -> None:
+        self.ids = sorted(set(self.ids).union(ids))
+
+    def gather(self) -> list[str]:
+        """Every rank's ids, on every rank (a collective: every rank calls it)."""
+        from ablate.ranks import ranks
+
+        if ranks().num_processes > 1:
+            from accelerate.utils import gather_object
+
+            self.ids = sorted({sample for ids in gather_object([self.ids]) for sample in ids})
+        return self.ids
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {"ids": self.ids}, "attributes": {}}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.add(stored_skipped_ids(state.stateful_callbacks))  # those of a resumed checkpoint
+
+
+def stored_skipped_ids(stateful_callbacks: Any) -> list[str]:
+    """The skipped ids a checkpoint's trainer state keeps (`stateful_callbacks`); [] when none."""
+    stored = stateful_callbacks.get(SkippedSamplesCallback.__name__) if isinstance(stateful_callbacks, dict) else None
+    ids = (stored.get("args") or {}).get("ids") if isinstance(stored, dict) else None
+    return [str(sample) for sample in ids] if isinstance(ids, list) else []
 
 
 class MetricsCallback(TrainerCallback):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +17,7 @@ class StageResult:
     steps: int
     seconds: float
     metrics: dict[str, float]
+    skipped_ids: list[str] = field(default_factory=list)  # samples the collator left out (on_bad_sample: skip)
 
 
 def deepspeed_config(stage: Stage, base_dir: Path | None) -> str | dict | None:
@@ -205,7 +206,7 @@ def run_stage(
     output = trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
     release_deepspeed(trainer)
     result = StageResult(stage.name, output.global_step, float(output.metrics.get("train_runtime", 0.0)),
-                         {**metrics.last, **stage_losses(trainer.state.log_history)})
+                         {**metrics.last, **stage_losses(trainer.state.log_history)}, trainer.skipped_samples.gather())
     _write_state(workdir, output.global_step, output.metrics)
     return result
 
@@ -267,7 +268,7 @@ def _finish_from_checkpoint(vlm, stage: Stage, checkpoint: Path, workdir: Path) 
     Resuming Trainer from its final checkpoint would train one extra step (transformers runs a
     step before checking max_steps), so load that checkpoint's weights and report its logs.
     """
-    from ablate.train.callbacks import stage_losses
+    from ablate.train.callbacks import stage_losses, stored_skipped_ids
     from ablate.train.trainer import load_checkpoint_weights
 
     load_checkpoint_weights(vlm, checkpoint)
@@ -278,7 +279,8 @@ def _finish_from_checkpoint(vlm, stage: Stage, checkpoint: Path, workdir: Path) 
         last.update({k: float(v) for k, v in entry.items() if isinstance(v, (int, float)) and k not in ("epoch", "step")})
     last = {{"learning_rate": "lr"}.get(k, k): v for k, v in last.items() if k != "train_loss"}
     _write_state(workdir, state["global_step"], {"resumed_from": str(checkpoint)})
-    return StageResult(stage.name, state["global_step"], 0.0, {**last, **stage_losses(history)})
+    return StageResult(stage.name, state["global_step"], 0.0, {**last, **stage_losses(history)},
+                       stored_skipped_ids(state.get("stateful_callbacks")))
 
 
 def _write_state(workdir: Path, global_step: int, metrics: dict[str, Any]) -> None:

@@ -1,10 +1,10 @@
 """transformers' Trainer, adapted to a multi-component VLM.
 
-Four changes only: the connector can have its own learning rate (LLaVA's mm_projector_lr),
+Five changes only: the connector can have its own learning rate (LLaVA's mm_projector_lr),
 checkpoints hold just the trainable weights (like LLaVA's mm_projector.bin in stage 1), which
 the Trainer's non-strict load restores on resume, the training batches can be grouped by
-modality as LLaVA-1.5's are (ablate.train.sampler), and the loss's token count is taken on the
-labels after the splice.
+modality as LLaVA-1.5's are (ablate.train.sampler), the loss's token count is taken on the
+labels after the splice, and the samples the collator left out are counted (`skipped_samples`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,20 @@ class VLMTrainer(Trainer):
         self.connector_lr = connector_lr
         self.group_by_modality_length = group_by_modality_length
         super().__init__(*args, **kwargs)
+        from ablate.train.callbacks import SkippedSamplesCallback
+
+        self.skipped_samples = SkippedSamplesCallback()
+        self.add_callback(self.skipped_samples)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        from ablate.data.collate import SKIPPED_IDS
+
+        self.skipped_samples.add(inputs.pop(SKIPPED_IDS, []))  # not a model input
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        self.skipped_samples.gather()  # rank 0 writes the trainer state: it needs every rank's ids
+        super()._save_checkpoint(model, trial)
 
     def _get_train_sampler(self, train_dataset=None):
         """LLaVA's modality-length-grouped order when asked for; otherwise the Trainer's sampler.

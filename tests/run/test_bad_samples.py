@@ -39,6 +39,29 @@ def test_skipped_samples_are_counted_in_the_summary_and_mlflow(tmp_path):
     assert run.data.metrics["data/skipped_samples"] == 1
 
 
+def test_samples_only_tokenizing_rejects_are_counted_once_across_epochs_and_dataloader_workers(tmp_path):
+    """A question so long that max_length cuts off its whole answer is found when the sample is read,
+    in a DataLoader worker; it counts once though two epochs read it, beside the missing image."""
+    from mlflow import MlflowClient
+
+    from ablate.run.stage_store import StageStore
+
+    path = _llava_json(tmp_path / "data")
+    records = json.loads(path.read_text())
+    records.append({**records[1], "id": "long", "conversations": [
+        {"from": "human", "value": "<image>\n" + "word " * 60 + "What colour is this?"},
+        {"from": "gpt", "value": "It is green."}]})
+    path.write_text(json.dumps(records))
+    source = {"type": "llava_json", "path": str(path), "image_root": str(tmp_path / "data" / "images")}
+    stage = tiny_run.stage("align", source, template="vicuna_v1", max_length=64, max_steps=6, dataloader_workers=1)
+    result = tiny_run.run_in_process(tiny_run.recipe(tmp_path, [stage], eval=False, data={"on_bad_sample": "skip"}))
+
+    assert result.stages[0].steps == 6  # 6 samples a epoch in batches of 2: two epochs
+    assert result.skipped_samples == 2 and tiny_run.summary(result.run_dir)["skipped_samples"] == 2
+    assert StageStore(tmp_path / "out" / "stages").meta(result.stages[0].key)["skipped_when_read"] == ["chat/long"]
+    assert MlflowClient(result.tracking_uri).get_run(result.run_id).data.metrics["data/skipped_samples"] == 2
+
+
 def test_the_same_data_fails_the_run_by_default(tmp_path):
     import pytest
 
