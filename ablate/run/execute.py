@@ -44,6 +44,7 @@ class RunContext:
     evaluate_epoch: Callable[[int], None] | None  # set when the last stage records an eval curve
     epoch_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     skipped: int = 0
+    last_epoch_eval: Any = None  # the latest EpochEvaluation this process ran (ablate.run.epoch_eval)
 
 
 def carry_out(plan: StagePlan, ctx: RunContext) -> list[StageOutcome]:

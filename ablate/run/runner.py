@@ -188,13 +188,12 @@ def _train_and_evaluate(recipe, prepared: Prepared, run_dir, tracker, progress) 
     _announce(plan, tracker, progress)
     ctx = RunContext(recipe, vlm, p.store, tracker, progress, p.base_dir, p.reuse, p.stage_features, None)
     if evaluation is not None and plan.curve_key is not None:
-        ctx.evaluate_epoch = partial(_evaluate_epoch, ctx, evaluation, eval_features)
+        ctx.evaluate_epoch = partial(_evaluate_epoch, ctx, evaluation, eval_features, run_dir)
     outcomes = carry_out(plan, ctx)
     if ctx.skipped:
         tracker.log_metrics({"data/skipped_samples": ctx.skipped})
     eval_metrics, predictions, samples = {}, None, None
-    if evaluation is not None and (res := evaluate(vlm, evaluation, progress=progress, features=eval_features,
-                                                   out=run_dir / "predictions.jsonl")) is not None:
+    if evaluation is not None and (res := _final_evaluation(ctx, evaluation, eval_features, run_dir)) is not None:
         eval_metrics, predictions = res.metrics, res.predictions_path  # on rank 0, which gathered
         tracker.log_metrics(logged_metrics(evaluation.evaluator, eval_metrics))
         tracker.log_artifact(predictions)
@@ -248,11 +247,31 @@ def _feature_caches(recipe, vlm) -> tuple[list[Any], Any]:
     return stage_features, eval_features
 
 
-def _evaluate_epoch(ctx, evaluation, features, epoch: int) -> None:
-    res = evaluate(ctx.vlm, evaluation, progress=ctx.progress, out=None, label=f"eval epoch {epoch}", features=features)
+def _evaluate_epoch(ctx, evaluation, features, run_dir: Path, epoch: int) -> None:
+    from ablate.run.epoch_eval import EpochEvaluation, epoch_predictions, weights_fingerprint
+
+    res = evaluate(ctx.vlm, evaluation, progress=ctx.progress, out=epoch_predictions(run_dir, epoch),
+                   label=f"eval epoch {epoch}", features=features)
+    ctx.last_epoch_eval = EpochEvaluation(epoch, weights_fingerprint(ctx.vlm), res)
     if res is None:  # not rank 0: its share went to rank 0
         return
     log_epoch(ctx, epoch, res.metrics)
+
+
+def _final_evaluation(ctx, evaluation, features, run_dir: Path):
+    """The run's evaluation after training: the last epoch's when the weights are still those it
+    evaluated (ablate.run.epoch_eval), else a new one."""
+    from ablate.run.epoch_eval import reused_final_evaluation
+
+    out = run_dir / "predictions.jsonl"
+    reused, res = reused_final_evaluation(ctx.last_epoch_eval, ctx.vlm, out)
+    if reused:
+        ctx.tracker.set_tags({"ablate.eval.reused_epoch": str(ctx.last_epoch_eval.epoch)})
+        if ctx.progress is not None:
+            ctx.progress.console.print(f"eval: the weights are those epoch {ctx.last_epoch_eval.epoch} was evaluated "
+                                       "with; its predictions are the run's", highlight=False)
+        return res
+    return evaluate(ctx.vlm, evaluation, progress=ctx.progress, features=features, out=out)
 
 
 def _record_model(recipe, vlm, features: list[Any], tracker):

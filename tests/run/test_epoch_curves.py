@@ -40,6 +40,36 @@ def test_each_epoch_is_scored_stored_and_replayed_on_reuse(tmp_path):
     assert _curve(again.tracking_uri, again.run_id) == curve
 
 
+def test_the_last_epochs_evaluation_is_the_runs_when_the_weights_are_the_same(tmp_path):
+    """The final evaluation would generate what epoch 2's did from the same weights: it is taken
+    from it, predictions and metrics, and equals an evaluation made again from the final model."""
+    from mlflow import MlflowClient
+
+    from ablate.run.evaluation import eval_plan, evaluate
+    from ablate.run.trained import load_trained
+
+    first = tiny_run.run_in_process(_recipe(tmp_path))
+    kept = first.run_dir / "predictions-epoch-2.jsonl"
+    assert (first.run_dir / "predictions-epoch-1.jsonl").is_file() and kept.is_file()
+    assert first.predictions_path.read_text() == kept.read_text()
+    assert first.eval_metrics == first.epoch_metrics[2]
+    assert MlflowClient(first.tracking_uri).get_run(first.run_id).data.tags["ablate.eval.reused_epoch"] == "2"
+    trained = load_trained(first.run_dir)
+    again = evaluate(trained.vlm, eval_plan(trained.recipe), progress=None, out=tmp_path / "again.jsonl")
+    assert (tmp_path / "again.jsonl").read_text() == kept.read_text() and again.metrics == first.eval_metrics
+
+
+def test_weights_changed_after_the_last_epochs_evaluation_are_evaluated_again(tmp_path):
+    """A LoRA stage is merged after its last epoch: other weights, so the run evaluates them."""
+    from mlflow import MlflowClient
+
+    data = _recipe(tmp_path)
+    data["stages"][0]["trainable"] = {"encoder": "frozen", "connector": "full", "llm": {"lora": {"r": 4}}}
+    run = tiny_run.run_in_process(data)
+    assert (run.run_dir / "predictions-epoch-2.jsonl").is_file() and run.predictions_path.is_file()
+    assert "ablate.eval.reused_epoch" not in MlflowClient(run.tracking_uri).get_run(run.run_id).data.tags
+
+
 def test_a_stored_stage_without_this_evals_curve_is_trained_again(tmp_path):
     first = tiny_run.run_in_process(_recipe(tmp_path, limit=4))
     other_eval = tiny_run.run_in_process(_recipe(tmp_path, limit=2))
