@@ -59,17 +59,6 @@ def test_the_last_epochs_evaluation_is_the_runs_when_the_weights_are_the_same(tm
     assert (tmp_path / "again.jsonl").read_text() == kept.read_text() and again.metrics == first.eval_metrics
 
 
-def test_weights_changed_after_the_last_epochs_evaluation_are_evaluated_again(tmp_path):
-    """A LoRA stage is merged after its last epoch: other weights, so the run evaluates them."""
-    from mlflow import MlflowClient
-
-    data = _recipe(tmp_path)
-    data["stages"][0]["trainable"] = {"encoder": "frozen", "connector": "full", "llm": {"lora": {"r": 4}}}
-    run = tiny_run.run_in_process(data)
-    assert (run.run_dir / "predictions-epoch-2.jsonl").is_file() and run.predictions_path.is_file()
-    assert "ablate.eval.reused_epoch" not in MlflowClient(run.tracking_uri).get_run(run.run_id).data.tags
-
-
 def test_a_stored_stage_without_this_evals_curve_is_trained_again(tmp_path):
     first = tiny_run.run_in_process(_recipe(tmp_path, limit=4))
     other_eval = tiny_run.run_in_process(_recipe(tmp_path, limit=2))

@@ -49,6 +49,8 @@ def test_zero3_stages_are_gathered_whole_for_the_next_stage_the_store_and_eval(t
     assert all(math.isfinite(v) for s in ("align", "instruct") for v in _losses(client, run, s))
     curve = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "epoch_eval/accuracy")}
     assert sorted(curve) == [1, 2] and curve[2] == run.data.metrics["eval/accuracy"]  # the same weights at the end
+    # but merged after the last epoch's evaluation (LoRA), so the run evaluated them again
+    assert "ablate.eval.reused_epoch" not in run.data.tags
     # The frozen encoder's features come from the cache in both ZeRO-3 stages: rank 0 stored every
     # image before each stage's engine partitioned the encoder, and training only read them.
     # (A miss while training would have stopped the run: the ZeRO-3 collator never encodes.)
