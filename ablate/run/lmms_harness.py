@@ -41,6 +41,8 @@ class LmmsPlan:
     judge: Any  # the recipe's JudgeSection, or None
     task_manager: Any  # lmms_eval.tasks.TaskManager indexing the tasks
     simple_tasks: list[str] = field(default_factory=list)  # those with log-likelihood requests (lmms_task_kinds)
+    notes: list[str] = field(default_factory=list)  # said before training, kept with the run
+
 
     @property
     def chat_tasks(self) -> list[str]:
@@ -64,7 +66,44 @@ def lmms_plan(recipe) -> LmmsPlan:
     from ablate.run.lmms_task_kinds import needs_simple_model
 
     simple = [name for name in ev.tasks if needs_simple_model(manager, name)]
-    return LmmsPlan(list(ev.tasks), ev.limit, ev.batch_size, ev.max_new_tokens, ev.judge, manager, simple)
+    notes = [f"eval.tasks: {name} is the task in {path}, which replaces lmms-eval's own {name}; lmms-eval's own "
+             "command would run its own (name the local task differently to keep both)"
+             for name, path in shadowed_tasks(manager, ev.tasks, ev.include_path or [])]
+    return LmmsPlan(list(ev.tasks), ev.limit, ev.batch_size, ev.max_new_tokens, ev.judge, manager, simple, notes)
+
+
+def shadowed_tasks(manager, tasks: list[str], include_path: list[str]) -> list[tuple[str, str]]:
+    """(name, task file) of each named task that a file under `include_path` defines and lmms-eval
+    also has a task, group or tag of that name: the local one runs here, lmms-eval's in its own command."""
+    folders = [Path(folder).resolve() for folder in include_path]
+    local = {}
+    for name in tasks:
+        path = (manager.task_index.get(name) or {}).get("yaml_path")
+        if isinstance(path, str) and path != "-1" and any(Path(path).resolve().is_relative_to(f) for f in folders):
+            local[name] = path
+    own = lmms_eval_own_names() if local else set()
+    return [(name, path) for name, path in local.items() if name in own]
+
+
+def lmms_eval_own_names() -> set[str]:
+    """The task, group and tag names lmms-eval's own task files declare. Read from the YAML text (a
+    quarter of a second) rather than by indexing them all with a TaskManager (seconds), which
+    `task_manager` skips when the include_path holds every task named."""
+    import re
+
+    import lmms_eval
+
+    one = re.compile(r"^(?:task|group|tag)[ \t]*:[ \t]*[\"']?([^\"'\s#\[\]]+)", re.M)
+    inline = re.compile(r"^tag[ \t]*:[ \t]*\[([^\]]*)\]", re.M)  # tag: [a, b]
+    listed = re.compile(r"^tag[ \t]*:[ \t]*\n((?:[ \t]*-[ \t]*\S.*(?:\n|$))+)", re.M)  # tag: then "- a" lines
+    names: set[str] = set()
+    for path in (Path(lmms_eval.__file__).parent / "tasks").rglob("*.yaml"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        names.update(one.findall(text))
+        items = [item for block in inline.findall(text) for item in block.split(",")]
+        items += [line.split("-", 1)[1] for block in listed.findall(text) for line in block.splitlines() if "-" in line]
+        names.update(name for item in items if (name := item.split("#")[0].strip().strip("\"'")))
+    return names
 
 
 def task_manager(tasks: list[str], include_path: list[str]):

@@ -185,7 +185,7 @@ def _train_and_evaluate(recipe, prepared: Prepared, run_dir, tracker, progress) 
     """The run as a plan and a loop: carry the stage plan out, evaluate, record."""
     p = prepared
     vlm, plan, evaluation, eval_features = p.vlm, p.plan, p.evaluation, p.eval_features
-    _announce(plan, tracker, progress)
+    _announce(plan, tracker, progress, p.lmms.notes if p.lmms is not None else [])
     ctx = RunContext(recipe, vlm, p.store, tracker, progress, p.base_dir, p.reuse, p.stage_features, None)
     if evaluation is not None and plan.curve_key is not None:
         ctx.evaluate_epoch = partial(_evaluate_epoch, ctx, evaluation, eval_features, run_dir)
@@ -223,11 +223,11 @@ def _prepared_model(recipe, progress):
     return build_vlm(recipe.model)
 
 
-def _announce(plan, tracker, progress) -> None:
-    """Show the plan before anything trains, and keep it with the run."""
-    tracker.log_text("\n".join(plan.lines()) + "\n", "plan.txt")
+def _announce(plan, tracker, progress, notes: list[str]) -> None:
+    """Show the plan (and what the evaluation should say first) before anything trains, and keep it with the run."""
+    tracker.log_text("\n".join([*plan.lines(), *notes]) + "\n", "plan.txt")
     if progress is not None:
-        for line in ["plan:", *(f"  {line}" for line in plan.lines())]:
+        for line in ["plan:", *(f"  {line}" for line in plan.lines()), *notes]:
             progress.console.print(line, highlight=False, markup=False)
 
 

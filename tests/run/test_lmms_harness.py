@@ -157,6 +157,19 @@ def test_unknown_tasks_and_unpinned_judges_are_named_before_training(lmms_run, t
         plan(tasks=["mmvet"], include_path=[str(tmp_path)])
     pinned = plan(tasks=["mmvet"], include_path=[str(tmp_path)], judge={"model": "m", "endpoint": "http://127.0.0.1:9/v1"})
     assert pinned.judge.model == "m"
+    # the local mmvet replaces lmms-eval's own, which lmms-eval's command would run: said before training
+    assert local.notes == [] and pinned.notes == [
+        f"eval.tasks: mmvet is the task in {tmp_path / 'mmvet' / 'mmvet.yaml'}, which replaces lmms-eval's own mmvet; "
+        "lmms-eval's own command would run its own (name the local task differently to keep both)"]
+
+
+def test_lmms_evals_own_names_are_read_from_its_task_files():
+    from ablate.run.lmms_harness import lmms_eval_own_names
+
+    names = lmms_eval_own_names()
+    # a task (gqa), a task in quotes (seedbench_ppl), a group (mmbench), a tag listed under `tag:`
+    assert {"gqa", "mme", "mmvet", "seedbench_ppl", "mmbench", "public_eval_qwen3_5_family"} <= names
+    assert not {"-", "", "gqa_local"} & names
 
 
 def test_a_multiple_choice_task_is_scored_by_loglikelihood_beside_a_generation_task(lmms_run, lmms_datasets, capsys):
