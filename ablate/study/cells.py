@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError, Problem, RecipeError
-from ablate.recipe.yaml_source import Sourced, load_with_bases, set_path
+from ablate.recipe.yaml_source import Sourced, load_with_bases, record_origin, set_path
 from ablate.study.schema import MAX_CELLS, MAX_SEEDS, SEED_LIMIT, StudyError, StudyFile, arm_count, arm_name
 
 
@@ -125,7 +125,7 @@ def cell_source(study: StudyFile, scale: str, cell: Cell, base: Sourced | None =
         prefix = concrete[:-1] if value is None else concrete
         for key in [k for k in origins if k[: len(prefix)] == prefix]:
             del origins[key]
-        origins[concrete] = study.where(origin) or str(study.path)
+        record_origin(origins, concrete, study.where(origin) or str(study.path))
 
     for path, value in study.section(scale).overrides.items():
         edit(path, value, ("scales", scale, "overrides", path))
