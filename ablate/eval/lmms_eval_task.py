@@ -97,6 +97,7 @@ def write_eval_task(folder: Path, name: str, section, *, answer_format=None, lim
                     embed_images: bool = False) -> EvalTask:
     """Task `name` in `folder/name/`: the documents of the eval section's data source (the first
     `limit`, default eval.limit), scored by its evaluator."""
+    from ablate.data.sources.base import check_unique_ids
     from ablate.eval.lmms_docs import evaluator_of
     from ablate.eval.lmms_tasks import write_task
     from ablate.registry import registries
@@ -113,6 +114,7 @@ def write_eval_task(folder: Path, name: str, section, *, answer_format=None, lim
     samples = source.samples()[: limit or section.limit or None]
     if not samples:
         raise DataError(f"eval.data ({section.data.type}) yields no samples to write")
+    check_unique_ids(samples, source, f"eval.data {section.data.type}")
     docs = [task_doc(sample, evaluator_json, embed_images) for sample in samples]
     metrics = reported_metrics(evaluator_of(evaluator_json), docs)
     try:

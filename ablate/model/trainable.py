@@ -97,7 +97,20 @@ def _add_lora(vlm: VisionLanguageModel, name: str, lora: Any) -> None:
     module = getattr(vlm, name)
     try:
         # Injects adapters in place and marks only them (and biases per `bias`) trainable.
-        tuner = LoraModel(module, config, adapter_name="default")
+        with _on_meta_if(module):
+            tuner = LoraModel(module, config, adapter_name="default")
     except ValueError as err:
         raise TrainableError(name, f"trainable.{name}.lora: {err}") from None
     vlm.lora_tuners[name] = tuner
+
+
+def _on_meta_if(module: Any) -> Any:
+    """The meta device as default for a module that lives there (`ablate plan`, `--check`): peft
+    makes each adapter in CPU memory before moving it to its layer's device, so a large `r` would
+    take (or fail to take) real memory for a model that has none."""
+    import contextlib
+
+    import torch
+
+    on_meta = any(p.is_meta for p in module.parameters())
+    return torch.device("meta") if on_meta else contextlib.nullcontext()

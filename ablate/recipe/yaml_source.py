@@ -172,5 +172,13 @@ def apply_overrides(src: Sourced, overrides: list[str] | tuple[str, ...]) -> Sou
         concrete = set_path(data, path, value)
         for k in [k for k in origins if k[: len(concrete)] == concrete]:
             del origins[k]
-        origins[concrete] = f"-s {text}"
+        record_origin(origins, concrete, f"-s {text}")
     return Sourced(data, origins, src.source)
+
+
+def record_origin(origins: dict[Path_, str], concrete: Path_, origin: str) -> None:
+    """`origin` for an edited path and for each key above it that the edit created, so a problem
+    reported at a new key (`unknown key 'x'` for `-s x.y=1`) names the edit, not the file."""
+    for n in range(1, len(concrete)):
+        origins.setdefault(tuple(concrete[:n]), origin)
+    origins[tuple(concrete)] = origin

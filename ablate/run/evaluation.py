@@ -38,6 +38,7 @@ def eval_plan(recipe) -> EvalPlan:
     template = eval_template(recipe)
     source = regs.data_source.get(ev.data.type).build(ev.data, answer_format=recipe.answer_format,
                                                         on_bad_sample=recipe.data.on_bad_sample)
+    from ablate.data.sources.base import check_unique_ids
     from ablate.eval.contracts import evaluator_problem
 
     evaluator = regs.evaluator.get(ev.evaluator.type).build(ev.evaluator)
@@ -46,6 +47,7 @@ def eval_plan(recipe) -> EvalPlan:
     samples = source.samples()
     if ev.limit:
         samples = samples[: ev.limit]
+    check_unique_ids(samples, source, f"eval.data {ev.data.type}")
     if ev.option_scoring:
         from ablate.eval.options import check_options
 

@@ -43,6 +43,9 @@ class StageStore:
     def meta(self, key: str) -> dict[str, Any]:
         """The stage's meta.json, with its weights checked against the fingerprint it records."""
         meta = read_json(self.dir(key) / META, what="stored stage meta")
+        if problem := meta_problem(meta):
+            raise StoredStateError(f"stored stage meta {self.dir(key) / META}: {problem} (damaged, or not written "
+                                   f"by ablate); delete {self.dir(key)} to train it again, or run with --no-reuse")
         weights = self.dir(key) / WEIGHTS
         recorded = meta.get("weights_fingerprint")
         if not isinstance(recorded, str) or file_fingerprint(weights) != recorded:
@@ -106,9 +109,42 @@ class StageStore:
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue  # a corrupted neighbour is reported when its own key is asked for
-            if isinstance(meta, dict) and (meta.get("inputs") or {}).get("config") == config_key:
+            if isinstance(meta, dict) and isinstance(meta.get("inputs"), dict) \
+                    and meta["inputs"].get("config") == config_key:
                 found.append((meta_path.stat().st_mtime_ns, meta))
         return max(found, key=lambda item: item[0])[1] if found else None
+
+
+# What a run reads from a stored stage's meta.json (the fingerprint covers the weights, not these).
+_NUMBER = (int, float)
+META_FIELDS: dict[str, tuple[type, ...]] = {
+    "stage": (str,), "run_id": (str, type(None)), "steps": (int,), "seconds": _NUMBER,
+    "metrics": (dict,), "inputs": (dict,), "turn_edges": (dict,), "epoch_eval": (dict,),
+}
+
+
+def meta_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with a stored stage's meta.json fields, or None."""
+    for name, types in META_FIELDS.items():
+        value = meta.get(name)
+        if name in meta and (isinstance(value, bool) or not isinstance(value, types)):
+            return f"{name!r} is {type(value).__name__} {_short(value)}, not {' or '.join(_json_name(t) for t in types)}"
+    numbers = {**meta.get("metrics", {}), **meta.get("turn_edges", {})}
+    if bad := [k for k, v in numbers.items() if isinstance(v, bool) or not isinstance(v, _NUMBER)]:
+        return f"metric {bad[0]!r} is not a number"
+    curves = meta.get("epoch_eval", {}).values()
+    if not all(isinstance(c, dict) and all(isinstance(m, dict) for m in c.values()) for c in curves):
+        return "'epoch_eval' is not {curve: {epoch: {metric: value}}}"
+    return None
+
+
+def _json_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", dict: "an object", type(None): "null"}[kind]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def broadcast(value: Any) -> Any:

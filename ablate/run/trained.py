@@ -10,6 +10,7 @@ stage was stored, so no adapter is applied here. Used by `ablate export` and by 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,21 @@ def read_run(run_dir: str | Path) -> tuple[Any, dict[str, Any]]:
                                f"(a run writes {SUMMARY} when it ends)")
     summary = read_json(run_dir / SUMMARY, what="run summary")
     stages = summary.get("stages")
-    if not isinstance(stages, list) or not all(isinstance(s, dict) and isinstance(s.get("key"), str) for s in stages):
+    if not isinstance(stages, list) or not all(isinstance(s, dict) and _is_key(s.get("key")) for s in stages):
         raise StoredStateError(f"run summary {run_dir / SUMMARY} has no list of stages with keys; run it again")
-    return load_recipe(run_dir / RECIPE), summary
+    recipe = load_recipe(run_dir / RECIPE)
+    # A summary that lost a stage would load the model without that stage's weights: an
+    # untrained connector exported as if trained.
+    listed, planned = [s.get("name") for s in stages], [s.name for s in recipe.stages]
+    if listed != planned:
+        raise StoredStateError(f"run summary {run_dir / SUMMARY} lists the stages {listed}, but the run's "
+                               f"{RECIPE} has {planned} (damaged, or from another run); run it again")
+    return recipe, summary
+
+
+def _is_key(key: Any) -> bool:
+    """A store key is one folder name under stages/ (hex digits), never a path out of it."""
+    return isinstance(key, str) and re.fullmatch(r"[0-9A-Za-z_-]+", key) is not None
 
 
 def load_trained(run_dir: str | Path, *, dtype: Any = None) -> TrainedRun:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError, Problem, RecipeError
-from ablate.recipe.yaml_source import Sourced, load_with_bases, set_path
-from ablate.study.schema import StudyError, StudyFile, arm_name
+from ablate.recipe.yaml_source import Sourced, load_with_bases, record_origin, set_path
+from ablate.study.schema import MAX_CELLS, MAX_SEEDS, SEED_LIMIT, StudyError, StudyFile, arm_count, arm_name
 
 
 @dataclass(frozen=True)
@@ -43,22 +43,36 @@ class Cell:
 def seeds_for(study: StudyFile, scale: str, count: int | None = None) -> list[int]:
     """The scale's seeds; `count` (from --seeds) takes that many, continuing past a short list."""
     section = study.section(scale)
+    if count is not None and not 1 <= count <= MAX_SEEDS:
+        raise AblateError(f"--seeds must be >= 1 and at most {MAX_SEEDS}, got {count}")
     if isinstance(section.seeds, list):
         seeds = list(section.seeds)
     else:
-        start = int(base_source(study, scale).data.get("seed", 42))
+        start = _base_seed(study, scale)
         seeds = [start + i for i in range(section.seeds)]
     if count is not None:
-        if count < 1:
-            raise AblateError(f"--seeds must be >= 1, got {count}")
         while len(seeds) < count:
             seeds.append(max(seeds) + 1)
         seeds = seeds[:count]
     return seeds
 
 
+def _base_seed(study: StudyFile, scale: str) -> int:
+    """The base recipe's seed, the first of a seed count: named when it cannot be counted from."""
+    base = base_source(study, scale)
+    seed = base.data.get("seed", 42)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        problem = Problem(f"scales.{scale}.seeds", f"counts seeds from the base recipe's seed, which must be an "
+                                                   f"integer in [0, 2**32); got {seed!r}", base.where(("seed",)))
+        raise StudyError(str(study.path), [problem])
+    return seed
+
+
 def expand_cells(study: StudyFile, scale: str, seeds: list[int]) -> list[Cell]:
     """Every (arm x seed) cell, arms in file order, seeds inner."""
+    if (cells := arm_count(study) * len(seeds)) > MAX_CELLS:  # --seeds can pass the file's check
+        raise AblateError(f"study {study.name!r}: {arm_count(study):,} arms x {len(seeds):,} seeds are {cells:,} "
+                          f"cells; a study runs at most {MAX_CELLS:,}")
     return [Cell(labels, seed) for labels in study.arms() for seed in seeds]
 
 
@@ -66,7 +80,8 @@ def base_source(study: StudyFile, scale: str) -> Sourced:
     path = study.base_path(scale)
     if not path.is_file():
         where = study.where(("scales", scale, "base"))
-        raise StudyError(str(study.path), [Problem(f"scales.{scale}.base", f"base recipe not found: {path}", where)])
+        why = f"base recipe {path} is a folder, not a recipe file" if path.is_dir() else f"base recipe not found: {path}"
+        raise StudyError(str(study.path), [Problem(f"scales.{scale}.base", why, where)])
     return load_with_bases(path)
 
 
@@ -110,7 +125,7 @@ def cell_source(study: StudyFile, scale: str, cell: Cell, base: Sourced | None =
         prefix = concrete[:-1] if value is None else concrete
         for key in [k for k in origins if k[: len(prefix)] == prefix]:
             del origins[key]
-        origins[concrete] = study.where(origin) or str(study.path)
+        record_origin(origins, concrete, study.where(origin) or str(study.path))
 
     for path, value in study.section(scale).overrides.items():
         edit(path, value, ("scales", scale, "overrides", path))

@@ -40,6 +40,8 @@ An arm with neither `value` nor `per_scale` keeps the base recipe's value at the
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -50,12 +52,17 @@ from ablate.config_model import StrictModel, repeated
 from ablate.errors import AblateError, Problem, ProblemsError, closest
 from ablate.recipe.component import Component
 from ablate.recipe.loading import pydantic_problem
+from ablate.recipe.schema import SAFE_NAME
 from ablate.study.diagnostics.registry import diagnostics as diagnostic_registry
 from ablate.study.slurm import SlurmOptions
 
 Scale = Literal["paper", "tiny", "small"]
 SCALES: tuple[str, ...] = ("paper", "tiny", "small")
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.,%+()-]*$"
+SEED_LIMIT = 2**32  # numpy and torch take seeds in [0, 2**32)
+# Past these a study is a typo, not a plan: listing its cells alone would run for hours.
+MAX_SEEDS = 1000
+MAX_CELLS = 10_000
 # Combined arm name when a study has several axes: labels joined in axis order.
 ARM_JOIN = " / "
 
@@ -166,6 +173,17 @@ class ScaleSection(Strict):
         "source's type, e.g. easy_vqa or scienceqa); paper values on another benchmark are not judged",
     )
 
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds_are_integers(cls, seeds: Any) -> Any:
+        # pydantic would take YAML's `yes` as 1 and "3" as 3
+        items = seeds if isinstance(seeds, list) else [seeds]
+        if any(isinstance(s, bool) for s in items):
+            raise ValueError(f"seeds must be a count or a list of integers, not a boolean (got {seeds!r})")
+        if isinstance(seeds, str):
+            raise ValueError(f"seeds must be a count or a list of integers (got {seeds!r})")
+        return seeds
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, seeds: int | list[int]) -> int | list[int]:
@@ -173,6 +191,11 @@ class ScaleSection(Strict):
             raise ValueError("seeds must be >= 1")
         if isinstance(seeds, list) and (not seeds or len(set(seeds)) != len(seeds)):
             raise ValueError("seeds must be a non-empty list of distinct integers")
+        count = seeds if isinstance(seeds, int) else len(seeds)
+        if count > MAX_SEEDS:
+            raise ValueError(f"seeds must be at most {MAX_SEEDS} per arm (got {count})")
+        if isinstance(seeds, list) and (bad := [s for s in seeds if not 0 <= s < SEED_LIMIT]):
+            raise ValueError(f"each seed must be an integer in [0, 2**32) (got {bad[0]})")
         return seeds
 
     def metric_specs(self) -> list[MetricSpec]:
@@ -301,7 +324,12 @@ def load_study(path: str | Path) -> StudyFile:
 
     path = Path(path)
     if not path.is_file():
-        raise AblateError(f"study file not found: {path}")
+        raise AblateError(f"study file {path} is a folder" if path.is_dir() else f"study file not found: {path}")
+    if not re.match(SAFE_NAME, path.stem):
+        # the stem names every cell's run and folder: say so here, not at the base recipe's `name`
+        raise StudyError(str(path), [Problem("", f"the file name {path.stem!r} names the study's runs and folders: "
+                                                 "use letters, digits, '_', '.' and '-', not starting with '.' or "
+                                                 "'-' (rename the file)", f"{path}:1")])
     src = load_yaml_file(path, "study", StudyError)
     try:
         spec = Study.model_validate(src.data)
@@ -321,6 +349,8 @@ def cross_check(study: StudyFile) -> list[Problem]:
     def add(path: tuple, message: str) -> None:
         problems.append(Problem(".".join(str(p) for p in path), message, study.where(path)))
 
+    if size_problems := _size_problems(study):
+        return size_problems  # the other checks would list every arm
     names = [a.name for a in spec.axes]
     for dupe in sorted({n for n in names if names.count(n) > 1}):
         add(("axes",), f"axis names must be unique; repeated: {dupe}")
@@ -355,13 +385,66 @@ def cross_check(study: StudyFile) -> list[Problem]:
             metric = ref.metric_for(scale, section)
             if metric not in metric_names:
                 add(("paper", i, "metric"), f"scale {scale}: {_unknown('metric', metric, metric_names)}")
-    problems += _diagnostic_problems(study, arms)
+    problems += _diagnostic_problems(study, arms) + _reserved_edit_problems(study)
     for i, ref in enumerate(spec.paper):
         for arm in ref.values:
             if arm not in arms:
                 add(("paper", i, "values", arm), _unknown("arm", arm, arms))
         if isinstance(ref.metric, dict) and (missing := [s for s in scales if s not in ref.metric]):
             add(("paper", i, "metric"), f"no metric for scale {', '.join(missing)}")
+    return problems
+
+
+# Recipe paths the study sets itself for every cell (cells.cell_source), so an edit there would
+# be dropped without a word.
+RESERVED = {
+    "seed": "the study sets each cell's seed from scales.<scale>.seeds",
+    "name": "the study names each cell's run",
+    "tracking.run_name": "the study names each cell's run",
+}
+ARM_RESERVED = {**RESERVED, "tracking.experiment": "every cell logs into the study's experiment "
+                                                   "(set it in scales.<scale>.overrides)"}
+
+
+def _reserved_edit_problems(study: StudyFile) -> list[Problem]:
+    """Edits (scale overrides, axis paths, arm `set`s) of a path the study overwrites per cell."""
+    edits: list[tuple[tuple, str, dict[str, str]]] = []
+    for scale, section in study.spec.scales.items():
+        edits += [(("scales", scale, "overrides", p), p, RESERVED) for p in section.overrides]
+    for i, axis in enumerate(study.spec.axes):
+        paths = axis.path if isinstance(axis.path, dict) else {"": axis.path}
+        edits += [(("axes", i, "path"), p, ARM_RESERVED) for p in paths.values()]
+        for j, arm in enumerate(axis.arms):
+            edits += [(("axes", i, "arms", j, "set", p), p, ARM_RESERVED) for p in arm.set]
+            edits += [(("axes", i, "arms", j, "scale_set", sc, p), p, ARM_RESERVED)
+                      for sc, paths in arm.scale_set.items() for p in paths]
+    problems = []
+    for where, path, reserved in edits:
+        for prefix, why in reserved.items():
+            if path.strip() == prefix or path.strip().startswith(prefix + "."):
+                problems.append(Problem(".".join(map(str, where)), f"cannot set {path!r}: {why}", study.where(where)))
+    return problems
+
+
+def arm_count(study: StudyFile) -> int:
+    """How many arms the axes make (every combination of their labels), without listing them."""
+    return math.prod(len(axis.arms) for axis in study.spec.axes)
+
+
+def _size_problems(study: StudyFile) -> list[Problem]:
+    """A study whose cells number past MAX_CELLS: named before anything lists them."""
+    arms = arm_count(study)
+    if arms > MAX_CELLS:
+        return [Problem("axes", f"the axes make {arms:,} arms (every combination of their arms); "
+                                f"a study runs at most {MAX_CELLS:,} cells", study.where(("axes",)))]
+    problems = []
+    for scale in study.scales:
+        seeds = study.spec.scales[scale].seeds
+        count = seeds if isinstance(seeds, int) else len(seeds)
+        if arms * count > MAX_CELLS:
+            path = ("scales", scale, "seeds")
+            problems.append(Problem(".".join(path), f"{arms:,} arms x {count:,} seeds are {arms * count:,} cells; "
+                                                    f"a study runs at most {MAX_CELLS:,}", study.where(path)))
     return problems
 
 

@@ -5,6 +5,7 @@ sources whose every sample is bad. Sources are built through the registry as a r
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,30 @@ def test_run_on_a_data_file_that_is_not_utf8(tmp_path, capsys, name, content):
     code, out = cli(capsys, "run", path)
     assert_rejected(code, out, data_file, "not UTF-8")
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("predictions.jsonl"))
+
+
+def _eval_only(tmp_path, data: dict) -> Path:
+    recipe = good_recipe(tmp_path)
+    del recipe["stages"]
+    recipe["eval"] = {"data": data, "template": "plain", "max_new_tokens": 2}
+    tiny_run.prepare_store(tmp_path)
+    return write(tmp_path / "recipe.yaml", recipe)
+
+
+def test_eval_data_with_a_repeated_sample_id(tmp_path, capsys):
+    """Evaluated samples are matched by id (predictions, a study's paired bootstrap): two with one
+    id would count as one item in the report, another number than the logged accuracy."""
+    write_png(tmp_path / "a.png")
+    data_file = write(tmp_path / "eval.json", json.dumps([record("q0"), record("q1"), record("q0", answer="Blue.")]))
+    recipe = _eval_only(tmp_path, {"type": "llava_json", "path": str(data_file)})
+    code, out = cli(capsys, "run", recipe)
+    assert_rejected(code, out, data_file, "sample id 'q0'", "samples 0 and 2")
+    assert not list((tmp_path / "out").rglob("predictions.jsonl"))
+
+
+def test_scienceqa_split_that_lists_a_pid_twice(tmp_path, capsys):
+    root = write_scienceqa(tmp_path / "sqa", {"1": problem("q?", ["a", "b"], 0), "2": problem("r?", ["a", "b"], 1)},
+                           {"test": ["1", "2", "1"]})
+    recipe = _eval_only(tmp_path, {"type": "scienceqa", "root": str(root), "split": "test"})
+    code, out = cli(capsys, "run", recipe)
+    assert_rejected(code, out, root / "problems.json", "sample id '1'", "samples 0 and 2")

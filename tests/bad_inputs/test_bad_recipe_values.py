@@ -70,6 +70,10 @@ VALUES = [
     ("data.num_proc", 2, ["unknown key 'num_proc'"]),  # tokenized as read: no up-front worker pool
     ("model.init_connector", "", ["at least 1 character"]),
     ("model.connector", {"type": "mlp", "depth": 0}, []),
+    # layer counts nobody means: building them, even on the meta device for `ablate plan`, hangs
+    ("model.connector", {"type": "mlp", "depth": 100_000}, ["less than or equal to 256"]),
+    ("model.connector", {"type": "qformer", "num_layers": 10**8}, ["less than or equal to 256"]),
+    ("model.connector", {"type": "resampler", "depth": 10**8}, ["less than or equal to 256"]),
     # booleans given for numbers
     ("stages.0.batch_size", True, ["boolean"]),
     ("stages.0.epochs", True, ["boolean"]),
@@ -208,6 +212,8 @@ OVERRIDES = [
     ("stages.9.lr=1", ["index 9 out of range"]),
     ("stages.nope.lr=1", ["no list item named 'nope'", "align"]),
     ("name.x=1", ["override 'name.x'", "cannot set a key inside str"]),
+    ("x.y.z=1", ["- x (-s x.y.z=1)", "unknown key 'x'"]),  # the new key is the override's, not the file's
+    ("model.connectr.depth=3", ["- model.connectr (-s model.connectr.depth=3)", "Did you mean 'connector'"]),
     ("seed=abc", ["seed", "-s seed=abc", "valid integer"]),
     ("stages.0.lr=.inf", ["stages.0.lr", "finite"]),
     ("stages.0.warmup_ratio=1", ["stages.0.warmup_ratio", "less than 1"]),
@@ -221,3 +227,12 @@ OVERRIDES = [
 def test_bad_override(tmp_path, capsys, override, words):
     recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
     assert_rejected(*cli(capsys, "validate", recipe, "-s", override), *words)
+
+
+def test_plan_of_a_huge_lora_rank_takes_no_memory(tmp_path, capsys):
+    """`ablate plan` builds LoRA adapters on the meta device too: an r of 10**12 is sized (and
+    does not fit), never allocated."""
+    recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
+    code, out = cli(capsys, "plan", recipe, "-s", "stages.0.trainable.llm={lora: {r: 1000000000000}}")
+    assert code == 0 and "Traceback" not in out, out
+    assert "does NOT fit" in " ".join(out.split())

@@ -9,6 +9,9 @@ from pydantic import Field, model_validator
 from ablate.registry import ComponentConfig
 
 Activation = Literal["gelu", "relu", "silu", "tanh"]
+# A connector deeper than this is a typo: building its layers, even on the meta device for
+# `ablate plan`, would take hours.
+MAX_LAYERS = 256
 
 
 class IdentityConfig(ComponentConfig):
@@ -20,7 +23,7 @@ class LinearConfig(ComponentConfig):
 
 
 class MLPConfig(ComponentConfig):
-    depth: int = Field(2, ge=1, description="number of Linear layers; 2 with gelu is LLaVA-1.5's mlp2x_gelu")
+    depth: int = Field(2, ge=1, le=MAX_LAYERS, description="number of Linear layers; 2 with gelu is LLaVA-1.5's mlp2x_gelu")
     activation: Activation = Field("gelu", description="non-linearity between the Linear layers")
     hidden_dim: int | None = Field(
         None, gt=0, description="width of the hidden layers (default: the LLM width, as in LLaVA)"
@@ -35,7 +38,7 @@ class MLPConfig(ComponentConfig):
 
 class QFormerConfig(ComponentConfig):
     num_queries: int = Field(32, gt=0, description="learned query tokens = visual tokens given to the LLM")
-    num_layers: int = Field(2, gt=0, description="Q-Former transformer layers")
+    num_layers: int = Field(2, gt=0, le=MAX_LAYERS, description="Q-Former transformer layers")
     hidden_size: int = Field(256, gt=0, description="Q-Former width")
     num_heads: int = Field(4, gt=0, description="attention heads (must divide hidden_size)")
     cross_attention_frequency: int = Field(
@@ -53,7 +56,7 @@ class QFormerConfig(ComponentConfig):
 
 class ResamplerConfig(ComponentConfig):
     num_queries: int = Field(64, gt=0, description="learned latent queries = visual tokens given to the LLM")
-    depth: int = Field(2, gt=0, description="resampler layers (cross-attention + feed-forward each)")
+    depth: int = Field(2, gt=0, le=MAX_LAYERS, description="resampler layers (cross-attention + feed-forward each)")
     num_heads: int = Field(8, gt=0, description="attention heads (must divide the latent width)")
     hidden_size: int | None = Field(
         None, gt=0, description="latent width (default: the encoder width, as in Flamingo)"

@@ -69,6 +69,20 @@ def make_source(
     return source
 
 
+def check_unique_ids(samples: list[dict[str, Any]], source: DataSource, what: str) -> None:
+    """Evaluated samples are matched by id (predictions, per-item scores, a study's paired
+    bootstrap): two samples with one id would silently count as one item. Training data may
+    repeat ids (LLaVA's instruction sets do: one id per image), so only eval data is checked."""
+    first: dict[str, int] = {}
+    for index, sample in enumerate(samples):
+        sample_id = str(sample["id"])
+        if sample_id in first:
+            where = ", ".join(source.files) or source.name
+            raise DataError(f"{what} ({where}): sample id {sample_id!r} is used by samples {first[sample_id]} and "
+                            f"{index}; evaluated samples are matched by id, so each needs its own")
+        first[sample_id] = index
+
+
 def all_skipped_error(where: str, skipped: list[tuple[str, str]]) -> DataError:
     """on_bad_sample: skip left nothing: almost always a wrong path or format, not bad luck."""
     first = "; ".join(f"{sid!r}: {reason}" for sid, reason in skipped[:3])

@@ -1,0 +1,78 @@
+"""Stored state whose JSON parses but says nonsense: a stage's meta.json with fields of the wrong
+type (the weights' fingerprint does not cover them), a neighbouring stage's damaged meta, and a
+run summary whose stages are not the recipe's. Each is named, never loaded or exported."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from bad_input_helpers import assert_rejected, cli, good_recipe, tiny_run, write
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One tiny finished run (a few seconds); each test damages its own copy of the output_dir."""
+    root = tmp_path_factory.mktemp("stored")
+    tiny_run.prepare_store(root)
+    result = tiny_run.run_in_process(good_recipe(root))
+    return root, result.run_dir.name, result.stages[0].key
+
+
+@pytest.fixture
+def copy(tmp_path, finished):
+    """(recipe whose output_dir is a copy of the finished one, run folder, stage folder)."""
+    root, run_name, key = finished
+    shutil.copytree(root / "out", tmp_path / "out")
+    tiny_run.prepare_store(tmp_path)
+    recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
+    return recipe, tmp_path / "out" / run_name, tmp_path / "out" / "stages" / key
+
+
+def edit_json(path, **fields):
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("metrics", "x"),
+    ("metrics", {"final_loss": "low"}),
+    ("turn_edges", [1]),
+    ("steps", "many"),
+    ("steps", True),
+    ("inputs", "x"),
+    ("run_id", 5),
+    ("epoch_eval", {"key": [1]}),
+])
+def test_stage_meta_with_a_field_of_the_wrong_type(copy, capsys, field, value):
+    recipe, _, stage = copy
+    edit_json(stage / "meta.json", **{field: value})
+    code, out = cli(capsys, "run", recipe)
+    assert_rejected(code, out, stage / "meta.json", "delete", stage)
+
+
+def test_neighbouring_stage_meta_with_inputs_that_are_not_an_object(copy, capsys):
+    """A changed stage looks among its neighbours for the one it replaces: a damaged neighbour is
+    passed over there (and named when its own key is asked for), not a crash."""
+    recipe, _, stage = copy
+    edit_json(stage / "meta.json", inputs="x")
+    code, out = cli(capsys, "validate", recipe, "--plan", "-s", "stages.0.lr=0.002")
+    assert code == 0 and "Traceback" not in out, out
+    assert "Train" in out
+
+
+@pytest.mark.parametrize("stages, words", [
+    ([], ["lists the stages []", "['align']"]),
+    ([{"name": "other", "key": "0123456789abcdef"}], ["['other']", "['align']"]),
+    ([{"name": "align", "key": "../../elsewhere"}], ["no list of stages with keys"]),
+    ([{"name": "align", "key": ""}], ["no list of stages with keys"]),
+])
+def test_run_summary_whose_stages_are_not_the_recipes(copy, capsys, tmp_path, stages, words):
+    """An export would otherwise build the model and load no trained weights (or weights from
+    outside the store): an untrained connector written out as the run's."""
+    _, run_dir, _ = copy
+    edit_json(run_dir / "summary.json", stages=stages)
+    code, out = cli(capsys, "export", run_dir, tmp_path / "exported")
+    assert_rejected(code, out, run_dir / "summary.json", *words)
+    assert not (tmp_path / "exported").exists()
