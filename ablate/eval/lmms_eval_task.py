@@ -82,7 +82,7 @@ def load_eval_source(path: str | Path, overrides: list[str] | tuple[str, ...] = 
 def _eval_section(src):
     from pydantic import ValidationError
 
-    from ablate.recipe.loading import pydantic_problem
+    from ablate.recipe.loading import pydantic_problems
     from ablate.recipe.schema import EvalSection
     from ablate.registry import registries
 
@@ -90,7 +90,7 @@ def _eval_section(src):
     try:
         return EvalSection.model_validate(src.data)
     except ValidationError as exc:
-        raise ProblemsError(src.source, [pydantic_problem(err, src, root=EvalSection) for err in exc.errors()]) from None
+        raise ProblemsError(src.source, pydantic_problems(exc.errors(), src, root=EvalSection)) from None
 
 
 def write_eval_task(folder: Path, name: str, section, *, answer_format=None, limit: int | None = None,

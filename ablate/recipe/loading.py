@@ -34,7 +34,7 @@ def validate_sourced(src: Sourced, runnable: bool = True) -> Recipe:
     try:
         recipe = Recipe.model_validate(src.data)
     except ValidationError as exc:
-        raise RecipeError(src.source, [pydantic_problem(err, src) for err in exc.errors()]) from None
+        raise RecipeError(src.source, pydantic_problems(exc.errors(), src)) from None
     problems = runnable_problems(recipe, src) if runnable else []
     if problems:
         raise RecipeError(src.source, problems)
@@ -58,6 +58,23 @@ def recipe_hash(recipe: Recipe) -> str:
 
 
 # --- error rendering -------------------------------------------------------------------------
+
+
+def pydantic_problems(errors: list[dict[str, Any]], src: Sourced, root: type[BaseModel] = Recipe) -> list[Problem]:
+    """Every pydantic error as a Problem, one per place: a value that fits no member of a union
+    (an int or a list) fails once per member, and those say together what it should be."""
+    merged: dict[tuple[str, str | None], Problem] = {}
+    for err in errors:
+        problem = pydantic_problem(err, src, root)
+        key = (problem.path, problem.location)
+        if key in merged:
+            got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], (dict, list)) else ""
+            first = merged[key].message.removesuffix(got)
+            merged[key] = Problem(problem.path, f"{first}; or {problem.message[:1].lower()}{problem.message[1:]}",
+                                  problem.location)
+        else:
+            merged[key] = problem
+    return list(merged.values())
 
 
 def pydantic_problem(err: dict[str, Any], src: Sourced, root: type[BaseModel] = Recipe) -> Problem:
@@ -90,8 +107,10 @@ def pydantic_problem(err: dict[str, Any], src: Sourced, root: type[BaseModel] = 
 def _strip_union_tags(loc: tuple, data: Any) -> tuple:
     """Drop pydantic's union-member names (e.g. 'Lora', 'literal[...]') that are not real keys."""
     out: list[Any] = []
-    node = data
+    node, found = data, True
     for key in loc:
+        if found and not isinstance(node, (dict, list)):
+            continue  # below a value that is there and is no container: only union labels ('int', 'list[int]')
         if isinstance(node, dict) and key in node:
             out.append(key)
             node = node[key]
@@ -102,7 +121,7 @@ def _strip_union_tags(loc: tuple, data: Any) -> tuple:
             continue  # a union branch label
         else:
             out.append(key)
-            node = None
+            node, found = None, False
     return tuple(out)
 
 

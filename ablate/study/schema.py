@@ -51,7 +51,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from ablate.config_model import StrictModel, repeated
 from ablate.errors import AblateError, Problem, ProblemsError, closest
 from ablate.recipe.component import Component
-from ablate.recipe.loading import pydantic_problem
+from ablate.recipe.loading import pydantic_problems
 from ablate.recipe.schema import SAFE_NAME
 from ablate.study.diagnostics.registry import diagnostics as diagnostic_registry
 from ablate.study.slurm import SlurmOptions
@@ -334,7 +334,7 @@ def load_study(path: str | Path) -> StudyFile:
     try:
         spec = Study.model_validate(src.data)
     except ValidationError as exc:
-        raise StudyError(str(path), [pydantic_problem(err, src, Study) for err in _relevant(exc.errors())]) from None
+        raise StudyError(str(path), pydantic_problems(_relevant(exc.errors()), src, Study)) from None
     study = StudyFile(path.stem, path.resolve(), spec, src.origins)
     problems = cross_check(study)
     if problems:

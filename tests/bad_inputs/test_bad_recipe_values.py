@@ -229,6 +229,19 @@ def test_bad_override(tmp_path, capsys, override, words):
     assert_rejected(*cli(capsys, "validate", recipe, "-s", override), *words)
 
 
+@pytest.mark.parametrize("override, path, words", [
+    ("model.encoder.feature_layer=abc", "model.encoder.feature_layer",
+     "valid integer, unable to parse string as an integer; or input should be a valid list (got 'abc')"),
+    ("stages.0.trainable.llm=7", "stages.0.trainable.llm", "'frozen' or 'full'; or input should be a valid dictionary"),
+])
+def test_a_value_that_fits_no_member_of_a_union_is_one_problem_at_its_own_path(tmp_path, capsys, override, path, words):
+    """Not one problem per union member under pydantic's names for them (`feature_layer.int`, `.list[int]`)."""
+    recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
+    code, out = cli(capsys, "validate", recipe, "-s", override)
+    assert_rejected(code, out, f"- {path} (-s {override}): ", words, "1 problem in recipe")
+    assert f"{path}." not in out
+
+
 def test_plan_of_a_huge_lora_rank_takes_no_memory(tmp_path, capsys):
     """`ablate plan` builds LoRA adapters on the meta device too: an r of 10**12 is sized (and
     does not fit), never allocated."""
