@@ -1,7 +1,8 @@
 """A stage's records and how long they are in LLM positions (text tokens + visual tokens).
 
-With the data files on the machine: every record is counted (the stage's mixture, bad samples
-left out as `on_bad_sample: skip` would), and a seeded sample of SAMPLE_SIZE records is rendered
+With the data files on the machine: every record is counted (the stage's mixture under the
+recipe's `data.on_bad_sample`: with "skip" bad samples are left out and counted, with "error" the
+first one stops the plan as it would stop the run, naming it), and a seeded sample of SAMPLE_SIZE records is rendered
 with the stage's template and tokenized with the LLM's tokenizer, cut at `max_length` as training
 cuts it (without the tokenizer, words x TOKENS_PER_WORD). Without them: the documented size and
 shape of each paper data set the stage names (`ablate.data.paper_data`), one typical record per
@@ -64,7 +65,7 @@ def stage_data(recipe, stage, measure: Measure, tokenizer: Callable[[], tuple[An
 
     mixture = registries().mixture.get(stage.data.type)
     try:
-        source = mixture.build(stage.data, answer_format=recipe.answer_format, on_bad_sample="skip")
+        source = mixture.build(stage.data, answer_format=recipe.answer_format, on_bad_sample=recipe.data.on_bad_sample)
     except DataError as error:
         return documented_stage_data(stage.data.model_dump(mode="json"), measure, str(error).splitlines()[0])
     found, note = tokenizer()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from plan_helpers import MODEL, cli_json, stage, write
+from plan_helpers import MODEL, cli, cli_json, stage, write
 
 from ablate.data.paper_data import documented
 from ablate.plan.data import documented_parts
@@ -34,8 +34,13 @@ def test_lengths_are_tokenized_with_visual_tokens_and_cut_at_max_length(tiny_zoo
                 {"id": "bad", "image": "missing.png", "conversations": turns("<image>\nWhat?", "Blue.")}]
     data = llava_json(tmp_path, records)
     recipe = {"name": "lengths", "model": MODEL, "stages": [stage("chat", data, template="vicuna_v1")]}
+    # under the default on_bad_sample: error, the run would stop at the missing image: so does the plan
+    code, out = cli(capsys, "plan", write(tmp_path / "r.yaml", recipe), "--gpus", "1")
+    assert code == 2 and "Traceback" not in out
+    assert "sample 'bad': image file not found" in " ".join(out.split()) and "missing.png" in out
+    recipe["data"] = {"on_bad_sample": "skip"}
     planned = cli_json(capsys, "plan", write(tmp_path / "r.yaml", recipe), "--gpus", "1")["stages"][0]
-    assert planned["records"] == 6  # the record whose image is missing is left out, as `skip` would
+    assert planned["records"] == 6  # the record whose image is missing is left out, as the run would
     assert "1 bad records left out" in planned["data"] and "tokenized with zoo:tiny-llama" in planned["data"]
     lengths = planned["length_distribution"]
     assert lengths["max"] == 128  # the long record is cut at max_length
