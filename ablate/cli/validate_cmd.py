@@ -16,8 +16,9 @@ Overrides = typer.Option([], "--set", "-s", help="override a field: -s model.con
 def validate(
     recipe: Path = typer.Argument(..., help="recipe YAML"),
     overrides: List[str] = Overrides,
-    plan: bool = typer.Option(False, "--plan", help="print the stage plan (reuse / resume / train, and why) instead "
-                              "of the resolved recipe; reads the data and checkpoint files, trains nothing"),
+    plan: bool = typer.Option(False, "--plan", help="print the stage plan (reuse / resume / train, and why) and what "
+                              "the run evaluates, instead of the resolved recipe; reads the data, eval data and "
+                              "checkpoint files, trains nothing"),
     resume: bool = typer.Option(False, "--resume", help="plan as `ablate run --resume` would"),
     no_reuse: bool = typer.Option(False, "--no-reuse", help="plan as `ablate run --no-reuse` would"),
     world_size: int = typer.Option(1, "--world-size", min=1, help="plan for this many training processes"),
@@ -51,3 +52,24 @@ def _print_plan(recipe, *, resume: bool, reuse: bool, world_size: int) -> None:
     console.print(table)
     if not stage_plan.stages:
         console.print("no stages: the run only evaluates", highlight=False)
+    _print_eval(recipe)
+
+
+def _print_eval(recipe) -> None:
+    """What the run evaluates, read and checked as the run does before it trains (the eval data,
+    or lmms-eval's tasks), so bad eval data stops here too."""
+    if recipe.eval is None:
+        return
+    if recipe.eval.harness == "lmms_eval":
+        from ablate.run.lmms_harness import lmms_plan
+
+        lmms = lmms_plan(recipe)
+        console.print(f"eval: lmms-eval tasks {', '.join(lmms.tasks)}", highlight=False)
+        for note in lmms.notes:
+            console.print(note, highlight=False, markup=False)
+        return
+    from ablate.run.evaluation import eval_plan
+
+    evaluation = eval_plan(recipe)
+    console.print(f"eval: {len(evaluation.samples):,} items of {recipe.eval.data.type}, scored by "
+                  f"{recipe.eval.evaluator.type}", highlight=False)

@@ -165,6 +165,7 @@ def test_eval_data_with_a_repeated_sample_id(tmp_path, capsys):
     code, out = cli(capsys, "run", recipe)
     assert_rejected(code, out, data_file, "sample id 'q0'", "samples 0 and 2")
     assert not list((tmp_path / "out").rglob("predictions.jsonl"))
+    assert_rejected(*cli(capsys, "validate", recipe, "--plan"), data_file, "sample id 'q0'")  # before any run
 
 
 def test_scienceqa_split_that_lists_a_pid_twice(tmp_path, capsys):
@@ -173,3 +174,14 @@ def test_scienceqa_split_that_lists_a_pid_twice(tmp_path, capsys):
     recipe = _eval_only(tmp_path, {"type": "scienceqa", "root": str(root), "split": "test"})
     code, out = cli(capsys, "run", recipe)
     assert_rejected(code, out, root / "problems.json", "sample id '1'", "samples 0 and 2")
+
+
+def test_scienceqa_split_that_lists_a_pid_problems_json_lacks_stops_validate_plan(tmp_path, capsys):
+    """`validate --plan` reads the eval data as the run does before it trains."""
+    root = write_scienceqa(tmp_path / "sqa", {"1": problem("q?", ["a", "b"], 0)}, {"test": ["1", "7"]})
+    recipe = _eval_only(tmp_path, {"type": "scienceqa", "root": str(root), "split": "test"})
+    assert_rejected(*cli(capsys, "validate", recipe, "--plan"), "pid 7 (split test)", "not in problems.json")
+    good = write_scienceqa(tmp_path / "good", {"1": problem("q?", ["a", "b"], 0)}, {"test": ["1"]})
+    code, out = cli(capsys, "validate", _eval_only(tmp_path, {"type": "scienceqa", "root": str(good), "split": "test"}),
+                    "--plan")
+    assert code == 0 and "eval: 1 items of scienceqa, scored by" in " ".join(out.split()), out
