@@ -15,6 +15,10 @@ class RegistryError(AblateError):
     pass
 
 
+class PluginError(AblateError):
+    """A plugin's component broke its contract (its builder raised, or built the wrong thing)."""
+
+
 class MissingCheckpointError(AblateError):
     """A named checkpoint could not be loaded (no hub access, wrong path)."""
 

@@ -1,7 +1,9 @@
 """Finds and loads plugins: built-ins first, then the `ablate` entry-point group.
 
-A plugin that fails to import or to register is reported as a warning naming the
-package, the entry point and the error; everything else still loads.
+A plugin that fails to import or to register, or that holds no `@hookimpl ablate_register`,
+is reported as a warning naming the package, the entry point and the error; everything else
+still loads. Failed and disabled plugins are also named when a recipe asks for a component
+name nobody registered (it may be theirs).
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ def disabled_plugins() -> set[str]:
     return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
 
 
-def make_manager() -> pluggy.PluginManager:
+def make_manager(notes: list[str] | None = None) -> pluggy.PluginManager:
+    """Built-ins and every installed, not disabled plugin; `notes` collects one line per plugin
+    that did not load (see Registry.load_notes)."""
+    notes = notes if notes is not None else []
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     from ablate.components import builtin
@@ -36,22 +41,47 @@ def make_manager() -> pluggy.PluginManager:
     for name in disabled_plugins():
         pm.set_blocked(name)
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+        if pm.is_blocked(ep.name):
+            notes.append(f"Plugin {ep.name!r} ({_dist_name(ep)}) is disabled by {DISABLE_ENV}")
             continue
-        try:
-            plugin = ep.load()
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - any plugin failure, sys.exit included, must only warn
-            _warn(ep, f"failed to import: {_describe(exc)}")
+        if pm.has_plugin(ep.name):
             continue
-        try:
-            pm.register(plugin, name=ep.name)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - e.g. a hookimpl with the wrong arguments
-            _warn(ep, f"is not a valid ablate plugin: {_describe(exc)}")
+        problem = _register_entry_point(pm, ep)
+        if problem:
+            notes.append(_note(ep, problem))
+            _warn(ep, problem)
     return pm
+
+
+def _register_entry_point(pm: pluggy.PluginManager, ep) -> str | None:
+    """Import and register one plugin; why it could not be, or None."""
+    try:
+        plugin = ep.load()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any plugin failure, sys.exit included, must only warn
+        return f"failed to import: {_describe(exc)}"
+    try:
+        pm.register(plugin, name=ep.name)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - e.g. a hookimpl with the wrong arguments
+        return f"is not a valid ablate plugin: {_describe(exc)}"
+    if not any(impl.plugin is plugin for impl in pm.hook.ablate_register.get_hookimpls()):
+        # pluggy ignores an undecorated or misspelt hook silently: the plugin would add nothing.
+        pm.unregister(plugin)
+        return f"is not a valid ablate plugin: {_missing_hook(plugin)}"
+    return None
+
+
+def _missing_hook(plugin) -> str:
+    found = getattr(plugin, "ablate_register", None)
+    if callable(found):
+        return "its ablate_register lacks the @ablate.hookspecs.hookimpl decorator"
+    marker = f"{hookspecs.PROJECT}_impl"  # the attribute pluggy's @hookimpl sets
+    hooks = [name for name in dir(plugin) if hasattr(getattr(plugin, name, None), marker)]
+    found_hooks = f" (its hooks: {', '.join(hooks)})" if hooks else ""
+    return f"it has no @hookimpl function named ablate_register{found_hooks}"
 
 
 def load_all(registries) -> pluggy.PluginManager:
@@ -60,24 +90,39 @@ def load_all(registries) -> pluggy.PluginManager:
     Built-ins go first, so a plugin reusing a built-in name is the one reported; a plugin
     that fails midway has its partial registrations removed.
     """
-    pm = make_manager()
+    pm = make_manager(getattr(registries, "load_notes", None))
     # pluggy calls hooks last-registered first; keep that order among plugins only.
     impls = list(reversed(pm.hook.ablate_register.get_hookimpls()))
     impls.sort(key=lambda impl: impl.plugin_name != BUILTIN)
     for impl in impls:
-        before = {reg.kind: set(reg.names()) for reg in registries}
-        try:
-            impl.function(registries=registries)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - a plugin's sys.exit must not end the command
-            if impl.plugin_name == BUILTIN:
-                raise
-            for reg in registries:
-                for name in set(reg.names()) - before[reg.kind]:
-                    reg.unregister(name)
-            _warn(_entry_point_named(impl.plugin_name), f"failed to register: {_describe(exc)}")
+        _call_register(impl, registries)
     return pm
+
+
+def _call_register(impl, registries) -> None:
+    """One plugin's `ablate_register`, its entries labelled with its distribution unless it
+    names one itself; on failure, what it registered is removed and it is warned about."""
+    builtin = impl.plugin_name == BUILTIN
+    ep = None if builtin else _entry_point_named(impl.plugin_name)
+    before = {reg.kind: set(reg.names()) for reg in registries}
+    for reg in registries:
+        reg.default_plugin = "ablate" if builtin else _distribution(ep)
+    try:
+        impl.function(registries=registries)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a plugin's sys.exit must not end the command
+        if builtin:
+            raise
+        for reg in registries:
+            for name in set(reg.names()) - before[reg.kind]:
+                reg.unregister(name)
+        problem = f"failed to register: {_describe(exc)}"
+        getattr(registries, "load_notes", []).append(_note(ep, problem))
+        _warn(ep, problem)
+    finally:
+        for reg in registries:
+            reg.default_plugin = "ablate"
 
 
 def loaded_plugins() -> list[tuple[str, str]]:
@@ -91,6 +136,18 @@ def _entry_point_named(name: str):
         if ep.name == name:
             return ep
     return name
+
+
+def _distribution(ep) -> str:
+    """The plugin's distribution name (what its entries are labelled with), else its entry point's."""
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist is not None else getattr(ep, "name", str(ep))
+
+
+def _note(ep, problem: str) -> str:
+    if isinstance(ep, str):
+        return f"Plugin {ep!r} did not load: {problem}"
+    return f"Plugin {ep.name!r} ({_dist_name(ep)}) did not load: {problem}"
 
 
 def _describe(exc: BaseException) -> str:

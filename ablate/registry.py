@@ -7,15 +7,21 @@ pydantic config model. Builders receive a validated config instance.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from pydantic import ConfigDict
 
 from ablate.config_model import StrictModel
-from ablate.errors import RegistryError, did_you_mean
+from ablate.errors import AblateError, PluginError, RegistryError, did_you_mean
 
 KINDS = ("encoder", "connector", "llm", "data_source", "mixture", "template", "answer_format", "evaluator")
+BUILTIN_PLUGIN = "ablate"
+
+# What a kind's builder must return, checked on every build of a plugin's entry: (built object,
+# its entry) -> why it is not what the kind promises, or None. Each kind's own layer installs
+# its check when it registers its built-ins.
+ContractCheck = Callable[[Any, "Entry"], "str | None"]
 
 
 class ComponentConfig(StrictModel):
@@ -37,22 +43,51 @@ class Entry(Generic[C]):
     builder: Callable[..., Any]
     origin: str  # "module:qualname (plugin)" so double registrations name both places
     description: str = ""
+    plugin: str = BUILTIN_PLUGIN
+    registry: Registry | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """How errors name it: `connector 'perceiver' (plugin ablate-perceiver)`."""
+        return f"{self.kind} {self.name!r}" + ("" if self.plugin == BUILTIN_PLUGIN else f" (plugin {self.plugin})")
 
     def make_config(self, values: dict[str, Any] | None = None) -> C:
         return self.config.model_validate({**(values or {}), "type": self.name})
 
     def build(self, config: C | dict[str, Any] | None = None, **context: Any) -> Any:
+        """The builder's result, checked against the kind's contract. A plugin builder's own
+        exception becomes one PluginError naming it (a built-in's stays a bug with a traceback)."""
         if not isinstance(config, ComponentConfig):
             config = self.make_config(config)
-        return self.builder(config, **context)
+        try:
+            built = self.builder(config, **context)
+        except AblateError:
+            raise
+        except Exception as exc:
+            if self.plugin == BUILTIN_PLUGIN:
+                raise
+            raise PluginError(f"{self.label} failed to build: {type(exc).__name__}: {exc}") from exc
+        check = self.registry.contract if self.registry is not None else None
+        # Built-ins are held to their contracts by their tests; plugins are checked here, where
+        # a violation is still theirs, not a confusing error deep inside training.
+        problem = check(built, self) if check is not None and self.plugin != BUILTIN_PLUGIN else None
+        if problem:
+            raise PluginError(f"{self.label} built {_short_repr(built)}, which breaks the {self.kind} contract: {problem}")
+        return built
 
 
 class Registry:
     """Exact-key registry of one component kind."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, load_notes: list[str] | None = None):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
+        self.contract: ContractCheck | None = None
+        # Who registers when `register` is given no `plugin=`: the plugin manager sets the
+        # loading plugin's distribution here, so its entries are never mistaken for built-ins.
+        self.default_plugin = BUILTIN_PLUGIN
+        # Plugins that failed to load or are disabled, named when a name is unknown.
+        self.load_notes = load_notes if load_notes is not None else []
 
     def register(
         self,
@@ -61,13 +96,16 @@ class Registry:
         builder: Callable[..., Any] | None = None,
         *,
         description: str = "",
-        plugin: str = "ablate",
+        plugin: str | None = None,
     ):
-        """Register `builder` under `name`; usable directly or as a decorator."""
+        """Register `builder` under `name`; usable directly or as a decorator. `plugin` defaults
+        to the distribution of the plugin being loaded ("ablate" for built-ins)."""
         if not isinstance(name, str) or not name:
             raise RegistryError(f"{self.kind} names must be non-empty strings, got {name!r}")
         if not (isinstance(config, type) and issubclass(config, ComponentConfig)):
             raise RegistryError(f"{self.kind} {name!r}: config must subclass ablate.registry.ComponentConfig")
+
+        plugin = plugin or self.default_plugin
 
         def add(fn: Callable[..., Any]):
             origin = f"{_where(fn)} (plugin {plugin})"
@@ -77,7 +115,7 @@ class Registry:
                     f"again by {origin}"
                 )
             doc = description or (inspect.getdoc(fn) or "").split("\n")[0]
-            self._entries[name] = Entry(self.kind, name, config, fn, origin, doc)
+            self._entries[name] = Entry(self.kind, name, config, fn, origin, doc, plugin, self)
             return fn
 
         return add(builder) if builder is not None else add
@@ -92,7 +130,12 @@ class Registry:
             known = ", ".join(sorted(self._entries)) or "(none)"
             raise RegistryError(
                 f"unknown {self.kind} {name!r}.{did_you_mean(name, self._entries)} Registered: {known}"
+                f"{self.load_notes_text()}"
             ) from None
+
+    def load_notes_text(self) -> str:
+        """What to add to an unknown-name error: the plugins that did not load (it may be theirs)."""
+        return "".join(f". {note}" for note in self.load_notes)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -105,6 +148,12 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+
+def _short_repr(value: Any) -> str:
+    if value is None:
+        return "None"
+    return f"a {type(value).__module__}.{type(value).__qualname__}"
 
 
 def _where(fn: Callable[..., Any]) -> str:
@@ -121,8 +170,9 @@ class Registries:
     """All registries, one attribute per kind. Filled by the plugin manager."""
 
     def __init__(self) -> None:
+        self.load_notes: list[str] = []  # shared by every registry: see Registry.load_notes
         for kind in KINDS:
-            setattr(self, kind, Registry(kind))
+            setattr(self, kind, Registry(kind, self.load_notes))
 
     def __getitem__(self, kind: str) -> Registry:
         if kind not in KINDS:

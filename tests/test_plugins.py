@@ -8,6 +8,7 @@ first on sys.path and so shadows an installed copy of it.
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from importlib import metadata
@@ -222,3 +223,179 @@ def test_unknown_key_suggests_the_closest(site):
     with pytest.raises(RecipeError) as info:
         recipe_from_dict({"name": "typo", "model": {**model, "connector": {"type": "qfromer"}}})
     assert "model.connector.type: unknown connector 'qfromer'. Did you mean 'qformer'?" in str(info.value)
+
+
+# --- (e) a plugin's mistakes are named where they happen ---------------------------------------
+
+
+def test_plugin_without_a_registering_hook_is_warned_about(site):
+    site.add_module(f"{TEST_MODULE_PREFIX}undecorated", """
+        from ablate.registry import ComponentConfig
+
+        def ablate_register(registries):
+            registries.connector.register("undecorated", ComponentConfig, lambda config, **ctx: None)
+    """)
+    site.add_module(f"{TEST_MODULE_PREFIX}misspelt", """
+        from ablate.hookspecs import hookimpl
+
+        @hookimpl
+        def ablate_regsiter(registries):
+            pass
+    """)
+    site.add_dist("ablate-undecorated", "1.0", {"undecorated": f"{TEST_MODULE_PREFIX}undecorated",
+                                                "misspelt": f"{TEST_MODULE_PREFIX}misspelt"})
+    with pytest.warns(PluginWarning) as caught:
+        registries()
+    assert "its ablate_register lacks the @ablate.hookspecs.hookimpl decorator" in _only_message(caught, "undecorated")
+    assert "no @hookimpl function named ablate_register (its hooks: ablate_regsiter)" in _only_message(caught, "misspelt")
+
+
+def test_unknown_name_names_the_plugins_that_did_not_load(site, monkeypatch):
+    site.add_module(f"{TEST_MODULE_PREFIX}perceiver", "raise ImportError('needs einops')\n")
+    site.add_dist("ablate-perceiver", "0.2", {"perceiver": f"{TEST_MODULE_PREFIX}perceiver"})
+    site.add_example_plugin(monkeypatch)
+    monkeypatch.setenv(DISABLE_ENV, "example_connector")
+    with pytest.warns(PluginWarning):
+        model = stand_in_components(registries())
+    with pytest.raises(RecipeError) as info:
+        recipe_from_dict({"name": "p", "model": {**model, "connector": {"type": "perceiver"}}})
+    message = " ".join(str(info.value).split())
+    assert "model.connector.type: unknown connector 'perceiver'." in message
+    assert ("Plugin 'perceiver' (ablate-perceiver 0.2) did not load: failed to import: ImportError: needs einops"
+            in message)
+    assert f"Plugin 'example_connector' (ablate-example-connector {FAKE_VERSION}) is disabled by {DISABLE_ENV}" in message
+
+
+def test_entries_of_a_plugin_are_labelled_with_its_distribution_by_default(site, capsys):
+    site.add_module(f"{TEST_MODULE_PREFIX}unlabelled", """
+        from ablate.hookspecs import hookimpl
+        from ablate.registry import ComponentConfig
+
+        @hookimpl
+        def ablate_register(registries):
+            registries.connector.register("unlabelled", ComponentConfig, lambda config, **ctx: None)
+    """)
+    site.add_dist("ablate-unlabelled", "1.0", {"unlabelled": f"{TEST_MODULE_PREFIX}unlabelled"})
+    entry = registries().connector.get("unlabelled")
+    assert entry.plugin == "ablate-unlabelled" and entry.origin.endswith("(plugin ablate-unlabelled)")
+    assert registries().connector.get("mlp").plugin == "ablate"
+    from ablate.cli import main
+
+    assert main(["list", "connector"]) == 0
+    assert "[plugin ablate-unlabelled]" in capsys.readouterr().out
+
+
+class _NoTokens:
+    pass
+
+
+def _module_without_tokens(config, **ctx):
+    from torch import nn
+
+    return nn.Linear(2, 2)
+
+
+def _raises(config, **ctx):
+    raise ValueError("heads must divide in_dim")
+
+
+BROKEN_BUILDS = {  # kind, builder, build arguments, what the error says
+    "raises": ("connector", _raises, {}, "failed to build: ValueError: heads must divide in_dim"),
+    "wrong_arguments": ("connector", lambda config, input_dim: None, {"in_dim": 2},
+                        "failed to build: TypeError: "),
+    "none": ("connector", lambda config, **ctx: None, {}, "built None, which breaks the connector contract: "
+                                                         "a connector is a torch.nn.Module"),
+    "not_a_module": ("connector", lambda config, **ctx: _NoTokens(), {}, "a connector is a torch.nn.Module"),
+    "no_num_output_tokens": ("connector", _module_without_tokens, {},
+                             "num_output_tokens must be a positive int attribute set when it is built, got None"),
+    "encoder_without_members": ("encoder", _module_without_tokens, {}, "it lacks feature_dim, num_tokens"),
+    "llm_not_loaded": ("llm", lambda config: object(), {}, "LoadedLLM(model, tokenizer)"),
+    "source_not_a_datasource": ("data_source", lambda config, **ctx: [], {}, "ablate.data.contracts.DataSource"),
+    "template_none": ("template", lambda config: None, {}, "it lacks render, render_prompt, encode"),
+    "evaluator_none": ("evaluator", lambda config: None, {}, "it lacks judge, score"),
+    "answer_format_wrong": ("answer_format", lambda config: _NoTokens(), {}, "an answer format has key (str)"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_BUILDS)
+def test_plugin_builder_failures_name_the_plugin(site, case):
+    from ablate.errors import PluginError
+
+    kind, builder, arguments, what = BROKEN_BUILDS[case]
+    regs = registries()
+    regs[kind].register("broken", ComponentConfig, builder, plugin="ablate-broken")
+    with pytest.raises(PluginError) as info:
+        regs[kind].get("broken").build({}, **arguments)
+    assert str(info.value).startswith(f"{kind} 'broken' (plugin ablate-broken) "), str(info.value)
+    assert what in str(info.value)
+
+
+def test_builtin_builder_errors_stay_tracebacks():
+    """A built-in's exception is ablate's bug: it is not dressed up as a plugin's."""
+    regs_ = Registry("connector")
+    regs_.register("mine", ComponentConfig, _raises)
+    with pytest.raises(ValueError, match="heads must divide"):
+        regs_.get("mine").build({})
+
+
+def test_malformed_samples_are_named_with_their_source_and_plugin(site):
+    from ablate.data.contracts import DataSource
+    from ablate.errors import DataError
+
+    good = {"id": "a", "image": None, "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}
+    bad = {
+        "not_a_dict": ("text", "sample #1 is a str, not a dict"),
+        "no_conversations": ({"id": "b"}, "sample #1 (id 'b') has no 'conversations'"),
+        "no_id": ({**good, "id": None}, "sample #1 has no 'id'"),
+        "turn_keys": ({**good, "conversations": [{"role": "user", "content": "hi"}]}, "sample #1 (id 'a') has a turn {'role': 'user'"),
+        "image_not_a_path": ({**good, "image": 3}, "sample #1 (id 'a') has an 'image' that is a int, not a path"),
+    }
+    regs = registries()
+    for case, (sample, what) in bad.items():
+        regs.data_source.register(case, ComponentConfig, lambda config, _s=sample, _c=case, **ctx: DataSource(
+            _c, "fp", lambda: iter([good, _s])), plugin="ablate-shapes")
+        source = regs.data_source.get(case).build({})
+        with pytest.raises(DataError) as info:
+            source.samples()
+        assert f"data source '{case}' (plugin ablate-shapes): {what}" in str(info.value), str(info.value)
+
+
+def test_template_encode_results_are_checked_where_they_are_made():
+    from ablate.data.pipeline import Encode
+    from ablate.errors import DataError
+
+    class Mismatched:
+        name = "chat_lite"
+
+        def __init__(self, result):
+            self.result = result
+
+        def encode(self, conversations, tokenizer, *, sample_id=None, max_length=None):
+            return self.result
+
+    for result, what in (([1, 2, 3], "must return (input_ids, labels), got a list"),
+                         (([1, 2, 3], [1, 2]), "returned 3 input_ids but 2 labels")):
+        with pytest.raises(DataError, match=r"template 'chat_lite' \(.*\), sample 's1': encode\(\) " + re.escape(what)):
+            Encode(Mismatched(result), None, None, skip=True).encode("s1", [])
+
+
+@pytest.mark.parametrize("metrics, what", [
+    ({"accuracy": float("nan")}, "'accuracy': nan"),
+    ({"accuracy": "high"}, "'accuracy': 'high'"),
+    ({"accuracy": None}, "'accuracy': None"),
+    (None, "must return a non-empty dict"),
+    ({}, "must return a non-empty dict"),
+])
+def test_evaluator_scores_must_be_finite_numbers(metrics, what):
+    from ablate.errors import AblateError
+    from ablate.eval.contracts import EvaluatorBase, checked_metrics
+
+    class Scores(EvaluatorBase):
+        pass
+
+    with pytest.raises(AblateError, match=r"evaluator .*Scores: score\(\) " if metrics else "Scores") as info:
+        checked_metrics(metrics, Scores())
+    assert what in str(info.value)
+    import numpy as np
+
+    assert checked_metrics({"accuracy": np.float32(0.5), "n": 3}, Scores()) == {"accuracy": 0.5, "n": 3.0}

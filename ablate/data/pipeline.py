@@ -35,7 +35,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ablate.data.contracts import DataSource
+from ablate.data.contracts import DataSource, encoded_problem
 from ablate.errors import AblateError, DataError
 
 if TYPE_CHECKING:
@@ -76,12 +76,17 @@ def _rows(source: DataSource) -> Iterator[dict[str, Any]]:
     count = 0
     for count, sample in enumerate(source, 1):
         conversations = [{"from": t["from"], "value": t["value"]} for t in sample["conversations"]]
+        try:
+            meta = json.dumps(sample.get("meta") or {}, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"data source {source.name!r}: sample {sample['id']!r} has a meta that is not "
+                            f"JSON-serialisable ({exc}); see ablate.data.contracts") from None
         yield {
             "id": str(sample["id"]),
             "image": sample.get("image"),
             "conversations": conversations,
             "data_type": sample.get("data_type"),
-            "meta": json.dumps(sample.get("meta") or {}, sort_keys=True),
+            "meta": meta,
             **conversation_facts(conversations, has_image=sample.get("image") is not None),
             "error": None,
         }
@@ -225,12 +230,17 @@ class Encode:
 
     def encode(self, sample_id: str, conversations: list) -> tuple[list[int], list[int], str | None]:
         try:
-            ids, labels = self.template.encode(conversations, self.tokenizer, sample_id=sample_id,
-                                               max_length=self.max_length)
+            encoded = self.template.encode(conversations, self.tokenizer, sample_id=sample_id,
+                                           max_length=self.max_length)
         except DataError as exc:
             if not self.skip:
                 raise
             return [], [], f"tokenization: {exc}"
+        if problem := encoded_problem(encoded):  # a template's bug, never a sample to skip
+            name = getattr(self.template, "name", type(self.template).__name__)
+            raise DataError(f"template {name!r} ({type(self.template).__module__}), sample {sample_id!r}: "
+                            f"encode() {problem}")
+        ids, labels = encoded
         return ids, labels, None
 
 

@@ -19,6 +19,11 @@ __all__ = ["AnswerFormat", "Evaluator", "EvaluatorBase", "evaluator_problem", "r
 
 
 def register(registries) -> None:
+    from ablate.eval.contracts import answer_format_problem, evaluator_members_problem
+
+    # what plugins' builders must return (checked when they build)
+    registries.evaluator.contract = evaluator_members_problem
+    registries.answer_format.contract = answer_format_problem
     from ablate.eval.evaluators import ExactMatchConfig, ExactMatchEvaluator
     from ablate.eval.judges import GPT4RelativeScoreConfig, build_gpt4_relative_score
 

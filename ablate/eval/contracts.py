@@ -47,14 +47,30 @@ class Evaluator(Protocol):
 EVALUATOR_MEMBERS = ("judge", "score", "check_answer_format", "metric_prefix", "benchmark_prefix")
 
 
+EVALUATOR_NEEDS = ("an evaluator needs judge, score, check_answer_format, metric_prefix and benchmark_prefix "
+                   "(subclass ablate.eval.EvaluatorBase for the defaults)")
+
+
 def evaluator_problem(evaluator: Any, name: str) -> str | None:
     """Why what evaluator `name` built is not an `Evaluator` (the members it lacks), or None."""
     missing = [m for m in EVALUATOR_MEMBERS if not hasattr(evaluator, m)]
     if not missing:
         return None
-    return (f"evaluator {name!r} built a {type(evaluator).__name__} without {', '.join(missing)}; an evaluator "
-            "needs judge, score, check_answer_format, metric_prefix and benchmark_prefix "
-            "(subclass ablate.eval.EvaluatorBase for the defaults)")
+    return f"evaluator {name!r} built a {type(evaluator).__name__} without {', '.join(missing)}; {EVALUATOR_NEEDS}"
+
+
+def evaluator_members_problem(evaluator: Any, entry: Any = None) -> str | None:
+    """The members an evaluator lacks, as a sentence, or None (the registry's evaluator contract)."""
+    missing = [m for m in EVALUATOR_MEMBERS if not hasattr(evaluator, m)]
+    return f"it lacks {', '.join(missing)}; {EVALUATOR_NEEDS}" if missing else None
+
+
+def answer_format_problem(built: Any, entry: Any = None) -> str | None:
+    """Why what an answer_format builder returned is not an `AnswerFormat`, or None."""
+    if not isinstance(getattr(built, "key", None), str) or getattr(built, "target", None) not in ("letter", "text") \
+            or not isinstance(getattr(built, "bare_answer", None), bool):
+        return "an answer format has key (str), target ('letter' or 'text') and bare_answer (bool)"
+    return None
 
 
 class EvaluatorBase:
@@ -78,3 +94,26 @@ class EvaluatorBase:
 
             raise AblateError(f"{name} evaluator: no records to score")
         return out
+
+
+def checked_metrics(metrics: Any, evaluator: Any) -> dict[str, float]:
+    """`evaluator.score`'s result as {name: float}; an AblateError naming the evaluator's class
+    when it is not a mapping of names to finite numbers (it would be logged, compared and
+    reported as if it were a score)."""
+    import math
+    from numbers import Real
+
+    from ablate.errors import AblateError
+
+    who = f"evaluator {type(evaluator).__module__}.{type(evaluator).__qualname__}"
+    if not isinstance(metrics, dict) or not metrics:
+        raise AblateError(f"{who}: score() must return a non-empty dict of metric name -> number, got {metrics!r:.200}")
+    checked = {}
+    for name, value in metrics.items():
+        number = value.item() if hasattr(value, "item") and not isinstance(value, Real) else value  # numpy/torch scalars
+        if not isinstance(name, str) or isinstance(number, bool) or not isinstance(number, Real) \
+                or not math.isfinite(number):
+            raise AblateError(f"{who}: score() returned {name!r}: {value!r:.200}; every metric must be a finite "
+                              "number under a str name")
+        checked[name] = float(number)
+    return checked

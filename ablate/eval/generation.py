@@ -127,9 +127,10 @@ def _judged(evaluator, template, sample: dict[str, Any], text: str) -> dict[str,
 
 def finish(records: list[dict[str, Any]], evaluator, out_path: Path | None) -> EvalResult:
     """Score the judged records (and their options' picks, `<metric>_loglik`) and write them as JSONL."""
+    from ablate.eval.contracts import checked_metrics
     from ablate.eval.options import loglik_metrics
 
-    metrics = evaluator.score(records)
+    metrics = checked_metrics(evaluator.score(records), evaluator)
     if records and "option_logliks" in records[0]:
         metrics.update(loglik_metrics(evaluator, records))
     if out_path is not None:

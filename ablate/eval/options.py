@@ -108,4 +108,6 @@ def loglik_metrics(evaluator, records: list[dict[str, Any]]) -> dict[str, float]
     """The evaluator's metrics for the picked options, each named `<metric>_loglik`."""
     picked = [{**{k: r.get(k) for k in _UNJUDGED}, "prediction": r["loglik_prediction"],
                "correct": r["loglik_correct"]} for r in records]
-    return {f"{name}_loglik": value for name, value in evaluator.score(picked).items()}
+    from ablate.eval.contracts import checked_metrics
+
+    return {f"{name}_loglik": value for name, value in checked_metrics(evaluator.score(picked), evaluator).items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, PluginError
 from ablate.registry import registries
 
 _DTYPES = {
@@ -102,4 +102,7 @@ def _build(regs, kind: str, config: Any, dtype: Any, **context: Any) -> Any:
     entry = regs[kind].get(name)
     if dtype is not None and "dtype" in inspect.signature(entry.builder).parameters:
         context["dtype"] = dtype
-    return entry.build(config, **context)
+    try:
+        return entry.build(config, **context)
+    except PluginError as exc:
+        raise PluginError(f"model.{kind}: {exc}") from exc  # the recipe block it came from

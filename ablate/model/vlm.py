@@ -192,6 +192,8 @@ class VisionLanguageModel(nn.Module):
         elif image_features.shape[0] == 0:
             return None
         visual = self.connector(image_features.to(_float_dtype(self.connector, image_features.dtype)))
+        if not isinstance(visual, torch.Tensor):
+            self._wrong_visual_tokens(f"a {type(visual).__name__}, not a tensor", image_features.shape[0])
         # num_output_tokens is declared for the encoder's token count (tests may feed fewer).
         full = image_features.shape[1] == getattr(self.encoder, "num_tokens", None)
         self.check_visual_tokens(tuple(visual.shape), image_features.shape[0], count=full)
@@ -205,9 +207,14 @@ class VisionLanguageModel(nn.Module):
         if isinstance(declared, int) and len(shape) == 3 and shape[0] == images and shape[2] == width \
                 and (shape[1] == declared or not count):
             return
+        self._wrong_visual_tokens(f"visual tokens of shape {list(shape)}", images)
+
+    def _wrong_visual_tokens(self, what: str, images: int) -> None:
+        declared = getattr(self.connector, "num_output_tokens", None)
+        width = self.llm.get_input_embeddings().embedding_dim
         name = getattr(self.component_configs.get("connector"), "type", None) or type(self.connector).__name__
         raise AblateError(
-            f"connector {name!r} returned visual tokens of shape {list(shape)}, but the splice needs "
+            f"connector {name!r} returned {what}, but the splice needs "
             f"[images={images}, num_output_tokens={declared!r}, LLM hidden size={width}]; the connector "
             "must declare an int num_output_tokens and emit [batch, num_output_tokens, out_dim] "
             "(ablate.testing.check_connector checks a plugin connector)"
@@ -226,8 +233,9 @@ class VisionLanguageModel(nn.Module):
                 out = torch.func.functional_call(self.connector, meta, (features,))
         except Exception:  # noqa: BLE001 - some modules cannot run on meta; the first real splice checks them
             return
-        if isinstance(out, torch.Tensor):
-            self.check_visual_tokens(tuple(out.shape), 2)
+        if not isinstance(out, torch.Tensor):
+            self._wrong_visual_tokens(f"a {type(out).__name__}, not a tensor", 2)
+        self.check_visual_tokens(tuple(out.shape), 2)
 
     # --- the splice ---------------------------------------------------------------------------
 

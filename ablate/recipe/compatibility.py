@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, PluginError
 from ablate.eval.contracts import evaluator_problem  # the contract alone: no evaluator is imported
 from ablate.registry import registries
 
@@ -56,9 +56,11 @@ def _unscorable(recipe, dumped: dict[str, Any]) -> str | None:
     configured = getattr(recipe.eval.data, "answer_format", None) or recipe.answer_format
     if configured is None:  # the source's own default
         return None
-    fmt = registries().answer_format.get(configured.type).build(configured)
     try:
+        fmt = registries().answer_format.get(configured.type).build(configured)
         evaluator = registries().evaluator.get(recipe.eval.evaluator.type).build(recipe.eval.evaluator)
+    except PluginError as exc:  # a plugin's builder broke its contract: a problem of this recipe's block
+        return f"eval.evaluator: {exc}"
     except AblateError:  # e.g. a judge with no endpoint here; the run builds it before training
         return None
     problem = evaluator_problem(evaluator, recipe.eval.evaluator.type) or evaluator.check_answer_format(fmt)

@@ -36,7 +36,8 @@ def _validator(kind: str, registry_of: Callable[[], Registry] | None = None):
             hint = did_you_mean(str(name), registry.names())
             raise _error(
                 ("type",), "unknown_component",
-                f"unknown {kind} {name!r}.{hint} Registered: {', '.join(registry.names())}", name,
+                f"unknown {kind} {name!r}.{hint} Registered: {', '.join(registry.names())}{registry.load_notes_text()}",
+                name,
             )
         return registry.get(name).make_config(value)
 

@@ -12,6 +12,9 @@ from ablate.templates.vicuna_v1 import VICUNA_V1_SYSTEM, VicunaV1Config, VicunaV
 
 
 def register(registries) -> None:
+    from ablate.data.contracts import template_problem
+
+    registries.template.contract = template_problem  # what a plugin's template builder must return
     registries.template.register("plain", PlainConfig, build_plain)
     registries.template.register("vicuna_v1", VicunaV1Config, build_vicuna_v1)
 

@@ -85,3 +85,52 @@ def test_every_failing_plugin_is_named_and_the_command_still_runs(tmp_path):
     listed = ablate(site, "list", "connector")
     assert listed.returncode == 0 and "mlp" in listed.stdout
     assert "half_registered" not in listed.stdout  # a failed plugin's partial registrations are removed
+
+
+BUILD_FAILURE = """
+    from ablate.hookspecs import hookimpl
+    from ablate.registry import ComponentConfig
+
+    def build_boom(config, in_dim, out_dim, num_input_tokens):
+        raise ValueError("heads must divide in_dim")
+
+    @hookimpl
+    def ablate_register(registries):
+        registries.connector.register("boom", ComponentConfig, build_boom)
+    """
+
+
+def test_a_plugin_connector_that_fails_to_build_is_one_message_naming_it(tmp_path):
+    """No `plugin=` given: the loader labels it with its distribution; the run stops before training."""
+    site = tmp_path / "site"
+    write(site / "boomplug.py", textwrap.dedent(BUILD_FAILURE))
+    write(site / "boomplug-0.3.dist-info" / "METADATA", "Metadata-Version: 2.1\nName: boomplug\nVersion: 0.3\n")
+    write(site / "boomplug-0.3.dist-info" / "entry_points.txt", "[ablate]\nboom = boomplug\n")
+    data = good_recipe(tmp_path)
+    data["model"]["connector"] = {"type": "boom"}
+    tiny_run.prepare_store(tmp_path)
+    done = ablate(site, "run", write(tmp_path / "recipe.yaml", data))
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output, output
+    assert done.returncode == 2, output
+    flat = " ".join(done.stderr.split())
+    assert ("error: model.connector: connector 'boom' (plugin boomplug) failed to build: "
+            "ValueError: heads must divide in_dim") in flat, flat
+
+
+def test_a_connector_returning_a_non_tensor_is_named_when_the_model_is_built():
+    import pytest
+    import torch
+    from vlm_parts import TinyClipEncoder, tiny_llm
+
+    from ablate.errors import AblateError
+    from ablate.model.vlm import VisionLanguageModel
+
+    class TupleOut(torch.nn.Linear):
+        num_output_tokens = 16
+
+        def forward(self, x):
+            return (super().forward(x),)
+
+    with pytest.raises(AblateError, match=r"connector 'TupleOut' returned a tuple, not a tensor, but the splice needs"):
+        VisionLanguageModel(TinyClipEncoder(), TupleOut(8, 16), tiny_llm())

@@ -91,6 +91,9 @@ def build_resampler(config: ResamplerConfig, in_dim: int, out_dim: int, num_inpu
 
 
 def register(registries) -> None:
+    from ablate.components.contracts import connector_problem
+
+    registries.connector.contract = connector_problem  # what a plugin's connector builder must return
     add = registries.connector.register
     add("identity", IdentityConfig, build_identity, description="features unchanged (encoder width = LLM width)")
     add("linear", LinearConfig, build_linear, description="one Linear layer (LLaVA v1)")

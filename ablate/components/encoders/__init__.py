@@ -68,6 +68,9 @@ def _build_tower(config: _HFVisionConfig, family: str, meta: bool):
 
 
 def register(registries) -> None:
+    from ablate.components.contracts import encoder_problem
+
+    registries.encoder.contract = encoder_problem  # what a plugin's encoder builder must return
     add = registries.encoder.register
     add("hf_clip", HFClipConfig, build_hf_clip,
         description="CLIP ViT via transformers; feature_layer -2 + patch = LLaVA's default")

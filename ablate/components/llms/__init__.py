@@ -32,6 +32,9 @@ def build_hf_causal_lm(config: HFCausalLMConfig, meta: bool = False):
 
 
 def register(registries) -> None:
+    from ablate.components.contracts import llm_problem
+
+    registries.llm.contract = llm_problem  # what a plugin's llm builder must return
     registries.llm.register(
         "hf_causal_lm", HFCausalLMConfig, build_hf_causal_lm,
         description="transformers AutoModelForCausalLM + tokenizer (Llama/Vicuna, ...)",

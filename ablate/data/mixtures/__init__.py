@@ -4,8 +4,11 @@ from __future__ import annotations
 
 
 def register(registries) -> None:
+    from ablate.data.contracts import source_problem
     from ablate.data.mixtures.inline import InlineMixtureConfig, SingleConfig, build_inline, build_single
     from ablate.data.mixtures.llava import ARMS, Mix665kConfig, build_llava_instruct, build_mix665k
+
+    registries.mixture.contract = source_problem  # a mixture builds a DataSource too
 
     registries.mixture.register(
         "inline", InlineMixtureConfig, build_inline,

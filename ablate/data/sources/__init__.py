@@ -4,10 +4,13 @@ from __future__ import annotations
 
 
 def register(registries) -> None:
+    from ablate.data.contracts import source_problem
     from ablate.data.sources.easyvqa import EasyVQAConfig, build_easy_vqa
     from ablate.data.sources.llava_bench import LlavaBenchConfig, build_llava_bench
     from ablate.data.sources.llava_json import LlavaJsonConfig, build_llava_json
     from ablate.data.sources.mixture_source import MixtureSourceConfig, build_mixture_source
+
+    registries.data_source.contract = source_problem  # what a plugin's builder must return
 
     registries.data_source.register(
         "llava_json", LlavaJsonConfig, build_llava_json,
