@@ -35,60 +35,13 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from torch.utils.data import DataLoader
 
     from ablate.data.collate import VLMCollator
     from ablate.features.cache import FeatureCache
-    from ablate.model.build import build_vlm
-    from ablate.model.trainable import apply_trainable
-    from ablate.recipe.loading import load_recipe
-    from ablate.registry import registries
-    from ablate.run.runner import _dataset
 
     torch.set_num_threads(args.threads)
-    recipe = load_recipe(REPO / "recipes" / "tiny_easyvqa.yaml",
-                         [f"stages.1.data.sources.0.source.images_limit={args.images}"])
-    stage = recipe.stages[1]
-    vlm = build_vlm(recipe.model)
-    apply_trainable(vlm, stage.trainable)
-    regs = registries()
-    mixture = regs.mixture.get(stage.data.type).build(stage.data, answer_format=None)
-    template = regs.template.get(stage.template.type).build(stage.template)
-    dataset = _dataset(mixture, template, vlm.tokenizer, recipe, stage)
-    vlm.max_length = stage.max_length
-
-    # Time spent inside the encoder (what a warm cache removes), wherever it is called from.
-    encoder_s = [0.0]
-    started: list[float] = []
-
-    def encoder_starts(*_):
-        started.append(time.perf_counter())
-
-    def encoder_ends(*_):
-        encoder_s[0] += time.perf_counter() - started.pop()
-
-    vlm.encoder.register_forward_pre_hook(encoder_starts)
-    vlm.encoder.register_forward_hook(encoder_ends)
-
-    def epoch(collator) -> tuple[float, float, float]:
-        """Seconds (in the DataLoader + collator, in forward, in the encoder) for one pass over the data."""
-        loader = DataLoader(dataset, batch_size=stage.batch_size, collate_fn=collator, shuffle=False)
-        load_s = forward_s = 0.0
-        encoder_s[0] = 0.0
-        it = iter(loader)
-        with torch.no_grad():
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    batch = next(it)
-                except StopIteration:
-                    break
-                t1 = time.perf_counter()
-                vlm(**batch)
-                forward_s += time.perf_counter() - t1
-                load_s += t1 - t0
-        return load_s, forward_s, encoder_s[0]
-
+    vlm, stage, dataset = _instruct_stage(args.images)
+    epoch = _epoch_timer(vlm, stage, dataset)
     plain = VLMCollator(tokenizer=vlm.tokenizer, image_processor=vlm.image_processor)
     with tempfile.TemporaryDirectory() as root:
         cache = FeatureCache(root, vlm.encoder)
@@ -105,8 +58,68 @@ def main() -> None:
 
     print(f"{len(dataset)} samples / {args.images} images, batch {stage.batch_size}, "
           f"{args.threads} thread(s), median of {args.repeats}; cache on disk {disk_mb:.1f} MiB")
+    _print_rows({"plain": _median(runs["plain"]), "cold": cold, "warm": _median(runs["warm"])})
+
+
+def _instruct_stage(images: int):
+    """tiny_easyvqa's model and instruct stage on the first `images` images: (vlm, stage, dataset)."""
+    from ablate.model.build import build_vlm
+    from ablate.model.trainable import apply_trainable
+    from ablate.recipe.loading import load_recipe
+    from ablate.registry import registries
+    from ablate.run.execute import tokenize
+
+    recipe = load_recipe(REPO / "recipes" / "tiny_easyvqa.yaml", [f"stages.1.data.sources.0.source.images_limit={images}"])
+    stage = recipe.stages[1]
+    vlm = build_vlm(recipe.model)
+    apply_trainable(vlm, stage.trainable)
+    regs = registries()
+    mixture = regs.mixture.get(stage.data.type).build(stage.data, answer_format=None)
+    template = regs.template.get(stage.template.type).build(stage.template)
+    dataset = tokenize(mixture, template, vlm.tokenizer, recipe, stage)
+    vlm.max_length = stage.max_length
+    return vlm, stage, dataset
+
+
+def _epoch_timer(vlm, stage, dataset):
+    """epoch(collator) -> seconds (in the DataLoader + collator, in forward, in the encoder) for
+    one pass over the data; hooks time the encoder wherever it is called from (what a warm cache removes)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    encoder_s, started = [0.0], []
+
+    def encoder_starts(*_):
+        started.append(time.perf_counter())
+
+    def encoder_ends(*_):
+        encoder_s[0] += time.perf_counter() - started.pop()
+
+    vlm.encoder.register_forward_pre_hook(encoder_starts)
+    vlm.encoder.register_forward_hook(encoder_ends)
+
+    def epoch(collator) -> tuple[float, float, float]:
+        loader = DataLoader(dataset, batch_size=stage.batch_size, collate_fn=collator, shuffle=False)
+        load_s = forward_s = encoder_s[0] = 0.0
+        it = iter(loader)
+        with torch.no_grad():
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    break
+                t1 = time.perf_counter()
+                vlm(**batch)
+                forward_s += time.perf_counter() - t1
+                load_s += t1 - t0
+        return load_s, forward_s, encoder_s[0]
+
+    return epoch
+
+
+def _print_rows(rows: dict[str, tuple[float, float, float]]) -> None:
     print(f"{'variant':8} {'load+collate s':>15} {'forward s':>10} {'epoch s':>8} {'in encoder s':>13}")
-    rows = {"plain": _median(runs["plain"]), "cold": cold, "warm": _median(runs["warm"])}
     for name, (load_s, forward_s, enc_s) in rows.items():
         print(f"{name:8} {load_s:15.2f} {forward_s:10.2f} {load_s + forward_s:8.2f} {enc_s:13.2f}")
     base = rows["plain"][0] + rows["plain"][1]

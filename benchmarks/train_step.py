@@ -466,19 +466,28 @@ def run_benchmark(
         sizes=asdict(sizes),
     )
     if count_flops:
-        if grad_ckpt:  # one sample fits without checkpointing; FLOPs are linear in the batch
-            result.flops_per_step = {
-                name: batch * count_step_flops(models[name], _first(batches[name], 1), dev, dtype) for name in MODELS
-            }
-        else:
-            result.flops_per_step = {name: count_step_flops(models[name], batches[name], dev, dtype) for name in MODELS}
+        result.flops_per_step = _step_flops(models, batches, dev, dtype, batch, grad_ckpt)
     if measure_peak:
         result.peak_gflops = matmul_peak_gflops(dev, dtype)
     if grad_ckpt:
         enable_grad_ckpt(models)
-
     optimizers = make_optimizers(models, dev, share_weights)
-    result.step_seconds = {name: [] for name in MODELS}
+    result.step_seconds = _timed_steps(models, optimizers, batches, dev, dtype, warmup, steps)
+    if dev.type == "cuda":
+        result.peak_memory_gib = torch.cuda.max_memory_allocated(dev) / 2**30
+    return result
+
+
+def _step_flops(models: dict, batches: dict, dev: torch.device, dtype: str, batch: int, grad_ckpt: bool) -> dict:
+    if grad_ckpt:  # one sample fits without checkpointing; FLOPs are linear in the batch
+        return {name: batch * count_step_flops(models[name], _first(batches[name], 1), dev, dtype) for name in MODELS}
+    return {name: count_step_flops(models[name], batches[name], dev, dtype) for name in MODELS}
+
+
+def _timed_steps(models: dict, optimizers: dict, batches: dict, dev: torch.device, dtype: str, warmup: int,
+                 steps: int) -> dict[str, list[float]]:
+    """{model: seconds of each step after `warmup`}, the two models' steps interleaved."""
+    seconds: dict[str, list[float]] = {name: [] for name in MODELS}
     for i in range(warmup + steps):
         # Alternate which goes first, so neither always runs right after the other's cleanup.
         order = MODELS if i % 2 == 0 else MODELS[::-1]
@@ -488,10 +497,8 @@ def run_benchmark(
             train_step(models[name], optimizers[name], batches[name], dev, dtype)
             _sync(dev)
             if i >= warmup:
-                result.step_seconds[name].append(time.perf_counter() - start)
-    if dev.type == "cuda":
-        result.peak_memory_gib = torch.cuda.max_memory_allocated(dev) / 2**30
-    return result
+                seconds[name].append(time.perf_counter() - start)
+    return seconds
 
 
 def profile_steps(models: dict, batches: dict, optimizers: dict, device: torch.device, dtype: str,
