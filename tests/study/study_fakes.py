@@ -42,6 +42,21 @@ def arm_accuracy(recipe) -> float:
     return 0.35 + (int(content_hash(payload), 16) % 50) / 100
 
 
+def _fake_records(p: float, rng: random.Random) -> tuple[list[dict], dict[str, float]]:
+    """ITEMS judged records, each correct with probability `p`, and their accuracy (overall, per category)."""
+    records = []
+    for i in range(ITEMS):
+        category = "color" if i % 2 else "shape"
+        correct = rng.random() < p
+        records.append({"id": f"q{i}", "prompt": f"question {i}", "prediction": "x" if correct else "y",
+                        "answer": "x", "meta": {"category": category}, "correct": correct})
+    metrics = {"accuracy": sum(r["correct"] for r in records) / ITEMS}
+    for category in ("color", "shape"):
+        group = [r["correct"] for r in records if r["meta"]["category"] == category]
+        metrics[f"accuracy/{category}"] = sum(group) / len(group)
+    return records, metrics
+
+
 def fake_run(recipe, *, recipe_path=None, resume=False, reuse_stages=True, tracking_uri=None, parent_run_id=None,
              tags=None, progress=None):
     from ablate.recipe.loading import recipe_hash
@@ -69,17 +84,7 @@ def fake_run(recipe, *, recipe_path=None, resume=False, reuse_stages=True, track
             time.sleep(600)
         time.sleep(float(os.environ.get("FAKE_RUN_SLEEP", "0")))
         p = arm_accuracy(recipe)
-        rng = random.Random(f"{rhash}/{recipe.seed}")
-        records = []
-        for i in range(ITEMS):
-            category = "color" if i % 2 else "shape"
-            correct = rng.random() < p
-            records.append({"id": f"q{i}", "prompt": f"question {i}", "prediction": "x" if correct else "y",
-                            "answer": "x", "meta": {"category": category}, "correct": correct})
-        metrics = {"accuracy": sum(r["correct"] for r in records) / ITEMS}
-        for category in ("color", "shape"):
-            group = [r["correct"] for r in records if r["meta"]["category"] == category]
-            metrics[f"accuracy/{category}"] = sum(group) / len(group)
+        records, metrics = _fake_records(p, random.Random(f"{rhash}/{recipe.seed}"))
         epoch_metrics = {}
         if recipe.eval is not None and recipe.eval.each_epoch:
             for epoch in range(1, EPOCHS + 1):
