@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
+
+from ablate.data.collate import SkippedSampleWarning
 
 from stage_parts import stage_parts
 
@@ -44,7 +47,8 @@ def test_a_stage_counts_the_samples_left_out_and_its_checkpoint_keeps_them(tmp_p
     from ablate.train.stage import run_stage
 
     parts = _skipping_parts(tmp_path, max_steps=4, save_steps=2)  # two epochs of two batches
-    result = parts.train(tmp_path / "work")
+    with pytest.warns(SkippedSampleWarning, match="sample 'chat/long' skipped"):
+        result = parts.train(tmp_path / "work")
     assert result.steps == 4 and result.skipped_ids == ["chat/long"]
     checkpoint = tmp_path / "work" / "checkpoints" / "checkpoint-2"
     state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
