@@ -58,7 +58,8 @@ class SkippedSamplesCallback(TrainerCallback, ExportableState):
         self.ids = sorted(set(ids or []))
 
     def add(self, ids: list[str]) -> None:
-        self.ids = sorted(set(self.ids).union(ids))
+        if ids:  # most batches leave nothing out
+            self.ids = sorted(set(self.ids).union(ids))
 
     def gather(self) -> list[str]:
         """Every rank's ids, on every rank (a collective: every rank calls it)."""
