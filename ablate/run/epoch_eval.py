@@ -30,18 +30,28 @@ def epoch_predictions(run_dir: Path, epoch: int) -> Path:
     return run_dir / f"predictions-epoch-{epoch}.jsonl"
 
 
+CHUNK = 2**22  # elements summed at a time: a float64 copy of 32 MiB, whatever the layer's size
+
+
 def weights_fingerprint(module: torch.nn.Module) -> tuple:
     """Per parameter and buffer: name, dtype, shape, and three float64 sums (plain, squared and
     position-weighted), so any update of any weight changes it. Cheap next to an evaluation:
     one pass over the weights where they are, no copy to the host."""
-    out = []
+    return tuple((name, str(tensor.dtype), tuple(tensor.shape), *_sums(tensor))
+                 for name, tensor in [*module.named_parameters(), *module.named_buffers()])
+
+
+def _sums(tensor: torch.Tensor) -> tuple[float, float, float]:
+    total = squares = weighted = 0.0
     with torch.no_grad():
-        for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
-            flat = tensor.detach().reshape(-1).double()
-            weights = torch.linspace(1.0, 2.0, flat.numel(), dtype=torch.float64, device=flat.device)
-            out.append((name, str(tensor.dtype), tuple(tensor.shape), float(flat.sum()), float(flat.square().sum()),
-                        float((flat * weights).sum())))
-    return tuple(out)
+        flat = tensor.detach().reshape(-1)
+        for start in range(0, flat.numel(), CHUNK):
+            part = flat[start:start + CHUNK].double()
+            positions = torch.arange(start, start + part.numel(), dtype=torch.float64, device=part.device)
+            total += float(part.sum())
+            squares += float(part.square().sum())
+            weighted += float((part * (1.0 + positions / max(flat.numel(), 1))).sum())
+    return total, squares, weighted
 
 
 def reused_final_evaluation(last: EpochEvaluation | None, vlm, out: Path):
