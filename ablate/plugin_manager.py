@@ -15,6 +15,7 @@ from importlib import metadata
 import pluggy
 
 from ablate import hookspecs
+from ablate.registry import BUILTIN_PLUGIN
 
 ENTRY_POINT_GROUP = "ablate"
 DISABLE_ENV = "ABLATE_DISABLE_PLUGINS"
@@ -106,7 +107,7 @@ def _call_register(impl, registries) -> None:
     ep = None if builtin else _entry_point_named(impl.plugin_name)
     before = {reg.kind: set(reg.names()) for reg in registries}
     for reg in registries:
-        reg.default_plugin = "ablate" if builtin else _distribution(ep)
+        reg.default_plugin = BUILTIN_PLUGIN if builtin else _distribution(ep)
     try:
         impl.function(registries=registries)
     except KeyboardInterrupt:
@@ -122,7 +123,7 @@ def _call_register(impl, registries) -> None:
         _warn(ep, problem)
     finally:
         for reg in registries:
-            reg.default_plugin = "ablate"
+            reg.default_plugin = BUILTIN_PLUGIN
 
 
 def loaded_plugins() -> list[tuple[str, str]]:

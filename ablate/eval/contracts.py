@@ -53,15 +53,19 @@ EVALUATOR_NEEDS = ("an evaluator needs judge, score, check_answer_format, metric
 
 def evaluator_problem(evaluator: Any, name: str) -> str | None:
     """Why what evaluator `name` built is not an `Evaluator` (the members it lacks), or None."""
-    missing = [m for m in EVALUATOR_MEMBERS if not hasattr(evaluator, m)]
+    missing = _missing_members(evaluator)
     if not missing:
         return None
     return f"evaluator {name!r} built a {type(evaluator).__name__} without {', '.join(missing)}; {EVALUATOR_NEEDS}"
 
 
+def _missing_members(evaluator: Any) -> list[str]:
+    return [m for m in EVALUATOR_MEMBERS if not hasattr(evaluator, m)]
+
+
 def evaluator_members_problem(evaluator: Any, entry: Any = None) -> str | None:
     """The members an evaluator lacks, as a sentence, or None (the registry's evaluator contract)."""
-    missing = [m for m in EVALUATOR_MEMBERS if not hasattr(evaluator, m)]
+    missing = _missing_members(evaluator)
     return f"it lacks {', '.join(missing)}; {EVALUATOR_NEEDS}" if missing else None
 
 

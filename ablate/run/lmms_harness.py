@@ -17,6 +17,7 @@ Under torchrun every rank evaluates its share (lmms-eval splits the documents); 
 
 from __future__ import annotations
 
+import functools
 import json
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -85,7 +86,8 @@ def shadowed_tasks(manager, tasks: list[str], include_path: list[str]) -> list[t
     return [(name, path) for name, path in local.items() if name in own]
 
 
-def lmms_eval_own_names() -> set[str]:
+@functools.lru_cache(maxsize=1)  # the installed lmms-eval does not change within a process (a study's cells)
+def lmms_eval_own_names() -> frozenset[str]:
     """The task, group and tag names lmms-eval's own task files declare. Read from the YAML text (a
     quarter of a second) rather than by indexing them all with a TaskManager (seconds), which
     `task_manager` skips when the include_path holds every task named."""
@@ -103,7 +105,7 @@ def lmms_eval_own_names() -> set[str]:
         items = [item for block in inline.findall(text) for item in block.split(",")]
         items += [line.split("-", 1)[1] for block in listed.findall(text) for line in block.splitlines() if "-" in line]
         names.update(name for item in items if (name := item.split("#")[0].strip().strip("\"'")))
-    return names
+    return frozenset(names)
 
 
 def task_manager(tasks: list[str], include_path: list[str]):
