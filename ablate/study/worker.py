@@ -16,6 +16,7 @@ import json
 import re
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -157,12 +158,13 @@ class Worker:
         if outcome is None:
             return False
         result, value = outcome
-        attrs = result_attrs(result, time.perf_counter() - t0)
-        for key, val in attrs.items():
-            trial.set_user_attr(key, val)
-        log_cell_metrics(result, attrs)
-        self.study.tell(trial, value)
-        self.on_event("done", cell, {"trial": trial.number, "value": value, **attrs})
+        with interrupts_deferred():  # the run has finished: record it whole, or it runs again
+            attrs = result_attrs(result, time.perf_counter() - t0)
+            for key, val in attrs.items():
+                trial.set_user_attr(key, val)
+            log_cell_metrics(result, attrs)
+            self.study.tell(trial, value)
+            self.on_event("done", cell, {"trial": trial.number, "value": value, **attrs})
         return True
 
     def _run_cell(self, trial, cell) -> CellResult:
@@ -295,6 +297,29 @@ def result_attrs(result: CellResult, seconds: float) -> dict[str, Any]:
         "parameter_counts": result.parameter_counts,
         "metrics": {k: float(v) for k, v in (result.eval_metrics or {}).items()},
     }
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold SIGINT and SIGTERM until the block ends, then deliver the first that came.
+
+    A cell whose run has finished is recorded in a few storage writes; a stop signal landing among
+    them (its `ablate study` killed, Ctrl-C) would leave the trial running, so the next study
+    would find its worker gone and run the finished cell again. Signal handlers can only be set
+    on the main thread; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def log_cell_metrics(result, attrs: dict[str, Any]) -> None:

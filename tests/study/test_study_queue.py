@@ -216,6 +216,30 @@ def test_killing_the_study_process_stops_its_workers_and_marks_their_cell_interr
 
 
 @pytest.mark.slow
+def test_a_stop_signal_while_a_finished_cell_is_recorded_waits_for_the_record(project, monkeypatch):
+    """Ctrl-C landing after a cell's run returned, among the writes that record it: the cell is
+    recorded done, the study stops after, and the next study does not run the cell again."""
+    from ablate.study import worker
+
+    record = worker.log_cell_metrics
+    signals = []
+
+    def interrupted_while_recording(result, attrs):
+        if not signals:
+            signals.append(signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        record(result, attrs)
+
+    monkeypatch.setattr(worker, "log_cell_metrics", interrupted_while_recording)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    first = Counter(e["name"] for e in run_log(project) if e["event"] == "done")
+    assert sum(first.values()) == 1
+    outcome = run()
+    assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
+    assert Counter(e["name"] for e in run_log(project) if e["event"] == "done") == Counter({n: 1 for n in NAMES})
+
+
 def test_resume_after_sigkill_mid_trial_loses_and_duplicates_nothing(project, monkeypatch):
     proc, hung = _study_with_a_hanging_worker(project, monkeypatch)
     try:
