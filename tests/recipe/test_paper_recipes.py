@@ -41,6 +41,24 @@ def test_paper_recipes_use_llava_script_settings(name):
     assert all(script in text for script in scripts)
 
 
+@pytest.mark.parametrize("name", ["llava_v1_13b_scienceqa.yaml", "llava_v1_13b_pretrain_scienceqa.yaml"])
+def test_llava_v1_scienceqa_prompts_as_llava_evaluates_it(name):
+    """Training renders conv_vicuna_v1 (finetune_sqa.sh --version v1); evaluation conv_llava_v1
+    (sqa_eval_batch.sh --conv-mode llava_v1), which differs only in its system prompt."""
+    from ablate.registry import registries
+    from ablate.run.evaluation import eval_template
+
+    recipe = load_recipe(RECIPES / name)
+    turns = [{"from": "human", "value": "Which is a mammal?\n<image>"}, {"from": "gpt", "value": "The answer is A."}]
+    human = ("A chat between a curious human and an artificial intelligence assistant. "
+             "The assistant gives helpful, detailed, and polite answers to the human's questions.")
+    assert eval_template(recipe).render_prompt(turns) == f"{human} USER: <image>\nWhich is a mammal? ASSISTANT:"
+    stage = recipe.stages[-1].template
+    trained = registries().template.get(stage.type).build(stage).render(turns)
+    assert trained == (human.replace("human", "user") + " USER: <image>\nWhich is a mammal? ASSISTANT: "
+                       "The answer is A.</s>")
+
+
 def test_tiny_recipes_keep_their_measured_settings():
     for name in ("tiny_easyvqa.yaml", "tiny_scienceqa.yaml"):
         for stage in load_recipe(RECIPES / name).stages:
