@@ -16,6 +16,8 @@ LLAVA = {
     "llava_v1_7b.yaml": ([(2, "square", False), (2, "square", False)], ["scripts/pretrain.sh", "scripts/finetune.sh"]),
     "llava_v1_5_13b.yaml": ([(2, "square", False), (3, "pad", True)],
                             ["scripts/v1_5/pretrain.sh", "scripts/v1_5/finetune.sh"]),
+    "llava_v1_5_13b_lora.yaml": ([(2, "square", False), (3, "pad", True)],
+                                 ["scripts/v1_5/pretrain.sh", "scripts/v1_5/finetune_lora.sh"]),
     "llava_v1_13b_scienceqa.yaml": ([(2, "square", False)], ["scripts/finetune_sqa.sh"]),
     "llava_v1_13b_pretrain_scienceqa.yaml": ([(2, "square", False), (2, "square", False)],
                                              ["scripts/pretrain.sh", "scripts/finetune_sqa.sh"]),
@@ -39,6 +41,21 @@ def test_paper_recipes_use_llava_script_settings(name):
     assert recipe.eval_aspect_ratio() == expected[-1][1]  # eval prepares images as the model was tuned
     text = (RECIPES / name).read_text()
     assert all(script in text for script in scripts)
+
+
+def test_llava_v1_5_lora_recipe_is_finetune_lora_sh():
+    """scripts/v1_5/finetune_lora.sh: --lora_r 128 --lora_alpha 256 --mm_projector_lr 2e-5
+    --learning_rate 2e-4 (LLaVA's lora_dropout 0.05, lora_bias none); the rest is finetune.sh's."""
+    full, lora = (load_recipe(RECIPES / f"llava_v1_5_13b{s}.yaml") for s in ("", "_lora"))
+    assert full.stages[0] == lora.stages[0]
+    tuned = lora.stages[1]
+    assert (tuned.trainable.encoder, tuned.trainable.connector) == ("frozen", "full")
+    settings = tuned.trainable.llm.lora
+    assert (settings.r, settings.lora_alpha, settings.lora_dropout, settings.target_modules, settings.bias) == (
+        128, 256, 0.05, "all-linear", "none")
+    assert (tuned.lr, tuned.connector_lr) == (2e-4, 2e-5)
+    unchanged = {"trainable", "lr", "connector_lr"}
+    assert tuned.model_dump(exclude=unchanged) == full.stages[1].model_dump(exclude=unchanged)
 
 
 @pytest.mark.parametrize("name", ["llava_v1_13b_scienceqa.yaml", "llava_v1_13b_pretrain_scienceqa.yaml"])
