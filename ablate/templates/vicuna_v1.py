@@ -10,7 +10,9 @@ LLaVA does. Supervised: each answer with the space before it and its "</s>", whi
 LLaVA's preprocess_v1 leaves unmasked when its length arithmetic lines up with the tokenizer.
 A closing human turn stays in the text as LLaVA renders it ("USER: {question} "), and the whole
 record is masked, as LLaVA's preprocess_v1 masks it: its round arithmetic stops at the unanswered
-question, finds fewer tokens than the text has ("tokenization mismatch") and ignores every label.
+question, finds fewer tokens than the text has ("tokenization mismatch") and ignores every label;
+unless the answered rounds alone fill max_length, where LLaVA skips that check and the labels of
+the first max_length tokens stay.
 The generation prompt ends with "ASSISTANT:" (no space), as LLaVA's evaluation scripts do.
 """
 
@@ -109,10 +111,23 @@ class VicunaV1Template(ConversationTemplate):
             raise DataError(f"{at}: no gpt turn answers a human turn; nothing to supervise")
         text, targets = self._text(turns)
         tokens = tokenize_with_image(text, tokenizer, at)
-        ids, labels = truncate(tokens.ids, labels_from_spans(tokens, targets, at), max_length, at)
-        if turns[-1][0] != GPT:  # as LLaVA: an unanswered closing question masks the whole record,
-            labels = [IGNORE_INDEX] * len(labels)  # which still takes its place in its batch
+        full = labels_from_spans(tokens, targets, at)
+        ids, labels = truncate(tokens.ids, full, max_length, at)
+        if turns[-1][0] != GPT and _llava_masks_unanswered(full, max_length):
+            labels = [IGNORE_INDEX] * len(labels)  # the record still takes its place in its batch
         return ids, labels
+
+
+def _llava_masks_unanswered(labels: list[int], max_length: int | None) -> bool:
+    """Whether LLaVA's preprocess_v1 masks a record that ends with an unanswered question.
+
+    Its round count stops at that question, short of the record's length: a "tokenization
+    mismatch", which masks every label. It checks for one only while the count (the tokens
+    through the last reply's "</s>") is below model_max_length, so a record whose answered
+    rounds fill `max_length` keeps the labels of its first `max_length` tokens.
+    """
+    answered = 1 + max(k for k, label in enumerate(labels) if label != IGNORE_INDEX)
+    return max_length is None or answered < max_length
 
 
 def _image_first(role: str, text: str, at: str) -> str:

@@ -14,6 +14,9 @@ Length-grouped order: a random permutation cut into megabatches, each sorted lon
 and dealt into `world_size` chunks of equal size and similar total length.
 
 The lengths are LLaVA's estimate, the words of every turn of the record (`ablate.data.pipeline`).
+With one modality only, both LLaVA and this sampler fall back to plain length grouping; LLaVA
+then sorts a text-only set by its negative lengths (shortest first), here by the word counts
+themselves (longest first, as for every other megabatch): the order is a random draw either way.
 `world_size` is LLaVA's: ranks x gradient accumulation steps, so one megabatch is one optimizer
 step of per-device batches. transformers' LengthGroupedSampler has neither the modality split
 nor the balanced chunks, so it cannot stand in.

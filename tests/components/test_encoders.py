@@ -87,6 +87,25 @@ def test_image_processor_matches_checkpoint(clip_dir):
     assert out["pixel_values"].shape == (1, 3, 64, 64)
 
 
+def test_image_processor_is_read_on_the_pil_backend(clip_dir, monkeypatch):
+    """LLaVA resizes with PIL (transformers 4's CLIPImageProcessor); transformers 5 would take
+    its torchvision backend, whose resize differs, wherever torchvision is installed."""
+    from transformers import AutoImageProcessor
+    from transformers.image_processing_backends import PilBackend
+
+    asked = []
+    original = AutoImageProcessor.from_pretrained.__func__
+
+    def spy(cls, src, **kwargs):
+        asked.append(kwargs.get("backend"))
+        return original(cls, src, **kwargs)
+
+    monkeypatch.setattr(AutoImageProcessor, "from_pretrained", classmethod(spy))
+    encoder = build("hf_clip", name_or_path=clip_dir)
+    assert asked == ["pil"]
+    assert isinstance(encoder.image_processor, PilBackend)
+
+
 def test_image_size_mismatch(clip_dir):
     with pytest.raises(AblateError, match=r"image_size 336 does not match .*takes 64x64"):
         build("hf_clip", name_or_path=clip_dir, image_size=336)

@@ -16,6 +16,8 @@ LLAVA = {
     "llava_v1_7b.yaml": ([(2, "square", False), (2, "square", False)], ["scripts/pretrain.sh", "scripts/finetune.sh"]),
     "llava_v1_5_13b.yaml": ([(2, "square", False), (3, "pad", True)],
                             ["scripts/v1_5/pretrain.sh", "scripts/v1_5/finetune.sh"]),
+    "llava_v1_5_13b_lora.yaml": ([(2, "square", False), (3, "pad", True)],
+                                 ["scripts/v1_5/pretrain.sh", "scripts/v1_5/finetune_lora.sh"]),
     "llava_v1_13b_scienceqa.yaml": ([(2, "square", False)], ["scripts/finetune_sqa.sh"]),
     "llava_v1_13b_pretrain_scienceqa.yaml": ([(2, "square", False), (2, "square", False)],
                                              ["scripts/pretrain.sh", "scripts/finetune_sqa.sh"]),
@@ -39,6 +41,39 @@ def test_paper_recipes_use_llava_script_settings(name):
     assert recipe.eval_aspect_ratio() == expected[-1][1]  # eval prepares images as the model was tuned
     text = (RECIPES / name).read_text()
     assert all(script in text for script in scripts)
+
+
+def test_llava_v1_5_lora_recipe_is_finetune_lora_sh():
+    """scripts/v1_5/finetune_lora.sh: --lora_r 128 --lora_alpha 256 --mm_projector_lr 2e-5
+    --learning_rate 2e-4 (LLaVA's lora_dropout 0.05, lora_bias none); the rest is finetune.sh's."""
+    full, lora = (load_recipe(RECIPES / f"llava_v1_5_13b{s}.yaml") for s in ("", "_lora"))
+    assert full.stages[0] == lora.stages[0]
+    tuned = lora.stages[1]
+    assert (tuned.trainable.encoder, tuned.trainable.connector) == ("frozen", "full")
+    settings = tuned.trainable.llm.lora
+    assert (settings.r, settings.lora_alpha, settings.lora_dropout, settings.target_modules, settings.bias) == (
+        128, 256, 0.05, "all-linear", "none")
+    assert (tuned.lr, tuned.connector_lr) == (2e-4, 2e-5)
+    unchanged = {"trainable", "lr", "connector_lr"}
+    assert tuned.model_dump(exclude=unchanged) == full.stages[1].model_dump(exclude=unchanged)
+
+
+@pytest.mark.parametrize("name", ["llava_v1_13b_scienceqa.yaml", "llava_v1_13b_pretrain_scienceqa.yaml"])
+def test_llava_v1_scienceqa_prompts_as_llava_evaluates_it(name):
+    """Training renders conv_vicuna_v1 (finetune_sqa.sh --version v1); evaluation conv_llava_v1
+    (sqa_eval_batch.sh --conv-mode llava_v1), which differs only in its system prompt."""
+    from ablate.registry import registries
+    from ablate.run.evaluation import eval_template
+
+    recipe = load_recipe(RECIPES / name)
+    turns = [{"from": "human", "value": "Which is a mammal?\n<image>"}, {"from": "gpt", "value": "The answer is A."}]
+    human = ("A chat between a curious human and an artificial intelligence assistant. "
+             "The assistant gives helpful, detailed, and polite answers to the human's questions.")
+    assert eval_template(recipe).render_prompt(turns) == f"{human} USER: <image>\nWhich is a mammal? ASSISTANT:"
+    stage = recipe.stages[-1].template
+    trained = registries().template.get(stage.type).build(stage).render(turns)
+    assert trained == (human.replace("human", "user") + " USER: <image>\nWhich is a mammal? ASSISTANT: "
+                       "The answer is A.</s>")
 
 
 def test_tiny_recipes_keep_their_measured_settings():

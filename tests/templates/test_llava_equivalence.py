@@ -177,3 +177,29 @@ def test_plain_equals_llava(vicuna, variant, name):
     expected = llava_preprocess_plain(conversation, slow, max_length=MAX_LENGTH)
     assert template.encode(conversation, tok, max_length=MAX_LENGTH) == expected
     assert template.prompt_ids(conversation, tok) == llava_image_tokens("<image>", slow)
+
+
+# ---- a closing question and model_max_length -----------------------------------------------------
+
+CLOSING = {  # name -> (conversation ending in an unanswered question, does LLaVA mask it whole?)
+    # the answered rounds run past 2048 tokens: LLaVA's count reaches model_max_length, it skips its
+    # mismatch check and keeps the labels of the first 2048 tokens
+    "answers_fill_max_length_image": (CONVERSATIONS["truncated_image"] + [h("And what else?")], False),
+    "answers_fill_max_length_text_only": (CONVERSATIONS["truncated_text_only"] + [h("And what else?")], False),
+    # the answered rounds end before the cut, inside the long closing question: masked whole
+    "question_crosses_max_length": ([h("<image>\nWhat is it?"), g("A circle."), h(" ".join([LONG] * 40))], True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLOSING))
+@pytest.mark.parametrize("variant", sorted(VICUNA_VARIANTS))
+def test_closing_question_is_masked_as_llava_masks_it(vicuna, variant, name):
+    """preprocess_v1 masks a record ending in an unanswered question through its "tokenization
+    mismatch", which it checks only while its count (the tokens through the last reply) is below
+    model_max_length."""
+    tok, slow = vicuna[variant]
+    conversation, masked = CLOSING[name]
+    ids, labels, mismatch = llava_preprocess_v1(conversation, slow, max_length=MAX_LENGTH)
+    assert mismatch is masked and len(ids) == MAX_LENGTH
+    assert all(label == IGNORE for label in labels) is masked
+    assert VicunaV1Template().encode(conversation, tok, sample_id=name, max_length=MAX_LENGTH) == (ids, labels)

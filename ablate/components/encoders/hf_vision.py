@@ -58,7 +58,7 @@ class HFVisionEncoder(nn.Module):
 
 def load_vision_encoder(config, family: str) -> HFVisionEncoder:
     """Load the tower and its image processor from `config.name_or_path` (frozen, eval mode)."""
-    from transformers import AutoConfig, AutoImageProcessor
+    from transformers import AutoConfig
 
     checkpoint_config = open_checkpoint(
         "encoder", config.name_or_path, lambda src, **kw: AutoConfig.from_pretrained(src, **kw)
@@ -80,12 +80,23 @@ def load_vision_encoder(config, family: str) -> HFVisionEncoder:
         )
 
     image_processor = open_checkpoint(
-        "encoder", config.name_or_path, lambda src, **kw: AutoImageProcessor.from_pretrained(src, **kw),
-        what="image processor",
+        "encoder", config.name_or_path, lambda src, **kw: load_image_processor(src, **kw), what="image processor",
     )
     model.requires_grad_(False)
     model.eval()
     return _wrap(model, image_processor, config, family, checkpoint_fingerprint(config, config.name_or_path))
+
+
+def load_image_processor(src: str, **kwargs: Any) -> Any:
+    """The checkpoint's image processor on transformers' PIL backend.
+
+    LLaVA prepares images with transformers 4's CLIPImageProcessor, which resizes with PIL.
+    transformers 5 picks its torchvision backend whenever torchvision is installed, and that
+    resize gives slightly different pixels; the PIL backend is the same code as LLaVA's.
+    """
+    from transformers import AutoImageProcessor
+
+    return AutoImageProcessor.from_pretrained(src, backend="pil", **kwargs)
 
 
 def vision_encoder_on_meta(config, family: str) -> HFVisionEncoder:
