@@ -237,6 +237,9 @@ class _ListReader:
             self._skip(" \t\r\n")
             if self.text.startswith(",", self.pos):
                 self.pos += 1
+                self._skip(" \t\r\n")
+                if self.text.startswith("]", self.pos):  # json.loads rejects `[1,]`: so must this reader
+                    raise json.JSONDecodeError("Illegal trailing comma before end of array", self.text, self.pos)
             elif not self.text.startswith("]", self.pos):
                 raise json.JSONDecodeError("Expecting ',' delimiter", self.text, self.pos)
 
