@@ -53,6 +53,10 @@ LLAVA_FILES = [
     ("d.json", json.dumps([{"id": "0", "conversations": "hi"}]), "error", ["'0'", "non-empty list"]),
     ("d.json", json.dumps(["just a string"]), "error", ["record 0 is a str"]),
     ("d.json", json.dumps([{"id": True, "conversations": []}]), "error", ["no usable 'id'"]),
+    ("d.json", '[{"id": "0", "conversations": [{"from": "human", "value": "q \\ud800"}, {"from": "gpt", "value": "a"}]}]',
+     "error", ["'0'", "turn 0 holds a lone surrogate"]),
+    ("d.jsonl", '{"id": "\\udfff", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}\n',
+     "error", ["no usable 'id'"]),
 ]
 
 
