@@ -149,6 +149,31 @@ def sqlite_creation_lock(uri: str) -> Iterator[None]:
         yield
 
 
+def check_sqlite_store(uri: str) -> None:
+    """A sqlite store that exists must be a sound database: MLflow would fail on it with an SQL
+    traceback (at its first query, or halfway through the run for a damaged page)."""
+    from ablate.errors import AblateError
+
+    db = sqlite_file(uri)
+    if db is None or not db.exists() or (db.is_file() and db.stat().st_size == 0):
+        return  # sqlite makes a new database in a missing or empty file
+    problem = "it is a folder" if db.is_dir() else _sqlite_problem(db)
+    if problem:
+        raise AblateError(f"MLflow store {db} (tracking URI {uri!r}) is not a sound sqlite database ({problem}); "
+                          f"restore it from a copy, or move it aside and a new one is made")
+
+
+def _sqlite_problem(db: Path) -> str | None:
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.Error as err:
+        return str(err)
+    return None if rows == [("ok",)] else str(rows[0][0]).strip().splitlines()[0]
+
+
 def _quiet_mlflow() -> None:
     import logging
 
@@ -171,6 +196,7 @@ class Tracker:
 
             mlflow.set_tracking_uri(self.uri)
             with sqlite_creation_lock(self.uri):
+                check_sqlite_store(self.uri)
                 self._client = mlflow.MlflowClient(self.uri)
                 self.experiment_id = self._experiment_id(experiment)
 

@@ -24,8 +24,20 @@ def load_image(path: str, sample_id: str) -> Any:
                 image.load()
             finally:
                 ImageFile.LOAD_TRUNCATED_IMAGES = allowed
-            return image.convert("RGB")
+            return _to_rgb(image)
     except FileNotFoundError:
         raise DataError(f"{path}: sample {sample_id!r}: image file not found") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise DataError(f"{path}: sample {sample_id!r}: cannot read image ({exc})") from None
+
+
+def _to_rgb(image: Any) -> Any:
+    """RGB, with 16-bit grayscale scaled to 8 bits: PIL's convert clips its values at 255 instead,
+    so a 16-bit PNG (values up to 65535) would come out all but white."""
+    if image.mode.startswith("I;16"):
+        import numpy as np
+        from PIL import Image
+
+        values = np.asarray(image, dtype=np.uint16)
+        image = Image.fromarray((values >> 8).astype(np.uint8))  # mode L
+    return image.convert("RGB")

@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ablate.data.contracts import DataSource, encoded_problem
 from ablate.errors import AblateError, DataError
+from ablate.fingerprint import file_sha256
 
 if TYPE_CHECKING:
     import datasets
@@ -126,9 +128,33 @@ def raw_dataset(source: DataSource, cache_dir: str | os.PathLike | None = None):
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"raw-{Hasher.hash(['ablate-raw', PIPELINE_VERSION, source.fingerprint])}.arrow"
     with lock(path.with_suffix(".lock")):  # one writer per file across ranks and study workers
-        if not path.is_file():
+        if not _intact(path):
             _write_arrow(_rows(source), path)
+            _digest_file(path).write_text(file_sha256(path), encoding="utf-8")  # last: the file is whole
     return Dataset.from_file(str(path))
+
+
+def _digest_file(arrow: Path) -> Path:
+    return arrow.with_name(arrow.name + ".sha256")
+
+
+def _intact(arrow: Path) -> bool:
+    """Whether the cached Arrow file is the one written: the key covers the source, not these
+    bytes, so a truncated or edited file would otherwise train on other data under the same stage
+    key. A damaged one is said and written again (it is derived data); one written before digests
+    were kept is written again once."""
+    if not arrow.is_file():
+        return False
+    try:
+        recorded = _digest_file(arrow).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        recorded = None
+    if recorded == file_sha256(arrow):
+        return True
+    if recorded is not None:
+        warnings.warn(f"data cache {arrow} does not match the sha256 recorded when it was written "
+                      f"(truncated or changed); writing it again", stacklevel=3)
+    return False
 
 
 def _write_arrow(rows: Iterator[dict[str, Any]], path: Path) -> None:

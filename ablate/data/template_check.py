@@ -28,13 +28,27 @@ def render_errors(raw: Any, template: Any) -> list[tuple[int, str]]:
 
     arrow = Path(raw.cache_files[0]["filename"])
     path = arrow.with_name(f"check-{Hasher.hash([CHECK_VERSION, arrow.name, template])}.json")
-    if path.is_file():
-        return [(row, reason) for row, reason in json.loads(path.read_text(encoding="utf-8"))]
+    if (stored := _stored(path, len(raw))) is not None:
+        return stored
     found = _scan(raw, template)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     partial.write_text(json.dumps(found), encoding="utf-8")
     os.replace(partial, path)  # concurrent writers write the same content
     return found
+
+
+def _stored(path: Path, rows: int) -> list[tuple[int, str]] | None:
+    """The cached result, or None when there is none or it is not one (truncated, edited): it is
+    derived data, so a damaged copy is computed again rather than trusted or fatal."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, list) or not all(
+            isinstance(item, list) and len(item) == 2 and type(item[0]) is int and 0 <= item[0] < rows
+            and isinstance(item[1], str) for item in found):
+        return None
+    return [(row, reason) for row, reason in found]
 
 
 def _scan(raw: Any, template: Any) -> list[tuple[int, str]]:

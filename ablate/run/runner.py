@@ -75,10 +75,10 @@ def run_recipe(
     # anything is written: a bad run leaves no run folder and no MLflow run behind.
     prepared = prepare(recipe, base_dir, progress, resume=resume, reuse=reuse_stages)
     resolved_yaml = yaml.safe_dump(recipe.resolved(), sort_keys=False)
+    tracker = Tracker(tracking_uri or recipe.tracking.tracking_uri, recipe.tracking.experiment, enabled=writer)
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "recipe.yaml").write_text(resolved_yaml)
-    tracker = Tracker(tracking_uri or recipe.tracking.tracking_uri, recipe.tracking.experiment, enabled=writer)
     with tracker.run(recipe.tracking.run_name or recipe.name, run_id=state.get("mlflow_run_id"),
                      parent_run_id=parent_run_id, tags=_run_tags(recipe, rhash, base_dir, tags)):
         if writer:  # --resume reopens this MLflow run

@@ -63,13 +63,29 @@ class StageStore:
         from ablate.ranks import ranks
 
         state = ranks()
-        held = lock(self.dir(key) / LOCK) if state.is_main_process else contextlib.nullcontext()
+        held = self._locked(key) if state.is_main_process else contextlib.nullcontext()
         with held:
             meta = None
             if state.is_main_process and self.is_done(key):
                 meta = self.meta(key)
                 meta = meta if usable(meta) else None
             yield broadcast(meta)
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[None]:
+        """The stage's lock. A stages/ entry that is a file, or a lock that is a folder, stops
+        mkdir or open: named, not a traceback."""
+        try:
+            held = lock(self.dir(key) / LOCK)
+            held.acquire()
+        except OSError as err:
+            blocker = next((p for p in (self.root, self.dir(key)) if p.exists() and not p.is_dir()), err.filename)
+            raise StoredStateError(f"stored stage {self.dir(key)} cannot be used: {blocker} ({err.strerror}); "
+                                   f"delete {blocker} to train the stage again") from None
+        try:
+            yield
+        finally:
+            held.release()
 
     def save(self, key: str, weights: dict, meta: dict[str, Any]) -> None:
         """Write weights then meta (meta last: a stage without meta.json is not done)."""

@@ -47,6 +47,8 @@ def load_json(path: Path) -> Any:
         raise DataError(f"ScienceQA: {path} is not valid JSON: {exc}") from None
     except IsADirectoryError:
         raise DataError(f"ScienceQA: {path} is a folder, expected a JSON file") from None
+    except RecursionError:
+        raise DataError(f"ScienceQA: {path} is not valid JSON: nested too deeply") from None
 
 
 def load_problems(root: Path) -> dict[str, dict[str, Any]]:
@@ -65,6 +67,8 @@ def load_split(root: Path, split: str) -> list[str]:
     pids = splits[split]
     if not isinstance(pids, list):
         raise DataError(f"ScienceQA: split {split!r} in {root / SPLITS_FILE} must be a list of pids")
+    if not pids:  # nothing to train or evaluate on: never a run worth starting
+        raise DataError(f"ScienceQA: split {split!r} in {root / SPLITS_FILE} lists no pids")
     return [str(pid) for pid in pids]
 
 
@@ -87,9 +91,22 @@ def problem_error(problem: Any) -> str | None:
     if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
         return f"'answer' must be an option index 0..{len(choices) - 1}, got {answer!r}"
     image = problem["image"]
-    if image is not None and (not isinstance(image, str) or not image or "/" in image or "\\" in image):
+    if image is not None and not _is_name(image):
         return f"'image' must be a file name or null, got {image!r}"
+    split = problem.get("split")
+    if image and split not in (None, "") and not _is_name(split):  # a folder under images/ (empty: the split's)
+        return f"'split' must be a split name (a folder under {IMAGES_DIR}/) or null, got {split!r}"
     return None
+
+
+def _is_name(value: Any) -> bool:
+    """One file or folder name: a path in problems.json must not reach outside the ScienceQA root."""
+    return isinstance(value, str) and value not in ("", ".", "..") and "/" not in value and "\\" not in value
+
+
+def pid_problem(pid: str) -> str | None:
+    """Why a pid (an images/<split>/<pid>/ folder) cannot be one, or None."""
+    return None if _is_name(pid) else f"pid {pid!r} is not a folder name (images/<split>/<pid>/)"
 
 
 def image_path(root: Path, pid: str, problem: dict[str, Any], split: str) -> Path | None:

@@ -110,7 +110,7 @@ def _root(config: ScienceQASourceConfig) -> Path:
 def _check(root: Path, pid: str, problem: Any, split: str) -> tuple[str | None, Path | None]:
     if problem is None:
         return f"pid is listed in {sqa.SPLITS_FILE} but not in {sqa.PROBLEMS_FILE}", None
-    reason = sqa.problem_error(problem)
+    reason = sqa.problem_error(problem) or (sqa.pid_problem(pid) if problem.get("image") else None)
     if reason is not None:
         return reason, None
     image = sqa.image_path(root, pid, problem, split)

@@ -240,6 +240,25 @@ def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:
 
 
 TRAINER_STATE = "trainer_state.json"
+CHECKPOINT_WEIGHTS = "model.safetensors"
+
+
+def check_checkpoint_weights(checkpoint: Path) -> None:
+    """The checkpoint's weights open as safetensors (safetensors checks the header covers the
+    file: a truncated copy fails here); an AblateError naming the file, before any training."""
+    from safetensors import SafetensorError, safe_open
+
+    from ablate.errors import AblateError
+
+    path = checkpoint / CHECKPOINT_WEIGHTS
+    if not path.is_file() and any(checkpoint.glob("global_step*")):
+        return  # ZeRO-3 without gathered weights: the checkpoint is DeepSpeed's own files
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as err:
+        raise AblateError(f"checkpoint {path} cannot be read ({err}); delete {checkpoint} to resume from "
+                          f"the checkpoint before it") from None
 
 
 def read_trainer_state(checkpoint: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ablate.errors import AblateError
 from ablate.fingerprint import file_sha256
 
 MANIFEST_FILE = "manifest.json"
@@ -65,6 +66,8 @@ def manifest_problem(folder: Path) -> str | None:
 def write_whole(dest: Path, fill: Callable[[Path], None]) -> Path:
     """`fill` a staging folder beside `dest`, give it a manifest, then put it in place in one
     rename: a crash or a full disk mid-build never leaves a half-written folder at `dest`."""
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):  # rmtree cannot replace it
+        raise AblateError(f"{dest} is a file or a link, not a folder this built; delete it, then build again")
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 TESTS = Path(__file__).resolve().parents[1]
-for folder in ("run", "data", "scienceqa", "model"):  # their plain helper modules (tiny_run, data_helpers, ...)
+for folder in ("run", "data", "scienceqa", "model", "features"):  # their plain helper modules (tiny_run, data_helpers, ...)
     sys.path.insert(0, str(TESTS / folder))
 
 import tiny_run  # noqa: E402

@@ -165,3 +165,11 @@ def test_recipe_connector_is_named_by_its_registry_type(tmp_path, capsys):
         assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*/recipe.yaml"))
     finally:
         regs.connector.unregister("liar")
+
+
+def test_zoo_entry_that_is_a_file(tmp_path, monkeypatch, capsys):
+    """A file where the entry's folder goes is named before anything is built (rmtree failed on it)."""
+    monkeypatch.setenv("ABLATE_HOME", str(tmp_path / "home"))
+    entry = write(tmp_path / "home" / "zoo" / "tiny-clip", "not a folder")
+    assert_rejected(*cli(capsys, "zoo", "build", "tiny-clip"), entry, "not a folder", "delete it")
+    assert entry.read_text() == "not a folder" and not list(entry.parent.glob(".tiny-clip.*/"))

@@ -36,6 +36,7 @@ LLAVA_FILES = [
     ("d.json", b"\xff\xfe[]", "error", ["not UTF-8"]),
     ("d.json", json.dumps(good_records())[:-1] + ', {"id": "3", "conv', "error", ["not a valid JSON file", "d.json:1"]),
     ("d.json", "", "error", ["not a valid JSON file"]),
+    ("d.json", json.dumps(good_records())[:-1] + ",\n]", "error", ["d.json:2", "Illegal trailing comma"]),
     ("d.json", '{"id": 1}', "error", ["expected a JSON list"]),
     ("d.json", "[" * 100_000 + "]" * 100_000, "error", ["nested too deeply"]),
     ("d.json", "[]", "error", ["has no samples"]),
@@ -52,6 +53,10 @@ LLAVA_FILES = [
     ("d.json", json.dumps([{"id": "0", "conversations": "hi"}]), "error", ["'0'", "non-empty list"]),
     ("d.json", json.dumps(["just a string"]), "error", ["record 0 is a str"]),
     ("d.json", json.dumps([{"id": True, "conversations": []}]), "error", ["no usable 'id'"]),
+    ("d.json", '[{"id": "0", "conversations": [{"from": "human", "value": "q \\ud800"}, {"from": "gpt", "value": "a"}]}]',
+     "error", ["'0'", "turn 0 holds a lone surrogate"]),
+    ("d.jsonl", '{"id": "\\udfff", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}\n',
+     "error", ["no usable 'id'"]),
 ]
 
 
@@ -185,3 +190,53 @@ def test_scienceqa_split_that_lists_a_pid_problems_json_lacks_stops_validate_pla
     code, out = cli(capsys, "validate", _eval_only(tmp_path, {"type": "scienceqa", "root": str(good), "split": "test"}),
                     "--plan")
     assert code == 0 and "eval: 1 items of scienceqa, scored by" in " ".join(out.split()), out
+
+
+@pytest.mark.parametrize("file", ["problems.json", "pid_splits.json"])
+def test_scienceqa_file_nested_too_deeply(tmp_path, file):
+    root = write_scienceqa(tmp_path / "sqa", {"1": problem("q?", ["a", "b"], 0)}, {"train": ["1"]})
+    (root / file).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DataError, match=rf"{file} is not valid JSON: nested too deeply"):
+        sqa(root)
+
+
+def test_scienceqa_split_that_lists_no_pids(tmp_path):
+    root = write_scienceqa(tmp_path / "sqa", {"1": problem("q?", ["a", "b"], 0)}, {"train": ["1"], "test": []})
+    with pytest.raises(DataError, match=r"split 'test' in .*pid_splits.json lists no pids"):
+        registries().data_source.get("scienceqa").build({"root": str(root), "split": "test"})
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("split", "../../../outside", "'split' must be a split name"),
+    ("split", 7, "'split' must be a split name"),
+    ("pid", "..", "pid '..' is not a folder name"),
+    ("image", "..", "'image' must be a file name"),
+])
+def test_scienceqa_image_path_that_leaves_the_root(tmp_path, field, value, words):
+    """A problem's image is images/<split>/<pid>/<image>: each part comes from the data files and
+    must stay one name, or the source reads an image from outside the ScienceQA folder."""
+    outside = write_png(tmp_path / "outside" / "1" / "image.png")
+    assert outside.is_file()
+    record = problem("q?", ["a", "b"], 0)
+    root = write_scienceqa(tmp_path / "sqa" / "data", {"1": record}, {"train": ["1"]})
+    pid = value if field == "pid" else "1"
+    record = {**record, "image": "image.png", **({field: value} if field != "pid" else {})}
+    (root / "problems.json").write_text(json.dumps({pid: record}))
+    (root / "pid_splits.json").write_text(json.dumps({"train": [pid]}))
+    with pytest.raises(DataError) as info:
+        sqa(root)
+    assert str(root / "problems.json") in str(info.value) and words in str(info.value), str(info.value)
+
+
+def test_sixteen_bit_grayscale_image_is_scaled_not_clipped(tmp_path):
+    """PIL's convert("RGB") clips 16-bit values at 255: a 16-bit scan would come out white."""
+    import numpy as np
+    from PIL import Image
+
+    from ablate.data.images import load_image
+
+    path = tmp_path / "scan.png"
+    Image.fromarray(np.array([[0, 1000, 30000, 65535]], dtype=np.uint16)).save(path)
+    assert Image.open(path).mode == "I;16"
+    pixels = np.asarray(load_image(str(path), "scan"))
+    assert pixels[0, :, 0].tolist() == [0, 3, 117, 255] and (pixels[..., 0] == pixels[..., 2]).all()

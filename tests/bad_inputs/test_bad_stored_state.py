@@ -76,3 +76,46 @@ def test_run_summary_whose_stages_are_not_the_recipes(copy, capsys, tmp_path, st
     code, out = cli(capsys, "export", run_dir, tmp_path / "exported")
     assert_rejected(code, out, run_dir / "summary.json", *words)
     assert not (tmp_path / "exported").exists()
+
+
+@pytest.mark.parametrize("harm", ["stage-is-a-file", "stages-is-a-file", "lock-is-a-folder"])
+def test_stage_folder_of_the_wrong_kind(copy, capsys, harm):
+    """A stages/ entry that is a file (or a lock that is a folder) is named, not an OSError."""
+    recipe, _, stage = copy
+    if harm == "lock-is-a-folder":
+        (stage / ".lock").unlink(missing_ok=True)
+        (stage / ".lock").mkdir()
+        blocker = stage / ".lock"
+    else:
+        blocker = stage if harm == "stage-is-a-file" else stage.parent
+        shutil.rmtree(blocker)
+        blocker.write_text("not a folder")
+    assert_rejected(*cli(capsys, "run", recipe), f"stored stage {stage} cannot be used", f"delete {blocker}")
+
+
+@pytest.mark.parametrize("harm", ["truncated", "missing"])
+def test_resume_from_a_checkpoint_whose_weights_are_damaged(copy, capsys, harm):
+    """--resume names the damaged checkpoint when it plans, before anything trains or loads."""
+    recipe, _, stage = copy
+    (stage / "meta.json").unlink()
+    (stage / "weights.safetensors").unlink()
+    checkpoint = max((stage / "checkpoints").glob("checkpoint-*"))
+    weights = checkpoint / "model.safetensors"
+    if harm == "truncated":
+        weights.write_bytes(weights.read_bytes()[:100])
+    else:
+        weights.unlink()
+    code, out = cli(capsys, "run", recipe, "--resume")
+    assert_rejected(code, out, f"checkpoint {weights} cannot be read", f"delete {checkpoint}")
+
+
+@pytest.mark.parametrize("content", [b"hello, not a database" * 50, "truncated"])
+def test_damaged_mlflow_store(copy, capsys, tmp_path, content):
+    """A sqlite store MLflow cannot read is named before the run writes its folder."""
+    recipe, run_dir, _ = copy
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(content if isinstance(content, bytes) else db.read_bytes()[:1000])
+    shutil.rmtree(run_dir)
+    code, out = cli(capsys, "run", recipe)
+    assert_rejected(code, out, f"MLflow store {db}", "not a sound sqlite database")
+    assert not run_dir.exists()

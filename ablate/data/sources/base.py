@@ -106,6 +106,8 @@ def check_conversations(conversations: Any, sample_id: str, *, has_image: bool) 
     for i, turn in enumerate(conversations):
         if not isinstance(turn, dict) or not isinstance(turn.get("value"), str) or "from" not in turn:
             raise BadSample(sample_id, f"turn {i} is not a {{from, value}} object with a string value")
+        if not is_text(turn["value"]):
+            raise BadSample(sample_id, f"turn {i} holds a lone surrogate escape (e.g. \\ud800), which is not text")
         expected = ROLES[(i + dropped) % 2]
         if turn["from"] != expected:
             raise BadSample(
@@ -126,6 +128,16 @@ def check_conversations(conversations: Any, sample_id: str, *, has_image: bool) 
     if not has_image and in_human:
         raise BadSample(sample_id, f"{IMAGE_TOKEN} appears but the sample has no image")
     return turns
+
+
+def is_text(value: str) -> bool:
+    """Whether `value` encodes as UTF-8. JSON's \\ud800 escape decodes to a lone surrogate, which
+    no UTF-8 writer (the Arrow cache, predictions.jsonl) accepts: a traceback far from the file."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def resolve_image(root: Path, relative: Any, sample_id: str) -> str:
@@ -237,6 +249,9 @@ class _ListReader:
             self._skip(" \t\r\n")
             if self.text.startswith(",", self.pos):
                 self.pos += 1
+                self._skip(" \t\r\n")
+                if self.text.startswith("]", self.pos):  # json.loads rejects `[1,]`: so must this reader
+                    raise json.JSONDecodeError("Illegal trailing comma before end of array", self.text, self.pos)
             elif not self.text.startswith("]", self.pos):
                 raise json.JSONDecodeError("Expecting ',' delimiter", self.text, self.pos)
 

@@ -20,6 +20,7 @@ from ablate.data.sources.base import (
     check_conversations,
     check_on_bad_sample,
     fingerprint,
+    is_text,
     iter_json_list,
     make_source,
     resolve_image,
@@ -116,7 +117,7 @@ def _to_sample(record: Any, index: int, root: Path, config: LlavaJsonConfig,
     if not isinstance(record, dict):
         raise BadSample(f"#{index}", f"record {index} is a {type(record).__name__}, not an object")
     raw_id = record.get("id")
-    if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool) or str(raw_id) == "":
+    if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool) or str(raw_id) == "" or not is_text(str(raw_id)):
         raise BadSample(f"#{index}", f"record {index} has no usable 'id' (got {raw_id!r})")
     sample_id = str(raw_id)
     has_image = record.get("image") is not None
