@@ -232,7 +232,8 @@ class ReportOptions(Strict):
     model_columns: list[Literal["encoder", "connector", "llm"]] = Field(
         [], description="show visual tokens and these components' parameter counts beside each arm",
     )
-    bootstrap_samples: int = Field(2000, ge=100)
+    bootstrap_samples: int = Field(2000, ge=100, le=1_000_000,
+                                   description="resamples per CI; each one costs a pass over the items")
     bootstrap_seed: int = 0
 
 
