@@ -71,3 +71,12 @@ def test_thread_count_in_the_environment_no_machine_has(tmp_path, capsys, monkey
     recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
     assert_rejected(*cli(capsys, "run", recipe), f"{name}='100000000000000000000'", "from 1 to 1024")
     assert nothing_written(tmp_path)
+
+
+def test_ablate_home_that_is_a_file_is_named_by_plan(tmp_path, capsys, monkeypatch):
+    """It was reported as a zoo checkpoint this machine "may have no access to the Hugging Face Hub" for."""
+    recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
+    monkeypatch.setenv("ABLATE_HOME", str(write(tmp_path / "home", "a file")))
+    code, out = cli(capsys, "plan", recipe)
+    assert_rejected(code, out, f"ABLATE_HOME {str(tmp_path / 'home')!r}", "is a file")
+    assert "Hugging Face Hub" not in out
