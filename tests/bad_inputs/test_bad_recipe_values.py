@@ -302,3 +302,15 @@ def test_plan_of_the_largest_lora_rank_takes_no_memory(tmp_path, capsys):
     code, out = cli(capsys, "plan", recipe, "-s", "stages.0.trainable.llm={lora: {r: 65536}}")
     assert code == 0 and "Traceback" not in out, out
     assert "memory/GPU" in out
+
+
+@pytest.mark.parametrize("override, path", [
+    ("stages.0.trainable.llm={lora: {r: 0}}", "stages.0.trainable.llm.lora.r"),
+    ("stages.0.trainable.llm={lora: {rr: 4}}", "stages.0.trainable.llm.lora.rr"),
+])
+def test_a_mapping_the_union_took_is_one_problem_inside_it(tmp_path, capsys, override, path):
+    """Not also "Input should be 'frozen' or 'full'" from the union's other branch, which it never meant."""
+    recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
+    code, out = cli(capsys, "validate", recipe, "-s", override)
+    assert_rejected(code, out, f"- {path} (-s {override}): ", "1 problem in recipe")
+    assert "'frozen' or 'full'" not in out

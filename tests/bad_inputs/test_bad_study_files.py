@@ -95,6 +95,10 @@ VALUES = [
     ("scales.tiny.seeds", [-1], ["scales.tiny.seeds", "[0, 2**32)"]),
     ("scales.tiny.seeds", [2**40], ["scales.tiny.seeds", "[0, 2**32)"]),
     ("unknown", 1, ["unknown key 'unknown'"]),
+    # what recipes refuse, study files refuse too (StrictModel)
+    ("report", {"bootstrap_samples": 10**9}, ["report.bootstrap_samples", "less than or equal to 1000000"]),
+    ("report", {"epoch_curves": "yes"}, ["report.epoch_curves", "expected a boolean"]),
+    ("report", {"bootstrap_seed": "3"}, ["report.bootstrap_seed", "expected an integer"]),
 ]
 
 
