@@ -32,6 +32,9 @@ from ablate.errors import AblateError
 
 ENV = "ABLATE_THREADS"
 OMP_ENV = "OMP_NUM_THREADS"
+# More threads than any machine has cores is a typo: OpenMP would try to start them all (and
+# torch.set_num_threads overflows past 2**63).
+MAX_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,8 @@ def _whole(raw: str, name: str) -> int:
         count = int(raw)
     except ValueError:
         count = 0
-    if count < 1:
-        raise AblateError(f"{name}={raw!r}: the number of threads must be a whole number >= 1")
+    if not 1 <= count <= MAX_THREADS:
+        raise AblateError(f"{name}={raw!r}: the number of threads must be a whole number from 1 to {MAX_THREADS}")
     return count
 
 

@@ -23,9 +23,10 @@ def test_a_set_count_wins_over_the_machine():
     assert choose_threads(both, 16, 0.0) == ThreadChoice(2, "ABLATE_THREADS=2")
 
 
-@pytest.mark.parametrize("value", ["0", "two", "-1"])
+@pytest.mark.parametrize("value", ["0", "two", "-1", "1025", "100000000000000000000"])
 def test_a_bad_count_is_one_clear_error(value):
-    with pytest.raises(AblateError, match=rf"ABLATE_THREADS='{value}': the number of threads must be a whole number >= 1"):
+    with pytest.raises(AblateError, match=rf"ABLATE_THREADS='{value}': the number of threads must be a whole number "
+                                          "from 1 to 1024"):
         choose_threads({"ABLATE_THREADS": value}, 2, 0.0)
 
 

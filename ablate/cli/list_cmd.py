@@ -32,7 +32,7 @@ def list_components(
     from ablate.registry import registries
 
     regs = registries()
-    selected = [regs[kind]] if kind else list(regs)
+    selected = [regs[kind]] if kind is not None else list(regs)  # `ablate list ""` is no kind, not all
     if kind is None:
         _print_plugins()
     for registry in selected:

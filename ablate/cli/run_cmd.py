@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ablate.cli.console import console
+from ablate.threads import MAX_THREADS
 from ablate.cli.validate_cmd import Overrides
 
 
@@ -21,7 +22,7 @@ def make_progress():
     )
 
 
-THREADS = typer.Option(None, "--threads", min=1, help="torch's intra-op threads (default: $ABLATE_THREADS, "
+THREADS = typer.Option(None, "--threads", min=1, max=MAX_THREADS, help="torch's intra-op threads (default: $ABLATE_THREADS, "
                        "else $OMP_NUM_THREADS, else the CPUs minus the other processes' load, at least 1)")
 
 
@@ -62,9 +63,11 @@ def run(
     from ablate.ranks import leave_process_group, ranks
     from ablate.recipe import load_recipe, recipe_hash
     from ablate.run.runner import join_world_for, run_recipe
-    from ablate.tracking import tracking_uri as checked_uri
+    from ablate.tracking import check_tracking_uri, tracking_uri as checked_uri
 
     resolved = load_recipe(recipe, overrides)
+    if tracking_uri is not None:  # an explicit `--tracking-uri ''` is a mistake, not "use the default"
+        check_tracking_uri(tracking_uri)
     checked_uri(tracking_uri or resolved.tracking.tracking_uri)  # a bad URI fails before anything is written
     join_world_for(resolved)  # before ranks(): a DeepSpeed recipe run without a launcher
     if not ranks().is_main_process:  # under torchrun/deepspeed, rank 0 alone reports

@@ -9,6 +9,7 @@ import typer
 import yaml
 
 from ablate.cli.console import console
+from ablate.plan.gpus import MAX_GPUS
 
 Overrides = typer.Option([], "--set", "-s", help="override a field: -s model.connector.depth=3 (repeatable)")
 
@@ -21,7 +22,7 @@ def validate(
                               "checkpoint files, trains nothing"),
     resume: bool = typer.Option(False, "--resume", help="plan as `ablate run --resume` would"),
     no_reuse: bool = typer.Option(False, "--no-reuse", help="plan as `ablate run --no-reuse` would"),
-    world_size: int = typer.Option(1, "--world-size", min=1, help="plan for this many training processes"),
+    world_size: int = typer.Option(1, "--world-size", min=1, max=MAX_GPUS, help="plan for this many training processes"),
 ) -> None:
     """Validate a recipe (with overrides) and print its resolved form and hash, or its stage plan."""
     from ablate.recipe import load_recipe, recipe_hash

@@ -112,6 +112,7 @@ def checkpoint_config(component: str, name_or_path: str):
 
     if name_or_path.startswith(ZOO_PREFIX):
         name = name_or_path[len(ZOO_PREFIX):]
+        zoo_dir()  # an unusable ABLATE_HOME is named as such, not as a checkpoint the Hub may not reach
         try:
             built = is_built(name)
         except AblateError as error:  # an unknown zoo name

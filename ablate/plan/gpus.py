@@ -53,7 +53,12 @@ def gpu_for_device(device_name: str) -> Gpu | None:
     return next((g for g in GPUS.values() if any(fragment in name for fragment in g.device_names)), None)
 
 
+# The largest training clusters hold ~100K GPUs: a count past that is a typo, and the plan's
+# per-GPU figures (a global batch of 10**15) would mean nothing.
+MAX_GPUS = 100_000
+
+
 def check_gpus(count: int) -> int:
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise AblateError(f"--gpus must be a whole number of GPUs, at least 1; got {count!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_GPUS:
+        raise AblateError(f"--gpus must be a whole number of GPUs from 1 to {MAX_GPUS:,}; got {count!r}")
     return count

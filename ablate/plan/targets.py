@@ -47,6 +47,8 @@ def _study_named(target: str) -> Path:
     from ablate.study.discovery import available, find_study
 
     if Path(target).suffix in {".yaml", ".yml"} or "/" in target:
+        if Path(target).expanduser().is_dir():  # there, but not "a file that does not exist"
+            raise AblateError(f"{target} is a folder, not a recipe or study YAML file")
         known = ", ".join(sorted(available())) or "none"
         raise AblateError(f"no recipe or study file {target!r}: it does not exist (studies by name: {known})")
     return find_study(target)

@@ -64,7 +64,7 @@ def pydantic_problems(errors: list[dict[str, Any]], src: Sourced, root: type[Bas
     """Every pydantic error as a Problem, one per place: a value that fits no member of a union
     (an int or a list) fails once per member, and those say together what it should be."""
     merged: dict[tuple[str, str | None], Problem] = {}
-    for err in errors:
+    for err in relevant_errors(errors):
         problem = pydantic_problem(err, src, root)
         key = (problem.path, problem.location)
         if key in merged:
@@ -75,6 +75,24 @@ def pydantic_problems(errors: list[dict[str, Any]], src: Sourced, root: type[Bas
         else:
             merged[key] = problem
     return list(merged.values())
+
+
+def relevant_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop a union branch's "not this kind" miss (`'frozen' or 'full'`, "a valid string") for a
+    mapping or list when another branch, which took it, said what is actually wrong inside it:
+    `trainable.llm: {lora: {r: 0}}` is one problem (r), not two."""
+    def branch_miss(err: dict[str, Any]) -> bool:
+        kind = err["type"]
+        return (kind.endswith("_type") or kind == "literal_error") and isinstance(err.get("input"), (dict, list))
+
+    out = []
+    for err in errors:
+        prefix = tuple(err["loc"][:-1])
+        if branch_miss(err) and any(o is not err and tuple(o["loc"][: len(prefix)]) == prefix and not branch_miss(o)
+                                    for o in errors):
+            continue
+        out.append(err)
+    return out
 
 
 def pydantic_problem(err: dict[str, Any], src: Sourced, root: type[BaseModel] = Recipe) -> Problem:

@@ -8,13 +8,20 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from ablate.config_model import StrictModel, repeated
+from ablate.config_model import MAX_TOKENS, MAX_WIDTH, NonBlank, StrictModel, repeated
 from ablate.data.aspect_ratio import ImageAspectRatio
 from ablate.paths import file_in_the_way
 from ablate.recipe.component import Component
 
 # Names that become folder names under output_dir: no separators, no "..", no leading dot.
 SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+
+# Training and evaluation caps, generous (see config_model.MAX_TOKENS): a value past one is a typo.
+MAX_EPOCHS = 1000  # LLaVA trains 1 epoch per stage; its ScienceQA fine-tune 12
+MAX_STEPS = 10_000_000  # LLaVA-1.5's instruction tuning is ~5,200 steps
+MAX_BATCH = 65_536  # per device (LLaVA: 16-32); likewise gradient accumulation (LLaVA: 1-4)
+MAX_NEW_TOKENS = 32_768  # LLaVA's evaluation generates at most 1,024 (LLaVA-Bench)
+MAX_LOADER_WORKERS = 256  # DataLoader processes per rank (LLaVA's scripts: 4); each is a fork
 
 
 class Strict(StrictModel):
@@ -28,8 +35,8 @@ class ModelSection(Strict):
     encoder: Component("encoder")
     connector: Component("connector")
     llm: Component("llm")
-    init_connector: str | None = Field(
-        None, min_length=1, description="safetensors file (or run folder) with connector weights to start from, "
+    init_connector: NonBlank | None = Field(
+        None, description="safetensors file (or run folder) with connector weights to start from, "
         "like LLaVA's pretrain_mm_mlp_adapter",
     )
 
@@ -40,7 +47,7 @@ class ModelSection(Strict):
 class LoraFields(Strict):
     """peft LoraConfig fields."""
 
-    r: int = Field(8, gt=0)
+    r: int = Field(8, gt=0, le=MAX_WIDTH, description="a rank above the layer's width is no low-rank")
     lora_alpha: int = Field(16, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: Union[list[str], str] = Field("all-linear", min_length=1)
@@ -73,10 +80,10 @@ class Stage(Strict):
     trainable: StageTrainable = StageTrainable()
     lr: float = Field(gt=0)
     connector_lr: float | None = Field(None, gt=0, description="like LLaVA's mm_projector_lr")
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, description="> 0 overrides epochs; -1 trains by epochs")
-    batch_size: int = Field(8, gt=0, description="per device")
-    grad_accum: int = Field(1, gt=0)
+    epochs: float = Field(1.0, gt=0, le=MAX_EPOCHS)
+    max_steps: int = Field(-1, le=MAX_STEPS, description="> 0 overrides epochs; -1 trains by epochs")
+    batch_size: int = Field(8, gt=0, le=MAX_BATCH, description="per device")
+    grad_accum: int = Field(1, gt=0, le=MAX_BATCH)
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of the steps spent warming up; "
                                 "1.0 would be read by the Trainer as one warm-up step")
     scheduler: Scheduler = "cosine"
@@ -84,13 +91,14 @@ class Stage(Strict):
     optimizer: str = "adamw_torch"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     gradient_checkpointing: bool = False
-    max_length: int = Field(2048, gt=0)
+    max_length: int = Field(2048, gt=0, le=MAX_TOKENS)
     seed: int | None = Field(None, ge=0, lt=2**32, description="defaults to the recipe's seed")
-    deepspeed: str | dict[str, Any] | None = Field(None, description="ZeRO config: JSON file path or inline dict")
+    deepspeed: NonBlank | dict[str, Any] | None = Field(None, description="ZeRO config: JSON file path or inline dict")
     logging_steps: int = Field(10, gt=0)
     save_steps: int | None = Field(None, gt=0, description="checkpoint every N steps (default: each epoch)")
     save_total_limit: int | None = Field(2, gt=0)
-    dataloader_workers: int = Field(0, ge=0, description="DataLoader worker processes (LLaVA's scripts: 4)")
+    dataloader_workers: int = Field(0, ge=0, le=MAX_LOADER_WORKERS,
+                                    description="DataLoader worker processes (LLaVA's scripts: 4)")
     group_by_length: bool = Field(False, description="transformers' length-grouped batches (token counts)")
     group_by_modality_length: bool = Field(
         False, description="LLaVA-1.5's sampler: text-only and image batches apart, each grouped by LLaVA's "
@@ -164,7 +172,7 @@ class Stage(Strict):
 
 class DataSection(Strict):
     on_bad_sample: Literal["error", "skip"] = "error"
-    cache_dir: str | None = Field(None, min_length=1, description="where each source's samples are kept as Arrow "
+    cache_dir: NonBlank | None = Field(None, description="where each source's samples are kept as Arrow "
                                   "files (default $ABLATE_HOME/datasets); tokenized as training reads them")
     feature_cache: bool = Field(
         True, description="encode each image once with a frozen encoder and read its features from "
@@ -181,12 +189,12 @@ class DataSection(Strict):
 class JudgeSection(Strict):
     """The judge of lmms-eval's GPT-judged tasks (MM-Vet, LLaVA-Bench in the wild, ...), pinned."""
 
-    model: str = Field(min_length=1, description="judge model name at the endpoint, e.g. gpt-4-0613 "
+    model: NonBlank = Field(description="judge model name at the endpoint, e.g. gpt-4-0613 "
                        "(lmms-eval's MODEL_VERSION)")
     endpoint: str = Field(pattern=r"^https?://\S+$", description="OpenAI-compatible API root, e.g. "
                           "https://api.openai.com/v1")
-    api_key_env: str = Field("OPENAI_API_KEY", min_length=1, description="environment variable holding the API key")
-    cache_dir: str | None = Field(None, min_length=1, description="judge replies kept here, shared with ablate's "
+    api_key_env: NonBlank = Field("OPENAI_API_KEY", description="environment variable holding the API key")
+    cache_dir: NonBlank | None = Field(None, description="judge replies kept here, shared with ablate's "
                                   "own judge (default: $ABLATE_HOME/judge_cache)")
 
 
@@ -204,8 +212,9 @@ class EvalSection(Strict):
     data: Component("data_source") | None = Field(None, description="the held-out samples (harness ablate)")
     template: Component("template") | None = Field(None, description="defaults to the last stage's")
     evaluator: Component("evaluator") = Field("exact_match", validate_default=True)
-    max_new_tokens: int = Field(16, gt=0, description="lmms_eval: only for tasks whose generation_kwargs set none")
-    batch_size: int = Field(32, gt=0)
+    max_new_tokens: int = Field(16, gt=0, le=MAX_NEW_TOKENS,
+                                description="lmms_eval: only for tasks whose generation_kwargs set none")
+    batch_size: int = Field(32, gt=0, le=MAX_BATCH)
     limit: int | None = Field(None, gt=0, description="evaluate only the first N items (lmms_eval: of each task)")
     each_epoch: bool = Field(False, description="also evaluate after every epoch of the last stage")
     option_scoring: bool = Field(
@@ -215,8 +224,8 @@ class EvalSection(Strict):
     image_aspect_ratio: ImageAspectRatio | None = Field(
         None, description="defaults to the last stage's (LLaVA keeps it in the model config for its evaluation)",
     )
-    tasks: list[str] | None = Field(None, min_length=1, description="lmms-eval task or group names, e.g. [gqa, mme]")
-    include_path: list[str] | None = Field(
+    tasks: list[NonBlank] | None = Field(None, min_length=1, description="lmms-eval task or group names, e.g. [gqa, mme]")
+    include_path: list[NonBlank] | None = Field(
         None, min_length=1, description="folders of lmms-eval task YAMLs (lmms-eval's --include_path); their "
         "tasks win over lmms-eval's own of the same name",
     )
@@ -248,9 +257,9 @@ class EvalSection(Strict):
 
 
 class TrackingSection(Strict):
-    experiment: str = Field("ablate", min_length=1, max_length=500)  # MLflow's experiment name limits
+    experiment: NonBlank = Field("ablate", max_length=500)  # MLflow's experiment name limits
     tracking_uri: str | None = Field(None, description="default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
-    run_name: str | None = None
+    run_name: NonBlank | None = None
     tags: dict[str, str] = {}
 
     @field_validator("tags")
@@ -283,7 +292,7 @@ class Recipe(Strict):
                       description="names the run folder <output_dir>/<name>-<hash>: letters, digits, _ . -")
     description: str = ""
     seed: int = Field(42, ge=0, lt=2**32, description="numpy and torch take seeds in [0, 2**32)")
-    output_dir: str = "runs"
+    output_dir: NonBlank = "runs"
     model: ModelSection
     answer_format: Component("answer_format") | None = Field(
         None, description="how sources that support it (ScienceQA) render questions and answers",

@@ -154,6 +154,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise AblateError(f"bad override {text!r}: expected PATH=VALUE, e.g. model.connector.depth=3")
     path, raw = text.split("=", 1)
+    parse_path(path)  # a bad path is the mistake to name, whatever the value
     if not raw.strip():
         return path.strip(), None
     try:

@@ -32,6 +32,8 @@ def available() -> dict[str, Path]:
 def find_study(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if path.suffix in {".yaml", ".yml"} or os.sep in name_or_path or path.is_file():
+        if path.is_dir():
+            raise AblateError(f"study file {path} is a folder, not a YAML file")
         if not path.is_file():
             raise AblateError(f"study file not found: {path}")
         return path

@@ -34,7 +34,7 @@ from ablate.study.discovery import find_study
 from ablate.study.launch import LaunchOptions, split_devices, stop_with_parent
 from ablate.study.parent import ParentRun, close_parent, kill_orphans, open_parent, saved_parent
 from ablate.study.schema import StudyFile, load_study
-from ablate.study.storage import load_or_create, open_storage, optuna_study_name, queue_lock, study_folder
+from ablate.study.storage import database_url, load_or_create, open_storage, optuna_study_name, queue_lock, study_folder
 from ablate.study.worker import Worker, WorkerSpec, run_fn_ref
 from ablate.threads import worker_threads
 
@@ -143,7 +143,7 @@ def run_study(
 
     console = console or Console()
     launch = launch or LaunchOptions()
-    check_workers(workers, launch)
+    check_options(workers, launch, storage, tracking_uri)
     # each worker its own GPUs (a clear error if too few, before anything starts)
     device_envs = split_devices(workers, launch.nproc_per_node or 1) if workers > 1 or launch.as_job else [{}]
     # worker and cell processes import the run function by name; in this process any callable will do
@@ -178,10 +178,27 @@ def run_study(
     return outcome
 
 
+# Each local worker is a process running cells side by side on this machine; past this many, a
+# count is a typo that would start as many processes before any of them failed.
+MAX_WORKERS = 256
+
+
+def check_options(workers: int, launch: LaunchOptions, storage: str | None, tracking_uri: str | None) -> None:
+    """The command line's own mistakes, named before the cells are checked (seconds) and before the
+    study folder, its journal and its lock are made: a later good run must not find them half made."""
+    from ablate.tracking import check_tracking_uri
+
+    check_workers(workers, launch)
+    if storage is not None:
+        database_url(storage)
+    if tracking_uri is not None:
+        check_tracking_uri(tracking_uri)
+
+
 def check_workers(workers: int, launch: LaunchOptions) -> None:
     """AblateError for a --workers count this launch cannot run."""
-    if workers < 1:
-        raise AblateError(f"--workers must be >= 1, got {workers}")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise AblateError(f"--workers must be from 1 to {MAX_WORKERS} (local worker processes), got {workers}")
     if workers > 1 and launch.nnodes > 1:
         raise AblateError(f"--workers {workers} with --nnodes {launch.nnodes}: a multi-node study runs one worker "
                           "(on node 0; the other nodes follow with --node-rank)")

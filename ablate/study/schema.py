@@ -232,7 +232,8 @@ class ReportOptions(Strict):
     model_columns: list[Literal["encoder", "connector", "llm"]] = Field(
         [], description="show visual tokens and these components' parameter counts beside each arm",
     )
-    bootstrap_samples: int = Field(2000, ge=100)
+    bootstrap_samples: int = Field(2000, ge=100, le=1_000_000,
+                                   description="resamples per CI; each one costs a pass over the items")
     bootstrap_seed: int = 0
 
 
@@ -334,7 +335,7 @@ def load_study(path: str | Path) -> StudyFile:
     try:
         spec = Study.model_validate(src.data)
     except ValidationError as exc:
-        raise StudyError(str(path), pydantic_problems(_relevant(exc.errors()), src, Study)) from None
+        raise StudyError(str(path), pydantic_problems(exc.errors(), src, Study)) from None
     study = StudyFile(path.stem, path.resolve(), spec, src.origins)
     problems = cross_check(study)
     if problems:
@@ -466,22 +467,3 @@ def _diagnostic_problems(study: StudyFile, arms: list[str]) -> list[Problem]:
 def _unknown(what: str, name: str, known: list[str]) -> str:
     hint = closest(str(name), known)
     return f"unknown {what} {name!r}." + (f" Did you mean {hint!r}?" if hint else "") + f" Known: {', '.join(known)}"
-
-
-# --- pydantic errors -> problems -------------------------------------------------------------
-
-
-def _relevant(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drop "should be a valid string" from the `str` branch of a union when the mapping branch
-    reported what is actually wrong (e.g. a metric given as {name: ..., typo: ...})."""
-    def branch_miss(err: dict[str, Any]) -> bool:
-        return err["type"].endswith("_type") and isinstance(err.get("input"), (dict, list))
-
-    out = []
-    for err in errors:
-        prefix = tuple(err["loc"][:-1])
-        if branch_miss(err) and any(o is not err and tuple(o["loc"][: len(prefix)]) == prefix and not branch_miss(o)
-                                    for o in errors):
-            continue
-        out.append(err)
-    return out

@@ -17,6 +17,7 @@ def nothing_written(root) -> bool:
     ("mlflow.db", ["sqlite:///mlflow.db"]),
     ("sqlite://runs.db", ["three slashes"]),
     ("https://", ["needs a host"]),
+    ("", ["non-empty"]),  # was quietly the recipe's URI
 ])
 def test_unknown_tracking_uri_flag(tmp_path, capsys, uri, words):
     recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
@@ -52,3 +53,30 @@ def test_run_name_that_escapes_output_dir(tmp_path, capsys):
 def test_ablate_home_that_is_a_file(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ABLATE_HOME", str(write(tmp_path / "home", "a file")))
     assert_rejected(*cli(capsys, "zoo", "build", "tiny-clip"), f"ABLATE_HOME {str(tmp_path / 'home')!r}", "is a file")
+
+
+@pytest.mark.parametrize("threads", ["1025", "100000000000000000000"])
+def test_thread_count_no_machine_has(tmp_path, capsys, threads):
+    """torch.set_num_threads overflowed (a traceback) past 2**63; below that, OpenMP would try to start them all."""
+    recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
+    code, out = cli(capsys, "run", recipe, "--threads", threads)
+    assert code == 2 and "Traceback" not in out and "--threads" in out and "1024" in out, out
+    assert nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["ABLATE_THREADS", "OMP_NUM_THREADS"])
+def test_thread_count_in_the_environment_no_machine_has(tmp_path, capsys, monkeypatch, name):
+    monkeypatch.delenv("ABLATE_THREADS", raising=False)
+    monkeypatch.setenv(name, "100000000000000000000")
+    recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
+    assert_rejected(*cli(capsys, "run", recipe), f"{name}='100000000000000000000'", "from 1 to 1024")
+    assert nothing_written(tmp_path)
+
+
+def test_ablate_home_that_is_a_file_is_named_by_plan(tmp_path, capsys, monkeypatch):
+    """It was reported as a zoo checkpoint this machine "may have no access to the Hugging Face Hub" for."""
+    recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
+    monkeypatch.setenv("ABLATE_HOME", str(write(tmp_path / "home", "a file")))
+    code, out = cli(capsys, "plan", recipe)
+    assert_rejected(code, out, f"ABLATE_HOME {str(tmp_path / 'home')!r}", "is a file")
+    assert "Hugging Face Hub" not in out

@@ -95,6 +95,10 @@ VALUES = [
     ("scales.tiny.seeds", [-1], ["scales.tiny.seeds", "[0, 2**32)"]),
     ("scales.tiny.seeds", [2**40], ["scales.tiny.seeds", "[0, 2**32)"]),
     ("unknown", 1, ["unknown key 'unknown'"]),
+    # what recipes refuse, study files refuse too (StrictModel)
+    ("report", {"bootstrap_samples": 10**9}, ["report.bootstrap_samples", "less than or equal to 1000000"]),
+    ("report", {"epoch_curves": "yes"}, ["report.epoch_curves", "expected a boolean"]),
+    ("report", {"bootstrap_seed": "3"}, ["report.bootstrap_seed", "expected an integer"]),
 ]
 
 
@@ -163,3 +167,22 @@ def test_study_file_name_that_cannot_name_its_runs(tmp_path, capsys, base, stem)
     code, out = check(capsys, study)
     assert_rejected(code, out, study, f"file name {stem!r}", "letters, digits")
     assert str(base) not in out  # the base recipe's own `name` is not to blame
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--workers", "1000000"], ["--workers", "from 1 to 256"]),
+    (["--storage", "x"], ["--storage 'x'", "database URL"]),
+    (["--tracking-uri", "foo://x"], ["tracking URI 'foo://x'", "unknown scheme"]),
+    (["--tracking-uri", ""], ["tracking URI ''", "non-empty"]),
+])
+def test_study_options_named_before_anything_is_made(tmp_path, capsys, base, options, words):
+    """They were named after the cells' check (seconds) and, for --storage and --tracking-uri, after
+    the study folder, its Optuna journal and its lock were made; --workers 1000000 started that many
+    processes."""
+    study = write(tmp_path / "study.yaml", good_study(base))
+    before = sorted(tmp_path.rglob("*"))
+    started = time.perf_counter()
+    code, out = cli(capsys, "study", study, "--scale", "tiny", *options)
+    assert_rejected(code, out, *words)
+    assert "checked" not in out and time.perf_counter() - started < 10
+    assert sorted(tmp_path.rglob("*")) == before

@@ -10,13 +10,14 @@ from typing import Literal, Union
 
 from pydantic import Field, field_validator
 
+from ablate.config_model import NonBlank
 from ablate.registry import ComponentConfig
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 
 
 class _HFVisionConfig(ComponentConfig):
-    name_or_path: str = Field(description="Hub id, local folder, or zoo:<name> (e.g. zoo:tiny-clip)")
+    name_or_path: NonBlank = Field(description="Hub id, local folder, or zoo:<name> (e.g. zoo:tiny-clip)")
     feature_layer: Union[int, list[int]] = Field(
         -2,
         description="index into hidden_states (0 = embeddings, -1 = last layer), like LLaVA's "

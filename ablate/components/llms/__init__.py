@@ -9,18 +9,19 @@ from typing import Literal
 
 from pydantic import Field
 
+from ablate.config_model import MAX_TOKENS, NonBlank
 from ablate.registry import ComponentConfig
 
 
 class HFCausalLMConfig(ComponentConfig):
-    name_or_path: str = Field(description="Hub id, local folder, or zoo:<name> (e.g. zoo:tiny-llama)")
+    name_or_path: NonBlank = Field(description="Hub id, local folder, or zoo:<name> (e.g. zoo:tiny-llama)")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights dtype")
-    attn_implementation: str | None = Field(
+    attn_implementation: NonBlank | None = Field(
         None, description="transformers attention backend, e.g. sdpa, eager, flash_attention_2 (default: its choice)"
     )
-    tokenizer: str | None = Field(None, description="tokenizer location (default: name_or_path)")
+    tokenizer: NonBlank | None = Field(None, description="tokenizer location (default: name_or_path)")
     trust_remote_code: bool = Field(False, description="allow model code shipped with the checkpoint")
-    model_max_length: int | None = Field(None, gt=0, description="override the tokenizer's model_max_length")
+    model_max_length: int | None = Field(None, gt=0, le=MAX_TOKENS, description="override the tokenizer's model_max_length")
 
 
 def build_hf_causal_lm(config: HFCausalLMConfig, meta: bool = False):

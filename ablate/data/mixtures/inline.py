@@ -28,12 +28,18 @@ from ablate.recipe.component import Component
 from ablate.registry import ComponentConfig
 
 
+# A weight repeats a source's samples that many times, in one list of indices: 10**12 copies are
+# a MemoryError, not a plan. LLaVA mixes its sources at weight 1.
+MAX_WEIGHT = 1000
+
+
 class MixtureItem(StrictModel):
     model_config = ConfigDict(frozen=True)
 
     source: Component("data_source")
     name: str | None = Field(None, description="prefix of this item's sample ids (default: the source's name)")
-    weight: float | None = Field(None, gt=0, description="relative sampling: weight x the samples (default 1.0)")
+    weight: float | None = Field(None, gt=0, le=MAX_WEIGHT,
+                                 description="relative sampling: weight x the samples (default 1.0)")
     count: int | None = Field(None, gt=0, description="exactly this many samples")
     fraction: float | None = Field(None, gt=0, le=1, description="this share of the samples")
     data_types: dict[str, float] | None = Field(

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from ablate.config_model import NonBlank
 from ablate.data.contracts import DataSource
 from ablate.data.sources.base import OnBadSample, check_on_bad_sample
 from ablate.registry import ComponentConfig
@@ -32,10 +33,10 @@ INSTRUCT_FILES = {
 class LlavaInstructConfig(ComponentConfig):
     """Paths of the three LLaVA-Instruct-158K files; each arm needs only the ones it uses."""
 
-    conversation: str | None = Field(None, description="path of conversation_58k.json")
-    detail: str | None = Field(None, description="path of detail_23k.json")
-    complex_reasoning: str | None = Field(None, description="path of complex_reasoning_77k.json")
-    image_root: str = Field(description="COCO train2017 image folder")
+    conversation: NonBlank | None = Field(None, description="path of conversation_58k.json")
+    detail: NonBlank | None = Field(None, description="path of detail_23k.json")
+    complex_reasoning: NonBlank | None = Field(None, description="path of complex_reasoning_77k.json")
+    image_root: NonBlank = Field(description="COCO train2017 image folder")
     seed: int = 0
     shuffle: bool = True
 
@@ -88,8 +89,8 @@ def build_llava_instruct(
 
 
 class Mix665kConfig(ComponentConfig):
-    path: str = Field(description="path of llava_v1_5_mix665k.json")
-    image_root: str = Field(description="folder holding coco/, gqa/, ocr_vqa/, textvqa/, vg/")
+    path: NonBlank = Field(description="path of llava_v1_5_mix665k.json")
+    image_root: NonBlank = Field(description="folder holding coco/, gqa/, ocr_vqa/, textvqa/, vg/")
     limit: int | None = Field(None, gt=0)
 
 

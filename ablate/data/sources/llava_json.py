@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 from pydantic import Field
 
+from ablate.config_model import NonBlank
 from ablate.data.contracts import DataSource
 from ablate.data.sources.base import (
     BadSample,
@@ -33,8 +34,8 @@ _STANDARD_KEYS = ("id", "image", "conversations")
 
 
 class LlavaJsonConfig(ComponentConfig):
-    path: str = Field(description="LLaVA-format .json (list of records) or .jsonl file")
-    image_root: str | None = Field(None, description="folder image paths are relative to (default: the file's folder)")
+    path: NonBlank = Field(description="LLaVA-format .json (list of records) or .jsonl file")
+    image_root: NonBlank | None = Field(None, description="folder image paths are relative to (default: the file's folder)")
     data_type: str | None = Field(None, description="data_type given to every sample, e.g. 'conversation'")
     data_type_field: str | None = Field(
         None, description="record field holding each sample's data_type (falls back to data_type)",
