@@ -70,7 +70,7 @@ def test_study_cells_share_stages_counted_once(capsys):
 @pytest.mark.parametrize("args, words", [
     (["recipes/missing.yaml"], ["no recipe or study file 'recipes/missing.yaml'"]),
     ([LLAVA_15, "--gpu", "h100"], ["unknown --gpu 'h100'", "h100-80g"]),
-    ([LLAVA_15, "--gpus", "0"], ["--gpus", "at least 1", "got 0"]),
+    ([LLAVA_15, "--gpus", "0"], ["--gpus", "from 1 to 100,000", "got 0"]),
     ([LLAVA_15, "--mfu", "0"], ["--mfu", "(0, 1]"]),
     ([LLAVA_15, "--mfu", "1.5"], ["--mfu", "(0, 1]", "1.5"]),
     (["connector", "-s", "seed=1"], ["-s overrides recipe fields", "connector is a study"]),
