@@ -136,6 +136,20 @@ def test_cache_key_tracks_config_and_weights(clip_dir, tmp_path):
     assert build("hf_clip", name_or_path=str(copy)).cache_key != before
 
 
+def test_cache_key_tracks_the_image_processors_backend(clip_dir):
+    """The PIL and torchvision processors resize to different pixels: features one made are not
+    the other's."""
+    from ablate.components.encoders.hf_vision import features_key
+    from ablate.registry import registries
+
+    config = registries().encoder.get("hf_clip").make_config({"name_or_path": clip_dir})
+    pil = build("hf_clip", name_or_path=clip_dir)
+    assert pil.cache_key == features_key(config, pil.image_processor)
+    assert type(pil.image_processor).__name__ == "CLIPImageProcessorPil"
+    other = type("CLIPImageProcessor", (), {})()
+    assert features_key(config, other) != pil.cache_key
+
+
 def test_zoo_name_resolves(pixels):
     encoder = build("hf_clip", name_or_path="zoo:tiny-clip")
     assert encoder.num_tokens == 64 and encoder(pixels).shape == (2, 64, 128)

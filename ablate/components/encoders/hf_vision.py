@@ -84,7 +84,7 @@ def load_vision_encoder(config, family: str) -> HFVisionEncoder:
     )
     model.requires_grad_(False)
     model.eval()
-    return _wrap(model, image_processor, config, family, checkpoint_fingerprint(config, config.name_or_path))
+    return _wrap(model, image_processor, config, family, features_key(config, image_processor))
 
 
 def load_image_processor(src: str, **kwargs: Any) -> Any:
@@ -97,6 +97,16 @@ def load_image_processor(src: str, **kwargs: Any) -> Any:
     from transformers import AutoImageProcessor
 
     return AutoImageProcessor.from_pretrained(src, backend="pil", **kwargs)
+
+
+def features_key(config, image_processor: Any) -> str:
+    """What decides the encoder's features for an image: its config, its checkpoint's files, and
+    the image processor's class (the PIL and torchvision backends resize to different pixels), so
+    the feature cache never serves features another preprocessing made."""
+    from ablate.fingerprint import content_hash
+
+    return content_hash({"checkpoint": checkpoint_fingerprint(config, config.name_or_path),
+                         "image_processor": type(image_processor).__name__}, length=20)
 
 
 def vision_encoder_on_meta(config, family: str) -> HFVisionEncoder:
