@@ -17,7 +17,9 @@ import typer
 
 from ablate.cli.console import console
 from ablate.cli.run_cmd import THREADS
+from ablate.errors import AblateError
 
+ALL = "all"  # with --check or --rehearse: every study found
 
 INCLUDE_STALE = typer.Option(
     False, "--include-stale", help="count stale cells (they ran another recipe than the study file gives now) "
@@ -68,7 +70,8 @@ LAUNCHER = typer.Option(None, "--launcher", help="how cell jobs start (default: 
 
 
 def study(
-    name: str = typer.Argument(..., help="study name (studies/NAME.yaml), a study file, or 'list' to list the studies"),
+    name: str = typer.Argument(..., help="study name (studies/NAME.yaml), a study file, 'list' to list the studies, "
+                               "or 'all' (with --check or --rehearse) for every study with the scale"),
     scale: ScaleChoice = typer.Option(ScaleChoice.paper, "--scale", help="paper: the paper's models; tiny: CPU-size models; small: ~10x tiny, one GPU"),
     seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="seeds per arm (default: the study file's)"),
     workers: int = typer.Option(1, "--workers", min=1, help="local worker processes draining the queue"),
@@ -97,8 +100,11 @@ def study(
     if name == "list":
         list_studies()
         return
+    if name == ALL and not (check or rehearse):
+        raise AblateError(f"'{ALL}' names every study only with --check or --rehearse; run studies one by one")
     if check:
-        check_study(name, scale.value, seeds)
+        for one in _names(name, scale.value):
+            check_study(one, scale.value, seeds)
         return
     from ablate.cli.run_cmd import make_progress, set_collective_timeout, start_threads
     from ablate.study.launch import LaunchOptions
@@ -136,15 +142,37 @@ def check_study(name: str, scale: str, seeds: Optional[int]) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def _names(name: str, scale: str) -> list[str]:
+    """[name], or for 'all' every study found that has `scale` (studies without it are said)."""
+    if name != ALL:
+        return [name]
+    from ablate.study.discovery import available
+    from ablate.study.schema import load_study
+
+    names = []
+    for study, path in sorted(available().items()):
+        if scale in load_study(path).spec.scales:
+            names.append(study)
+        else:
+            console.print(f"{study}: no {scale} scale, left out", highlight=False)
+    if not names:
+        raise AblateError(f"no study has a {scale} scale")
+    return names
+
+
 def _rehearse(name: str, scale: str, **options) -> None:
-    from ablate.errors import AblateError
     from ablate.study.rehearsal import rehearse_study
 
     if scale != "paper":
         raise AblateError(f"--rehearse rehearses the paper scale on CPU; --scale {scale} already runs on CPU as it is")
-    code = rehearse_study(name, console=console, **options)
-    if code:
-        raise typer.Exit(code)
+    names = _names(name, scale)
+    # One process for every study: torch, transformers and DeepSpeed are imported once.
+    codes = {one: rehearse_study(one, console=console, **options) for one in names}
+    if len(names) > 1:
+        console.print("rehearsals: " + ", ".join(f"{one} {'passed' if not code else 'failed'}"
+                                                 for one, code in codes.items()), highlight=False)
+    if any(codes.values()):
+        raise typer.Exit(max(codes.values()))
 
 
 def key_values(items: list[str], option: str) -> dict:
