@@ -101,7 +101,7 @@ def plan_stages(recipe, *, store: StageStore, world_size: int, resume: bool = Fa
 
 def _action(store: StageStore, inputs: StageInputs, *, resume: bool, reuse: bool, curve_key: str | None,
             previous_name: str | None) -> Action:
-    from ablate.train.stage import check_checkpoint_weights, last_complete_checkpoint
+    from ablate.train.stage import check_checkpoint, last_complete_checkpoint
 
     key = inputs.key
     if store.is_done(key):
@@ -112,7 +112,7 @@ def _action(store: StageStore, inputs: StageInputs, *, resume: bool, reuse: bool
             return Train("the stored stage has no per-epoch eval curve for this eval section")
         return Reuse(f"identical stage trained by run {meta.get('run_id') or '?'}")
     if resume and (checkpoint := last_complete_checkpoint(store.dir(key) / "checkpoints")) is not None:
-        check_checkpoint_weights(checkpoint)  # a damaged checkpoint is named now, not mid-stage
+        check_checkpoint(checkpoint)  # a damaged checkpoint is named now, not mid-stage
         return Resume(checkpoint, "--resume: an interrupted run of this stage left a checkpoint")
     return Train(why_retrained(inputs, store.replaced(inputs.config), previous_name))
 

@@ -243,13 +243,18 @@ TRAINER_STATE = "trainer_state.json"
 CHECKPOINT_WEIGHTS = "model.safetensors"
 
 
-def check_checkpoint_weights(checkpoint: Path) -> None:
-    """The checkpoint's weights open as safetensors (safetensors checks the header covers the
-    file: a truncated copy fails here); an AblateError naming the file, before any training."""
+def check_checkpoint(checkpoint: Path) -> None:
+    """An AblateError naming the file, before any training, when the checkpoint's files are not
+    the ones its save wrote (the manifest: truncated, flipped bytes, missing), or when its weights
+    do not open as safetensors (safetensors checks the header covers the file)."""
     from safetensors import SafetensorError, safe_open
 
     from ablate.errors import AblateError
+    from ablate.manifest import manifest_problem
 
+    if problem := manifest_problem(checkpoint):
+        raise AblateError(f"checkpoint {checkpoint} is damaged: {problem}; delete it to resume from the "
+                          f"checkpoint before it")
     path = checkpoint / CHECKPOINT_WEIGHTS
     if not path.is_file() and any(checkpoint.glob("global_step*")):
         return  # ZeRO-3 without gathered weights: the checkpoint is DeepSpeed's own files

@@ -1,15 +1,17 @@
 """transformers' Trainer, adapted to a multi-component VLM.
 
-Five changes only: the connector can have its own learning rate (LLaVA's mm_projector_lr),
+Five changes, and a sixth for stored state: the connector can have its own learning rate (LLaVA's mm_projector_lr),
 checkpoints hold just the trainable weights (like LLaVA's mm_projector.bin in stage 1), which
 the Trainer's non-strict load restores on resume, the training batches can be grouped by
 modality as LLaVA-1.5's are (ablate.train.sampler), the loss's token count is taken on the
 labels after the splice, and the samples the collator left out are counted (`skipped_samples`).
+Each checkpoint also gets a manifest of its files, checked before a stage resumes from it.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from transformers import Trainer
@@ -34,6 +36,19 @@ class VLMTrainer(Trainer):
     def _save_checkpoint(self, model, trial) -> None:
         self.skipped_samples.gather()  # rank 0 writes the trainer state: it needs every rank's ids
         super()._save_checkpoint(model, trial)
+        self._write_checkpoint_manifest(trial)
+
+    def _write_checkpoint_manifest(self, trial) -> None:
+        """Every file of the checkpoint by size and sha256 (`ablate.manifest`), so a resume never
+        loads weights or optimizer state whose bytes changed on disk (`check_checkpoint`)."""
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        from ablate.manifest import write_manifest
+
+        self.accelerator.wait_for_everyone()  # every rank's shards are written before rank 0 reads them
+        if self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            write_manifest(folder)
 
     def _get_train_sampler(self, train_dataset=None):
         """LLaVA's modality-length-grouped order when asked for; otherwise the Trainer's sampler.

@@ -1,4 +1,4 @@
-"""What a built zoo folder must hold: every file's size and sha256, written when it is built.
+"""A zoo folder is written whole, with a manifest of every file's size and sha256 (`ablate.manifest`).
 
 A zoo folder is reused without rebuilding, so a file truncated by a full disk, edited by hand or
 half-copied must be caught before `from_pretrained` reads it: a truncated safetensors file can
@@ -9,58 +9,21 @@ are a few MB, so hashing them is cheap; the result is remembered per file stamp
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ablate.errors import AblateError
-from ablate.fingerprint import file_sha256
+from ablate.manifest import (
+    MANIFEST_FILE,
+    file_digests,
+    manifest_problem,
+    write_manifest,
+)
 
-MANIFEST_FILE = "manifest.json"
-
-
-def file_digests(folder: Path) -> dict[str, dict[str, object]]:
-    """relative path -> {size, sha256} of every file in `folder` except the manifest."""
-    return {
-        str(path.relative_to(folder)): {"size": path.stat().st_size, "sha256": file_sha256(path)}
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != MANIFEST_FILE
-    }
-
-
-def write_manifest(folder: Path) -> None:
-    (folder / MANIFEST_FILE).write_text(json.dumps(file_digests(folder), indent=1, sort_keys=True))
-
-
-def manifest_problem(folder: Path) -> str | None:
-    """Why `folder`'s files differ from its manifest, or None when they match.
-
-    A folder built before manifests existed gets one now (its files cannot be checked against
-    what was written, only from here on)."""
-    path = folder / MANIFEST_FILE
-    if not path.is_file():
-        write_manifest(folder)
-        return None
-    try:
-        expected = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"its {MANIFEST_FILE} is unreadable ({exc})"
-    if not isinstance(expected, dict):
-        return f"its {MANIFEST_FILE} is not a mapping of files"
-    for name, want in sorted(expected.items()):
-        file = folder / name
-        if not file.is_file():
-            return f"{name} is missing"
-        size = file.stat().st_size
-        if not isinstance(want, dict) or size != want.get("size"):
-            return f"{name} has {size:,} bytes, {want.get('size') if isinstance(want, dict) else '?'} when built"
-        if file_sha256(file) != want.get("sha256"):
-            return f"{name} was changed after it was built (its sha256 differs)"
-    return None
-
+__all__ = ["MANIFEST_FILE", "file_digests", "manifest_problem", "write_manifest", "write_whole"]
 
 
 def write_whole(dest: Path, fill: Callable[[Path], None]) -> Path:

@@ -93,20 +93,43 @@ def test_stage_folder_of_the_wrong_kind(copy, capsys, harm):
     assert_rejected(*cli(capsys, "run", recipe), f"stored stage {stage} cannot be used", f"delete {blocker}")
 
 
-@pytest.mark.parametrize("harm", ["truncated", "missing"])
-def test_resume_from_a_checkpoint_whose_weights_are_damaged(copy, capsys, harm):
-    """--resume names the damaged checkpoint when it plans, before anything trains or loads."""
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("harm, name", [
+    ("truncated", "model.safetensors"), ("missing", "model.safetensors"), ("flipped", "model.safetensors"),
+    ("flipped", "optimizer.pt"), ("flipped", "trainer_state.json"),
+])
+def test_resume_from_a_checkpoint_whose_files_are_damaged(copy, capsys, harm, name):
+    """--resume names the damaged checkpoint when it plans, before anything trains or loads: the
+    manifest its save wrote catches even one flipped bit in weights or optimizer state."""
     recipe, _, stage = copy
     (stage / "meta.json").unlink()
     (stage / "weights.safetensors").unlink()
     checkpoint = max((stage / "checkpoints").glob("checkpoint-*"))
+    target = checkpoint / name
+    {"truncated": lambda: target.write_bytes(target.read_bytes()[:100]), "missing": target.unlink,
+     "flipped": lambda: _flip_a_byte(target)}[harm]()
+    code, out = cli(capsys, "run", recipe, "--resume")
+    assert_rejected(code, out, f"checkpoint {checkpoint} is damaged: {name}", "delete it to resume from")
+
+
+def test_a_checkpoint_saved_without_a_manifest_still_has_its_weights_checked(copy, capsys):
+    """A checkpoint an older ablate saved has no manifest: it gets one, and weights that do not
+    open as safetensors are still named."""
+    recipe, _, stage = copy
+    (stage / "meta.json").unlink()
+    (stage / "weights.safetensors").unlink()
+    checkpoint = max((stage / "checkpoints").glob("checkpoint-*"))
+    (checkpoint / "manifest.json").unlink()
     weights = checkpoint / "model.safetensors"
-    if harm == "truncated":
-        weights.write_bytes(weights.read_bytes()[:100])
-    else:
-        weights.unlink()
+    weights.write_bytes(weights.read_bytes()[:100])
     code, out = cli(capsys, "run", recipe, "--resume")
     assert_rejected(code, out, f"checkpoint {weights} cannot be read", f"delete {checkpoint}")
+    assert (checkpoint / "manifest.json").is_file()
 
 
 @pytest.mark.parametrize("content", [b"hello, not a database" * 50, "truncated"])

@@ -147,9 +147,9 @@ def test_the_kit_is_built_once_and_rebuilt_when_damaged_or_outdated(tmp_path, mo
     kit = ensure_kit()
     assert len(builds) == 1 and kit_problem(kit.root) is None
     (kit.root / "hub" / "weights.bin").write_bytes(b"0" * 50)  # truncated
-    assert kit_problem(kit.root) == "hub/weights.bin has 50 bytes, 100 when built"
+    assert kit_problem(kit.root) == "hub/weights.bin has 50 bytes, 100 when written"
     ensure_kit(say=said.append)
-    assert len(builds) == 2 and said[-1].endswith("(hub/weights.bin has 50 bytes, 100 when built)")
+    assert len(builds) == 2 and said[-1].endswith("(hub/weights.bin has 50 bytes, 100 when written)")
     (kit.root / "kit.json").write_text(json.dumps({"version": kit_module.KIT_VERSION - 1}))
     ensure_kit()
     assert len(builds) == 3 and (kit.root / "hub" / "weights.bin").stat().st_size == 100
