@@ -8,10 +8,10 @@ instead of loaded. Hashes are remembered per file stamp (`ablate.fingerprint.fil
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from ablate.fingerprint import file_sha256
+from ablate.paths import write_text_whole
 
 MANIFEST_FILE = "manifest.json"
 
@@ -21,15 +21,13 @@ def file_digests(folder: Path) -> dict[str, dict[str, object]]:
     return {
         str(path.relative_to(folder)): {"size": path.stat().st_size, "sha256": file_sha256(path)}
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != MANIFEST_FILE and not path.name.endswith(".partial")
+        if path.is_file() and path.name != MANIFEST_FILE and not path.name.endswith(".tmp")
     }
 
 
 def write_manifest(folder: Path) -> None:
     """The manifest, put in place in one rename: ranks that find a folder without one may all write it."""
-    partial = folder / f".{MANIFEST_FILE}.{os.getpid()}.partial"
-    partial.write_text(json.dumps(file_digests(folder), indent=1, sort_keys=True))
-    os.replace(partial, folder / MANIFEST_FILE)
+    write_text_whole(folder / MANIFEST_FILE, json.dumps(file_digests(folder), indent=1, sort_keys=True))
 
 
 def manifest_problem(folder: Path) -> str | None:

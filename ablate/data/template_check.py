@@ -10,11 +10,11 @@ template) in the data cache, so a later run with the same data and template read
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ablate.errors import DataError
+from ablate.paths import write_text_whole
 
 CHECK_VERSION = 1  # bump when what is checked changes
 BATCH_ROWS = 10_000
@@ -31,9 +31,7 @@ def render_errors(raw: Any, template: Any) -> list[tuple[int, str]]:
     if (stored := _stored(path, len(raw))) is not None:
         return stored
     found = _scan(raw, template)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(found), encoding="utf-8")
-    os.replace(partial, path)  # concurrent writers write the same content
+    write_text_whole(path, json.dumps(found))  # concurrent writers write the same content
     return found
 
 

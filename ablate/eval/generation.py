@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.paths import write_text_whole
+
 
 @dataclass
 class EvalResult:
@@ -133,11 +135,9 @@ def finish(records: list[dict[str, Any]], evaluator, out_path: Path | None) -> E
     metrics = checked_metrics(evaluator.score(records), evaluator)
     if records and "option_logliks" in records[0]:
         metrics.update(loglik_metrics(evaluator, records))
-    if out_path is not None:
+    if out_path is not None:  # whole or not at all: reports and the epoch-eval reuse read it
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        with out_path.open("w") as fh:
-            for r in records:
-                fh.write(json.dumps(r, default=str) + "\n")
+        write_text_whole(out_path, "".join(json.dumps(r, default=str) + "\n" for r in records))
     return EvalResult(metrics, records, out_path)
 
 

@@ -15,12 +15,12 @@ is only a memo of the judge, so one extra request is cheaper than stopping a rep
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 from ablate.fingerprint import content_hash, lock
+from ablate.paths import write_text_whole
 
 
 class JudgeCacheWarning(UserWarning):
@@ -52,10 +52,8 @@ class JudgeCache:
     def put(self, request: dict[str, Any], reply: str) -> None:
         path = self.path(request)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         with lock(self.root / ".lock"):
-            temporary.write_text(json.dumps({"request": request, "reply": reply}, sort_keys=True), encoding="utf-8")
-            os.replace(temporary, path)
+            write_text_whole(path, json.dumps({"request": request, "reply": reply}, sort_keys=True))
 
 
 def cached_reply(cache: JudgeCache | None, endpoint: Any, request: dict[str, Any]) -> str:

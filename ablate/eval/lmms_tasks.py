@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ablate.errors import AblateError
+from ablate.paths import write_text_whole
 
 SPLIT = "test"
 IMAGES_FROM_PATHS = "ablate.eval.lmms_docs.images_from_paths"
@@ -72,6 +72,4 @@ def write_task(folder: Path, name: str, config: dict[str, Any], docs: list[dict[
 
 def _write(path: Path, text: str) -> None:
     """Written whole or not at all: another process may be reading the task (a study's workers)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_whole(path, text)

@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ablate.errors import AblateError
 from ablate.fingerprint import file_fingerprint, lock
+from ablate.paths import write_text_whole
 
 WEIGHTS = "weights.safetensors"
 META = "meta.json"
@@ -190,6 +192,4 @@ def read_json(path: Path, *, what: str) -> dict[str, Any]:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write through a temporary file, so a killed process never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_whole(path, json.dumps(data, indent=2, default=str))

@@ -15,14 +15,15 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ablate.errors import AblateError
+from ablate.paths import write_text_whole
 from ablate.threads import apply_threads
 
 DEFAULT_RUN_FN = "ablate.run.runner:run_recipe"
@@ -39,9 +40,7 @@ def import_run_fn(ref: str) -> Callable[..., Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)  # readers never see half a file
+    write_text_whole(path, json.dumps(data, indent=2))  # readers never see half a file
 
 
 @dataclass
@@ -64,7 +63,7 @@ class CellSpec:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "CellSpec":
+    def load(cls, path: str | Path) -> CellSpec:
         return cls(**json.loads(Path(path).read_text()))
 
 
@@ -85,7 +84,7 @@ class CellResult:
     stage_figures: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
-    def from_run(cls, result) -> "CellResult":
+    def from_run(cls, result) -> CellResult:
         return cls(
             run_id=result.run_id, tracking_uri=result.tracking_uri, seconds=float(result.seconds or 0.0),
             eval_metrics={k: float(v) for k, v in (result.eval_metrics or {}).items()},
@@ -99,7 +98,7 @@ class CellResult:
         _write_json(path, asdict(self))
 
     @classmethod
-    def load(cls, path: Path) -> "CellResult":
+    def load(cls, path: Path) -> CellResult:
         return cls(**json.loads(path.read_text()))
 
 
@@ -155,7 +154,13 @@ def run_cell(spec: CellSpec) -> None:
 
 
 def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 

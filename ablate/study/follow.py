@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ablate.paths import write_text_whole
 from ablate.study.launch import LaunchOptions, TorchrunLauncher, wait_for
 
 JOB_FILE = "job.json"
@@ -31,9 +32,7 @@ def _job_file(folder: Path) -> Path:
 def _post(folder: Path, data: dict[str, Any]) -> None:
     path = _job_file(folder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**data, "posted": time.time()}, indent=2))
-    os.replace(tmp, path)
+    write_text_whole(path, json.dumps({**data, "posted": time.time()}, indent=2))
 
 
 def post_job(folder: Path, name: str, argv: list[str], log_dir: Path) -> None:

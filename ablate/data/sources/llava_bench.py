@@ -35,6 +35,7 @@ from ablate.data.contracts import DataSource
 from ablate.data.sources.base import fingerprint, make_source
 from ablate.errors import DataError
 from ablate.fingerprint import file_fingerprint
+from ablate.paths import write_text_whole
 from ablate.registry import ComponentConfig
 
 RULES_FILE = "rule.json"
@@ -277,7 +278,5 @@ def write_prepared(
     else:
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(out)
+    write_text_whole(out, text)
     return records, bench.image_root
