@@ -12,7 +12,7 @@ import torch
 import yaml
 
 import tiny_run
-from llava_equivalence import assert_same_forward, hf_batch, ablate_batch
+from llava_equivalence import assert_same_forward, hf_batch, ablate_batch, expanded
 from ablate.cli import main
 from ablate.errors import AblateError
 from ablate.run.hf_llava import export_run
@@ -95,6 +95,24 @@ def test_input_ids_pixels_and_logits_equal_ablates(loaded, index, style):
     model, processor, trained = loaded
     assert_same_forward(trained.vlm, template_of(trained), model, processor, CONVERSATIONS[index],
                         images()[index], ASPECT, style=style)
+
+
+def test_text_parts_around_the_image_read_as_ablates_lmms_eval_model_reads_them(loaded):
+    """Several parts in one message (as lmms-eval's llava_hf hands them to the chat template): the
+    ids of the prompt the `ablate` lmms-eval model builds from the same messages."""
+    from ablate.run.lmms_prompts import prompt_from_messages
+
+    model, processor, trained = loaded
+    image = images()[0]
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Look closely."}, {"type": "image", "url": image},
+                                              {"type": "text", "text": "What color is the shape?"}]}]
+    turns = prompt_from_messages(messages, "document 0").turns
+    assert turns == [{"from": "human", "value": "Look closely.\n<image>\nWhat color is the shape?"}]
+    ours = template_of(trained).prompt_ids(turns, trained.vlm.tokenizer)
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert "Look closely.\n\nWhat color is the shape? ASSISTANT:" in text
+    theirs = list(processor(text=text, images=[image])["input_ids"][0])
+    assert theirs == expanded(ours, model.config.image_token_index, model.config.image_seq_length)
 
 
 def test_the_merged_lora_weights_are_the_ones_exported(loaded):
