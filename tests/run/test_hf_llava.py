@@ -132,6 +132,25 @@ def test_greedy_generations_are_identical(loaded):
     assert hf_tokens[:, theirs["input_ids"].shape[1]:].tolist() == ablate_tokens.tolist()
 
 
+def test_a_dtype_other_than_the_runs_is_said_to_cast_its_parts(run_dir, tmp_path, capsys):
+    """Llava holds one dtype; the run kept its encoder and LLM in float32 and its connector in float32."""
+    assert main(["export", str(run_dir), str(tmp_path / "llava"), "--format", "hf-llava", "--dtype", "bfloat16"]) == 0
+    out = _flat(capsys.readouterr().out)
+    assert ("note: written in bfloat16, so encoder (float32), connector (float32), llm (float32) are cast; "
+            "logits agree with the run's to that precision, not exactly") in out
+
+
+def test_a_bfloat16_llm_run_names_its_float32_parts(run_dir):
+    from ablate.run.hf_llava.export import cast_parts
+    from ablate.run.trained import read_run
+
+    recipe = read_run(run_dir)[0]
+    assert cast_parts(recipe, "float32") == []
+    bf16 = recipe.model_copy(update={"model": recipe.model.model_copy(
+        update={"llm": recipe.model.llm.model_copy(update={"dtype": "bfloat16"})})})
+    assert cast_parts(bf16, "bfloat16") == ["encoder (float32)", "connector (float32)"]
+
+
 def _flat(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
