@@ -9,7 +9,8 @@ template (eval.template, else the last stage's), images through the collator wit
 image_aspect_ratio: the ids and pixels ablate's own evaluation feeds for the same conversation.
 
 Generation follows each task's generation_kwargs: max_new_tokens (default `max_new_tokens`,
-1024 as lmms-eval's models), `until` stop strings, num_beams; it samples only with do_sample
+1024 as lmms-eval's models), `until` stop strings (not lmms-eval's "\\n\\n" default for a
+task that names none: `lmms_prompts.task_stops`), num_beams; it samples only with do_sample
 (absent: temperature > 0), as transformers does, and is greedy otherwise. Requests with equal
 generation_kwargs are generated in batches of `batch_size`, in document order.
 

@@ -77,8 +77,27 @@ def user_messages(visuals: list[Any] | None, text: str) -> list[dict[str, Any]]:
 
 
 def cut_at(text: str, stops: list[str] | str | None) -> str:
-    """`text` up to the first of the stop strings (lmms-eval's `until`)."""
-    stops = [stops] if isinstance(stops, str) else list(stops or [])
+    """`text` up to the first of the stop strings (lmms-eval's `until`, as `task_stops` reads it)."""
+    stops = task_stops(stops)
     ends = [text.find(stop) for stop in stops if stop]
     found = [end for end in ends if end >= 0]
     return text[: min(found)] if found else text
+
+
+def task_stops(until: list[str] | str | None) -> list[str]:
+    """A task's `until` as stop strings, without the one lmms-eval gives a task that names none.
+
+    lmms-eval (as lm-evaluation-harness) fills a missing `until` with its few-shot delimiter,
+    "\\n\\n", a stop for base models continuing few-shot prompts. LLaVA's evaluation scripts and
+    lmms-eval's own `llava` and `llava_hf` models stop only where the answer ends, so a long answer
+    (MM-Vet's, whose YAML names no `until`) keeps its paragraphs: that default alone stops nothing.
+    """
+    stops = [until] if isinstance(until, str) else list(until or [])
+    return [] if stops == [lmms_default_until()] else stops
+
+
+def lmms_default_until() -> str:
+    """The stop string lmms-eval adds to a task whose generation_kwargs name no `until`."""
+    from lmms_eval.api.task import TaskConfig
+
+    return TaskConfig.fewshot_delimiter

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 import tiny_run
-from llava_equivalence import assert_same_forward, hf_batch, ablate_batch
+from llava_equivalence import assert_same_forward, hf_batch, ablate_batch, expanded
 from ablate.cli import main
 from ablate.errors import AblateError
 from ablate.run.hf_llava import export_run
@@ -97,6 +97,24 @@ def test_input_ids_pixels_and_logits_equal_ablates(loaded, index, style):
                         images()[index], ASPECT, style=style)
 
 
+def test_text_parts_around_the_image_read_as_ablates_lmms_eval_model_reads_them(loaded):
+    """Several parts in one message (as lmms-eval's llava_hf hands them to the chat template): the
+    ids of the prompt the `ablate` lmms-eval model builds from the same messages."""
+    from ablate.run.lmms_prompts import prompt_from_messages
+
+    model, processor, trained = loaded
+    image = images()[0]
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Look closely."}, {"type": "image", "url": image},
+                                              {"type": "text", "text": "What color is the shape?"}]}]
+    turns = prompt_from_messages(messages, "document 0").turns
+    assert turns == [{"from": "human", "value": "Look closely.\n<image>\nWhat color is the shape?"}]
+    ours = template_of(trained).prompt_ids(turns, trained.vlm.tokenizer)
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert "Look closely.\n\nWhat color is the shape? ASSISTANT:" in text
+    theirs = list(processor(text=text, images=[image])["input_ids"][0])
+    assert theirs == expanded(ours, model.config.image_token_index, model.config.image_seq_length)
+
+
 def test_the_merged_lora_weights_are_the_ones_exported(loaded):
     model, _, trained = loaded
     ours = trained.vlm.llm.model.layers[0].self_attn.q_proj.weight
@@ -112,6 +130,25 @@ def test_greedy_generations_are_identical(loaded):
                                              pixel_values=ours["pixel_values"], max_new_tokens=8)
         hf_tokens = model.generate(**theirs, max_new_tokens=8, do_sample=False)
     assert hf_tokens[:, theirs["input_ids"].shape[1]:].tolist() == ablate_tokens.tolist()
+
+
+def test_a_dtype_other_than_the_runs_is_said_to_cast_its_parts(run_dir, tmp_path, capsys):
+    """Llava holds one dtype; the run kept its encoder and LLM in float32 and its connector in float32."""
+    assert main(["export", str(run_dir), str(tmp_path / "llava"), "--format", "hf-llava", "--dtype", "bfloat16"]) == 0
+    out = _flat(capsys.readouterr().out)
+    assert ("note: written in bfloat16, so encoder (float32), connector (float32), llm (float32) are cast; "
+            "logits agree with the run's to that precision, not exactly") in out
+
+
+def test_a_bfloat16_llm_run_names_its_float32_parts(run_dir):
+    from ablate.run.hf_llava.export import cast_parts
+    from ablate.run.trained import read_run
+
+    recipe = read_run(run_dir)[0]
+    assert cast_parts(recipe, "float32") == []
+    bf16 = recipe.model_copy(update={"model": recipe.model.model_copy(
+        update={"llm": recipe.model.llm.model_copy(update={"dtype": "bfloat16"})})})
+    assert cast_parts(bf16, "bfloat16") == ["encoder (float32)", "connector (float32)"]
 
 
 def _flat(text: str) -> str:

@@ -131,6 +131,23 @@ def test_the_simple_model_reads_simple_requests_as_the_chat_model_reads_chat_one
     assert simple.generate_until(simple_requests) == answers and all(answers)
 
 
+def test_a_task_naming_no_until_keeps_the_whole_answer(chat, monkeypatch):
+    """MM-Vet's YAML names no `until`, so lmms-eval gives it "\\n\\n"; LLaVA's evaluation and lmms-eval's
+    llava and llava_hf models keep an answer's later paragraphs, and so does the ablate model."""
+    from lmms_eval.api.task import TaskConfig
+
+    import ablate.eval.generation
+
+    mmvet = TaskConfig(task="mmvet", output_type="generate_until", generation_kwargs={
+        "max_new_tokens": 8, "temperature": 0.2, "top_p": 1.0, "num_beams": 1, "do_sample": False}).generation_kwargs
+    assert mmvet["until"] == ["\n\n"]
+    monkeypatch.setattr(ablate.eval.generation, "generated_texts",
+                        lambda *args, **kwargs: ["A red circle.\n\nIt is large.</s>"])
+    prompt = prompt_from_messages(user_messages([lmms_parts.items()[0][0]], "Describe it."), "mmvet 0")
+    assert chat.generate([prompt], mmvet, ["mmvet 0"]) == ["A red circle.\n\nIt is large."]
+    assert chat.generate([prompt], {**mmvet, "until": ["\n\n", "Q:"]}, ["mmvet 0"]) == ["A red circle."]
+
+
 def test_messages_become_llava_turns():
     messages = [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
                 {"role": "user", "content": [{"type": "image", "url": "a.png"}, {"type": "text", "text": "What?"}]},
@@ -153,7 +170,8 @@ def test_what_ablates_models_cannot_read_is_named(content, message):
 
 
 def test_generation_settings():
-    assert cut_at("yes\n\nno", ["\n\n"]) == "yes" and cut_at("a. b", ".") == "a" and cut_at("ab", None) == "ab"
+    assert cut_at("yes\n\nno", ["\n\n", "Q:"]) == "yes" and cut_at("a. b", ".") == "a" and cut_at("ab", None) == "ab"
+    assert cut_at("yes\n\nno", ["\n\n"]) == "yes\n\nno"  # lmms-eval's default for a task naming no `until`
     assert sampling_kwargs({"max_new_tokens": 16, "temperature": 0, "top_p": 1.0, "num_beams": 1}) == {}
     assert sampling_kwargs({"temperature": 0.2, "do_sample": False}) == {}  # MM-Vet's settings: greedy
     assert sampling_kwargs({"temperature": 0.7, "top_p": 0.9}) == {"do_sample": True, "temperature": 0.7, "top_p": 0.9}

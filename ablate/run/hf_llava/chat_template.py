@@ -2,7 +2,8 @@
 
 Messages are `{"role": "system"|"user"|"assistant", "content": str | [{"type": "image"} |
 {"type": "text", "text": str}, ...]}`; "<image>" inside a string counts as an image, as
-lmms-eval's `llava_hf` model writes it. As in ablate (LLaVA's preprocess_multimodal), the image
+lmms-eval's `llava_hf` model writes it, and a list's parts are joined by newlines in their order,
+as ablate's lmms-eval model joins them. As in ablate (LLaVA's preprocess_multimodal), the image
 moves to the front of its turn, followed by a newline.
 
 `image_sep` is the text put right after each "<image>": ablate tokenizes the text after the
@@ -19,18 +20,22 @@ import json
 from ablate.components.contracts import IMAGE_TOKEN
 from ablate.run.hf_llava.support import UnsupportedExportError
 
-# Sets `turn.text` (the turn's text) and adds the turn's images to `seen.images`.
+# Sets `turn.text` (the turn's text) and adds the turn's images to `seen.images`. A list of parts
+# is read as ablate's lmms-eval model reads one (ablate.run.lmms_prompts): the parts joined by
+# newlines in their order, an image standing as "<image>".
 _READ_TURN = """\
-{%- set turn = namespace(text='', images=0) -%}
+{%- set turn = namespace(text='', images=0, parts=[]) -%}
 {%- if message['content'] is string -%}
-  {%- set turn.images = message['content'].count(IMAGE) -%}
-  {%- set turn.text = message['content'].replace(IMAGE, '') -%}
+  {%- set turn.text = message['content'] -%}
 {%- else -%}
   {%- for item in message['content'] -%}
-    {%- if item['type'] == 'image' -%}{%- set turn.images = turn.images + 1 -%}
-    {%- elif item['type'] == 'text' -%}{%- set turn.text = turn.text + item['text'] -%}{%- endif -%}
+    {%- if item['type'] == 'image' -%}{%- set turn.parts = turn.parts + [IMAGE] -%}
+    {%- elif item['type'] == 'text' -%}{%- set turn.parts = turn.parts + [item['text']] -%}{%- endif -%}
   {%- endfor -%}
+  {%- set turn.text = turn.parts | join('\\n') -%}
 {%- endif -%}
+{%- set turn.images = turn.text.count(IMAGE) -%}
+{%- set turn.text = turn.text.replace(IMAGE, '') -%}
 {%- set seen.images = seen.images + turn.images -%}
 {%- if seen.images > 1 -%}{{ raise_exception('ablate models take one image per conversation') }}{%- endif -%}
 {%- if turn.images and message['role'] != 'user' -%}{{ raise_exception('images belong in user turns') }}{%- endif -%}

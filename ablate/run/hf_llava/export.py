@@ -91,6 +91,17 @@ def check_tokens(folder: Path, tokenizer: Any, layout) -> None:
             )
 
 
+def cast_parts(recipe: Any, dtype: str) -> list[str]:
+    """The parts of the run's model ("encoder (float32)", ...) that the export writes in another dtype.
+
+    A Llava checkpoint holds one dtype, while a run keeps each part in its own: the encoder and the
+    LLM in their recipe dtypes, the connector in float32 (ablate.model.build makes it so). Where
+    one is cast, the export's logits agree with ablate's to that dtype's precision, not exactly.
+    """
+    run = {"encoder": recipe.model.encoder.dtype, "connector": "float32", "llm": recipe.model.llm.dtype}
+    return [f"{part} ({was})" for part, was in run.items() if was != dtype]
+
+
 def _checked_dtype(dtype: str | None, recipe: Any) -> str:
     dtype = dtype or recipe.model.llm.dtype
     if dtype not in DTYPES:
