@@ -16,18 +16,23 @@ from ablate.paths import write_text_whole
 MANIFEST_FILE = "manifest.json"
 
 
-def file_digests(folder: Path) -> dict[str, dict[str, object]]:
-    """relative path -> {size, sha256} of every file in `folder` except the manifest."""
-    return {
-        str(path.relative_to(folder)): {"size": path.stat().st_size, "sha256": file_sha256(path)}
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != MANIFEST_FILE and not path.name.endswith(".tmp")
-    }
+def manifest_files(folder: Path) -> list[Path]:
+    """Every file a manifest covers: all of `folder` but the manifest and temporary files."""
+    return [path for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.name != MANIFEST_FILE and not path.name.endswith(".tmp")]
 
 
-def write_manifest(folder: Path) -> None:
-    """The manifest, put in place in one rename: ranks that find a folder without one may all write it."""
-    write_text_whole(folder / MANIFEST_FILE, json.dumps(file_digests(folder), indent=1, sort_keys=True))
+def file_digests(folder: Path, files: list[Path] | None = None) -> dict[str, dict[str, object]]:
+    """relative path -> {size, sha256} of `files` (default: every file the manifest covers)."""
+    return {str(path.relative_to(folder)): {"size": path.stat().st_size, "sha256": file_sha256(path)}
+            for path in (manifest_files(folder) if files is None else files)}
+
+
+def write_manifest(folder: Path, digests: dict[str, dict[str, object]] | None = None) -> None:
+    """The manifest (of `digests`, or of the folder's files now), put in place in one rename:
+    ranks that find a folder without one may all write it."""
+    digests = file_digests(folder) if digests is None else digests
+    write_text_whole(folder / MANIFEST_FILE, json.dumps(digests, indent=1, sort_keys=True))
 
 
 def manifest_problem(folder: Path) -> str | None:

@@ -41,14 +41,20 @@ class VLMTrainer(Trainer):
     def _write_checkpoint_manifest(self, trial) -> None:
         """Every file of the checkpoint by size and sha256 (`ablate.manifest`), so a resume never
         loads weights or optimizer state whose bytes changed on disk (`check_checkpoint`)."""
+        from accelerate.utils import gather_object
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-        from ablate.manifest import write_manifest
+        from ablate.manifest import file_digests, manifest_files, write_manifest
 
-        self.accelerator.wait_for_everyone()  # every rank's shards are written before rank 0 reads them
+        self.accelerator.wait_for_everyone()  # every rank's shards are written before any is read
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        # Each rank hashes every N-th file: a ZeRO-3 checkpoint of a 13B model is ~200 GB of shards,
+        # minutes of sha256 for one process, and the other ranks would wait on it anyway.
+        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        digests = file_digests(folder, manifest_files(folder)[rank::world])
+        merged = {k: v for part in (gather_object([digests]) if world > 1 else [digests]) for k, v in part.items()}
         if self.args.should_save:
-            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            write_manifest(folder)
+            write_manifest(folder, merged)
 
     def _get_train_sampler(self, train_dataset=None):
         """LLaVA's modality-length-grouped order when asked for; otherwise the Trainer's sampler.

@@ -4,6 +4,7 @@ it, the frozen encoder's features come from the feature cache, and the stage tra
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -63,6 +64,15 @@ def test_zero3_stages_are_gathered_whole_for_the_next_stage_the_store_and_eval(t
         weights = tiny_run.stage_weights(tmp_path / "out", key)
         assert set(weights) == {k for k in whole if k.startswith(prefixes)}
         assert all(weights[k].shape == whole[k].shape for k in weights)
+    # Every checkpoint's manifest covers both ranks' ZeRO-3 shards (each rank hashed half the files).
+    checkpoints = sorted((tmp_path / "out").rglob("checkpoint-*"))
+    assert checkpoints
+    for checkpoint in checkpoints:
+        from ablate.manifest import MANIFEST_FILE, manifest_files, manifest_problem
+
+        listed = set(json.loads((checkpoint / MANIFEST_FILE).read_text()))
+        assert listed == {str(p.relative_to(checkpoint)) for p in manifest_files(checkpoint)}
+        assert sum("optim_states" in name for name in listed) == 2 and manifest_problem(checkpoint) is None
 
 
 def test_a_deepspeed_recipe_runs_without_a_launcher(tmp_path):
