@@ -25,8 +25,8 @@ def export_run(run_dir: str | Path, out: str | Path, *, dtype: str | None = None
 
     _checked_out(Path(out))
     recipe = read_run(run_dir)[0]
-    _checked_dtype(dtype, recipe)
     check_recipe(recipe)  # refuse before loading any weights
+    _checked_dtype(dtype, recipe)
     trained = load_trained(run_dir)
     return export_llava(trained.vlm, trained.recipe, out, dtype=dtype)
 
@@ -40,8 +40,8 @@ def export_llava(vlm: Any, recipe: Any, out: str | Path, *, dtype: str | None = 
     import torch
 
     out = _checked_out(Path(out))
-    dtype = _checked_dtype(dtype, recipe)
     layout = llava_layout(recipe, vlm)
+    dtype = _checked_dtype(dtype, recipe, vlm)
     processor = llava_processor(vlm, layout)
     image_token_id = processor.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     vocab_size = max(len(processor.tokenizer), vlm.llm.get_input_embeddings().num_embeddings)
@@ -91,8 +91,10 @@ def check_tokens(folder: Path, tokenizer: Any, layout) -> None:
             )
 
 
-def _checked_dtype(dtype: str | None, recipe: Any) -> str:
-    dtype = dtype or recipe.model.llm.dtype
+def _checked_dtype(dtype: str | None, recipe: Any, vlm: Any = None) -> str:
+    # A plugin's LLM block may have no dtype field: then the weights' own dtype (float32 before loading).
+    held = str(vlm.llm.dtype).removeprefix("torch.") if vlm is not None else "float32"
+    dtype = dtype or getattr(recipe.model.llm, "dtype", None) or held
     if dtype not in DTYPES:
         raise AblateError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return dtype
