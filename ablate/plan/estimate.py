@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError
-from ablate.registry import checkpoint_or_type
 from ablate.plan.data import Measure, StageData, stage_data
 from ablate.plan.flops import Shapes, mean_sample_flops, model_shapes
 from ablate.plan.gpus import Gpu
@@ -22,6 +21,7 @@ from ablate.plan.memory import GIB, Memory, stage_memory
 from ablate.plan.mfu import Mfu, choose_mfu
 from ablate.plan.params import Params, backward_through, stage_params
 from ablate.plan.published import Published, published_for
+from ablate.registry import checkpoint_or_type
 
 
 @dataclass(frozen=True)

@@ -354,5 +354,5 @@ def _uncached_notes(recipe, vlm) -> list[str]:
     stages, evaluation = feature_cache_plan(recipe)
     if getattr(vlm.encoder, "cache_key", None) or not (any(stages) or evaluation):
         return []
-    return [f"feature cache: off, {vlm.component_label('encoder')} has no cache_key (what its features depend "
-            "on), so every batch runs the encoder"]
+    return [(f"feature cache: off, {vlm.component_label('encoder')} has no cache_key (what its features depend "
+             "on), so every batch runs the encoder")]

@@ -81,8 +81,8 @@ def test_encoder_without_cache_key_builds_and_the_run_says_it_is_not_cached(plug
     vlm = SimpleNamespace(encoder=encoder, component_label=lambda name: "encoder 'keyless_tower' (plugin ablate-plug)")
     stage = SimpleNamespace(trainable=SimpleNamespace(encoder="frozen"))
     recipe = SimpleNamespace(stages=[stage], data=SimpleNamespace(feature_cache=True))
-    assert _uncached_notes(recipe, vlm) == ["feature cache: off, encoder 'keyless_tower' (plugin ablate-plug) has no "
-                                            "cache_key (what its features depend on), so every batch runs the encoder"]
+    assert _uncached_notes(recipe, vlm) == [("feature cache: off, encoder 'keyless_tower' (plugin ablate-plug) has no "
+                                             "cache_key (what its features depend on), so every batch runs the encoder")]
     recipe.data.feature_cache = False
     assert _uncached_notes(recipe, vlm) == []
 
