@@ -35,6 +35,12 @@ class ComponentConfig(StrictModel):
 C = TypeVar("C", bound=ComponentConfig)
 
 
+def checkpoint_or_type(config: Any) -> str:
+    """How messages name a model block: its `name_or_path`, or its type for a plugin's block
+    that reads no checkpoint (its config need not have that field)."""
+    return getattr(config, "name_or_path", None) or config.type
+
+
 @dataclass(frozen=True)
 class Entry(Generic[C]):
     kind: str

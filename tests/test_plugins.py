@@ -399,3 +399,24 @@ def test_evaluator_scores_must_be_finite_numbers(metrics, what):
     import numpy as np
 
     assert checked_metrics({"accuracy": np.float32(0.5), "n": 3}, Scores()) == {"accuracy": 0.5, "n": 3.0}
+
+
+def test_list_shows_a_plugin_config_s_types_as_a_recipe_author_writes_them(site, capsys):
+    from pydantic import Field
+
+    from ablate.cli import main
+    from ablate.config_model import NonBlank
+    from ablate.recipe.component import Component
+
+    class TemperatureConfig(ComponentConfig):
+        sources: list[Component("data_source")] = Field(min_length=1)
+        fallback: Component("data_source") | None = None
+        weights_file: NonBlank | None = Field(None, description="per-source weights")
+
+    registries().mixture.register("temperature", TemperatureConfig, lambda config, **ctx: None, plugin="ablate-mix")
+    assert main(["list", "mixture"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "sources: list[data_source block] = required" in out
+    assert "fallback: data_source block | None = None" in out
+    assert "weights_file: str | None = None # per-source weights" in out
+    assert " at 0x" not in out and "Annotated" not in out and "Validator" not in out

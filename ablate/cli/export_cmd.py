@@ -33,7 +33,7 @@ def export(
 ) -> None:
     """Export a trained run as a checkpoint other tools load (LoRA merged)."""
     from ablate.run.hf_llava import export_run
-    from ablate.run.hf_llava.export import cast_parts
+    from ablate.run.hf_llava.export import cast_parts, part_dtype
     from ablate.run.hf_llava.hub import check_can_push, push_folder
     from ablate.run.trained import read_run
 
@@ -42,7 +42,7 @@ def export(
     path = export_run(run_dir, out, dtype=dtype.value if dtype is not None else None)
     console.print(f"[green]exported[/] {run_dir} -> {path} ({export_format.value})", highlight=False)
     recipe = read_run(run_dir)[0]
-    written = dtype.value if dtype is not None else recipe.model.llm.dtype
+    written = dtype.value if dtype is not None else part_dtype(recipe.model.llm)
     cast = cast_parts(recipe, written)
     if cast:  # one dtype in a Llava checkpoint: say which parts lose their run's precision
         console.print(f"[yellow]note:[/] written in {written}, so {', '.join(cast)} "

@@ -10,9 +10,37 @@ from ablate.cli.console import console
 
 
 def _type_name(annotation) -> str:
-    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
-    text = text or str(annotation)
-    return text.replace("typing.", "").replace("NoneType", "None").replace("ablate.registry.", "")
+    """A field's type as a recipe author reads it: validators left out (they printed as function
+    reprs with addresses), a component field as `<kind> block`."""
+    import types
+    from typing import Annotated, Literal, Union, get_args, get_origin
+
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        kind = _component_kind(args[1:])
+        return f"{kind} block" if kind else _type_name(args[0])
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is Literal:
+        return f"Literal[{', '.join(map(repr, args))}]"
+    if origin is not None:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
+    text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    return text.replace("typing.", "").replace("ablate.registry.", "")
+
+
+def _component_kind(metadata) -> str | None:
+    """The registry kind of a `Component(kind)` field (its validator carries it), or None."""
+    kinds = [getattr(getattr(m, "func", None), "component_kind", None) for m in metadata]
+    return next((k for k in kinds if k), None)
+
+
+def _field_type(field) -> str:
+    # pydantic keeps a top-level Annotated's metadata on the field, not in its annotation.
+    kind = _component_kind(field.metadata)
+    return f"{kind} block" if kind else _type_name(field.annotation)
 
 
 def _default(field) -> str:
@@ -47,7 +75,7 @@ def list_components(
             for name, field in entry.config.model_fields.items():
                 if name == "type":
                     continue
-                row = Text(f"      {name}: ") + Text(_type_name(field.annotation), style="green")
+                row = Text(f"      {name}: ") + Text(_field_type(field), style="green")
                 row += Text(" = ") + Text.from_markup(_default(field))
                 if field.description:
                     row += Text(f"  # {field.description}", style="dim")

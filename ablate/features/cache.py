@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from ablate.components.contracts import encoder_features_problem
 from ablate.data.aspect_ratio import checked_aspect_ratio
 from ablate.errors import AblateError, DataError
 from ablate.features.store import RowStore
@@ -41,9 +42,11 @@ class FeatureCache:
         image_aspect_ratio: str = "square",
         batch_size: int = 32,
         writes: bool = True,
+        label: str | None = None,
     ):
         """`writes=False` makes a reader: it uses stored rows and encodes its misses without
-        storing them (under torchrun only rank 0 writes; it fills the cache before a stage)."""
+        storing them (under torchrun only rank 0 writes; it fills the cache before a stage).
+        `label` names the encoder in errors (default: its class)."""
         from ablate.data.collate import VLMCollator
 
         key = getattr(encoder, "cache_key", None)
@@ -51,6 +54,7 @@ class FeatureCache:
             raise AblateError(f"encoder {type(encoder).__name__} has no cache_key: its features cannot be cached")
         self.dtype = _torch_dtype(dtype)
         self.encoder = encoder
+        self.label = label or f"encoder {type(encoder).__name__}"
         self.batch_size = int(batch_size)
         self.writes = writes
         self.shape = (int(encoder.num_tokens), int(encoder.feature_dim))
@@ -194,9 +198,8 @@ class FeatureCache:
                 feats = self.encoder(pixels.to(device=device, dtype=dtype))
         finally:
             self.encoder.train(was_training)
-        if tuple(feats.shape[1:]) != self.shape:
-            raise AblateError(f"encoder {type(self.encoder).__name__} returned features {tuple(feats.shape[1:])}, "
-                              f"not num_tokens x feature_dim = {self.shape}")
+        if problem := encoder_features_problem(feats, self.encoder, len(images), device):
+            raise AblateError(f"{self.label} {problem} (see ablate.components.contracts for what an encoder returns)")
         return feats.to("cpu", self.dtype)
 
     def __repr__(self) -> str:

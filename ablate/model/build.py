@@ -45,6 +45,7 @@ def build_vlm(model_section: Any, *, dtype: Any = None, max_length: int | None =
 
     encoder = _build(regs, "encoder", configs["encoder"], dtype)
     loaded = _build(regs, "llm", configs["llm"], dtype)
+    _check_tokenizer(regs, configs["llm"], loaded.tokenizer)
     llm, tokenizer = loaded.model, loaded.tokenizer
     connector = _build(
         regs, "connector", configs["connector"], dtype,
@@ -64,6 +65,16 @@ def build_vlm(model_section: Any, *, dtype: Any = None, max_length: int | None =
     if dtype is not None:
         vlm.to(dtype)
     return vlm
+
+
+def _check_tokenizer(regs, config: Any, tokenizer: Any) -> None:
+    """A run tokenizes every sample: an LLM built without a (fast) tokenizer is named here, not by
+    the first template that needs character offsets."""
+    from ablate.components.contracts import tokenizer_problem
+
+    if problem := tokenizer_problem(tokenizer):
+        entry = regs["llm"].get(config["type"] if isinstance(config, dict) else config.type)
+        raise PluginError(f"model.llm: {entry.label}: {problem}")
 
 
 def component_on_meta(kind: str, config: Any) -> Any:

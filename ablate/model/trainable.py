@@ -100,8 +100,21 @@ def _add_lora(vlm: VisionLanguageModel, name: str, lora: Any) -> None:
         with _on_meta_if(module):
             tuner = LoraModel(module, config, adapter_name="default")
     except ValueError as err:
-        raise TrainableError(name, f"trainable.{name}.lora: {err}") from None
+        raise TrainableError(name, f"trainable.{name}.lora: {err}{_no_linear_hint(module, target)}") from None
     vlm.lora_tuners[name] = tuner
+
+
+def _no_linear_hint(module: Any, target: Any) -> str:
+    """peft's all-linear finds nothing in a module without Linear layers (a plugin's conv encoder)
+    and says only that no target_modules were passed: name the layers it could adapt instead."""
+    from torch import nn
+
+    if target != "all-linear" or any(isinstance(m, nn.Linear) for m in module.modules()):
+        return ""
+    adaptable = [n for n, m in module.named_modules() if n and isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Embedding))]
+    named = f" such as {', '.join(adaptable[:4])}" if adaptable else ""
+    return (f" ({type(module).__name__} has no Linear layer for target_modules all-linear; list the layers to "
+            f"adapt in target_modules{named}, or train it full)")
 
 
 def _on_meta_if(module: Any) -> Any:

@@ -189,6 +189,7 @@ class VisionLanguageModel(nn.Module):
             needs_graph = not pixel_values.requires_grad or self._trainable(self.encoder)
             with torch.set_grad_enabled(torch.is_grad_enabled() and needs_graph):
                 image_features = self.encoder(pixel_values.to(_float_dtype(self.encoder, pixel_values.dtype)))
+            self.check_encoder_features(image_features, pixel_values.shape[0], pixel_values.device)
         elif image_features.shape[0] == 0:
             return None
         visual = self.connector(image_features.to(_float_dtype(self.connector, image_features.dtype)))
@@ -198,6 +199,24 @@ class VisionLanguageModel(nn.Module):
         full = image_features.shape[1] == getattr(self.encoder, "num_tokens", None)
         self.check_visual_tokens(tuple(visual.shape), image_features.shape[0], count=full)
         return visual
+
+    def check_encoder_features(self, features: Any, images: int, device: torch.device) -> None:
+        """A plugin encoder's output that breaks the contract is named here, not by a shape or
+        device error inside the connector."""
+        from ablate.components.contracts import encoder_features_problem
+
+        if problem := encoder_features_problem(features, self.encoder, images, device):
+            raise AblateError(f"{self.component_label('encoder')} {problem} "
+                              "(see ablate.components.contracts for what an encoder returns)")
+
+    def component_label(self, name: str) -> str:
+        """How errors name a component: its registry entry (`encoder 'x' (plugin p)`), else its class."""
+        from ablate.registry import registries
+
+        kind = getattr(self.component_configs.get(name), "type", None)
+        if isinstance(kind, str) and kind in registries()[name]:
+            return registries()[name].get(kind).label
+        return f"{name} {type(getattr(self, name)).__name__}"
 
     def check_visual_tokens(self, shape: tuple[int, ...], images: int, count: bool = True) -> None:
         """The connector's output must be [images, its num_output_tokens, the LLM's hidden size]:

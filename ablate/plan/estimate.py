@@ -21,6 +21,7 @@ from ablate.plan.memory import GIB, Memory, stage_memory
 from ablate.plan.mfu import Mfu, choose_mfu
 from ablate.plan.params import Params, backward_through, stage_params
 from ablate.plan.published import Published, published_for
+from ablate.registry import checkpoint_or_type
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Planner:
         peak = settings.gpu.peak_flops(stage.precision, stage.tf32)
         hours = None if per_sample is None or samples is None else (
             per_sample * samples / (settings.gpus * peak * mfu.value) / 3600)
-        published = published_for(recipe.model.llm.name_or_path, _named_files(stage), settings.gpu.key, settings.gpus)
+        published = published_for(checkpoint_or_type(recipe.model.llm), _named_files(stage), settings.gpu.key, settings.gpus)
         return StageEstimate(stage.name, _stage_key(recipe, index), stage, zero, params, shapes.visual_tokens, data,
                              per_sample, samples, memory, mfu, peak, hours, published)
 
@@ -162,10 +163,10 @@ def load_tokenizer_if_present(llm) -> tuple[Any, str]:
     from ablate.plan.data import TOKENS_PER_WORD
     from ablate.zoo import ZOO_PREFIX, is_built
 
-    name = getattr(llm, "tokenizer", None) or llm.name_or_path
     words = f"estimated as words x {TOKENS_PER_WORD}"
     if llm.type != "hf_causal_lm":
         return None, f"{words} (ablate plan loads tokenizers of hf_causal_lm LLMs only)"
+    name = getattr(llm, "tokenizer", None) or llm.name_or_path
     if name.startswith(ZOO_PREFIX) and not is_built(name[len(ZOO_PREFIX):]):
         return None, f"{words} (zoo entry {name} is not built)"
     from ablate.components.llms.hf_causal_lm import load_tokenizer
@@ -198,8 +199,8 @@ def _stage_key(recipe, index: int) -> str:
 
 def _model_line(recipe, shapes: Shapes) -> str:
     model = recipe.model
-    return (f"{model.encoder.name_or_path} ({shapes.encoder_positions} positions per image) -> {model.connector.type} "
-            f"-> {model.llm.name_or_path}: {shapes.visual_tokens} visual tokens per image")
+    return (f"{checkpoint_or_type(model.encoder)} ({shapes.encoder_positions} positions per image) -> "
+            f"{model.connector.type} -> {checkpoint_or_type(model.llm)}: {shapes.visual_tokens} visual tokens per image")
 
 
 def _dump(value) -> Any:

@@ -185,7 +185,7 @@ def _train_and_evaluate(recipe, prepared: Prepared, run_dir, tracker, progress) 
     """The run as a plan and a loop: carry the stage plan out, evaluate, record."""
     p = prepared
     vlm, plan, evaluation, eval_features = p.vlm, p.plan, p.evaluation, p.eval_features
-    _announce(plan, tracker, progress, p.lmms.notes if p.lmms is not None else [])
+    _announce(plan, tracker, progress, [*_uncached_notes(recipe, vlm), *(p.lmms.notes if p.lmms is not None else [])])
     ctx = RunContext(recipe, vlm, p.store, tracker, progress, p.base_dir, p.reuse, p.stage_features, None)
     if evaluation is not None and plan.curve_key is not None:
         ctx.evaluate_epoch = partial(_evaluate_epoch, ctx, evaluation, eval_features, run_dir)
@@ -344,5 +344,15 @@ def _feature_cache(vlm, image_aspect_ratio: str):
 
     if not getattr(vlm.encoder, "cache_key", None):
         return None
-    return FeatureCache(None, vlm.encoder, image_aspect_ratio=image_aspect_ratio,
+    return FeatureCache(None, vlm.encoder, image_aspect_ratio=image_aspect_ratio, label=vlm.component_label("encoder"),
                         writes=ranks().is_main_process)  # rank 0 alone writes
+
+
+def _uncached_notes(recipe, vlm) -> list[str]:
+    """Say so when data.feature_cache is on but the encoder cannot be cached (a plugin encoder
+    without a cache_key): the setting would otherwise be dropped without a word."""
+    stages, evaluation = feature_cache_plan(recipe)
+    if getattr(vlm.encoder, "cache_key", None) or not (any(stages) or evaluation):
+        return []
+    return [(f"feature cache: off, {vlm.component_label('encoder')} has no cache_key (what its features depend "
+             "on), so every batch runs the encoder")]

@@ -184,7 +184,7 @@ def test_bad_inputs(tmp_path, images):
         FeatureCache(tmp_path, PatchEncoder()).lookup("x", str(tmp_path / "missing.png"))
     wrong = PatchEncoder()
     wrong.num_tokens = 5
-    with pytest.raises(AblateError, match=r"returned features \(16, 192\), not num_tokens x feature_dim = \(5, 192\)"):
+    with pytest.raises(AblateError, match=r"encoder PatchEncoder returned features of shape \[1, 16, 192\], not \[images, num_tokens, feature_dim\] = \[1, 5, 192\]"):
         FeatureCache(tmp_path / "w", wrong).get_many(images[:1])
 
 

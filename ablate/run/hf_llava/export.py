@@ -25,8 +25,8 @@ def export_run(run_dir: str | Path, out: str | Path, *, dtype: str | None = None
 
     _checked_out(Path(out))
     recipe = read_run(run_dir)[0]
-    _checked_dtype(dtype, recipe)
     check_recipe(recipe)  # refuse before loading any weights
+    _checked_dtype(dtype, recipe)
     trained = load_trained(run_dir)
     return export_llava(trained.vlm, trained.recipe, out, dtype=dtype)
 
@@ -40,8 +40,8 @@ def export_llava(vlm: Any, recipe: Any, out: str | Path, *, dtype: str | None = 
     import torch
 
     out = _checked_out(Path(out))
-    dtype = _checked_dtype(dtype, recipe)
     layout = llava_layout(recipe, vlm)
+    dtype = _checked_dtype(dtype, recipe, vlm)
     processor = llava_processor(vlm, layout)
     image_token_id = processor.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     vocab_size = max(len(processor.tokenizer), vlm.llm.get_input_embeddings().num_embeddings)
@@ -98,12 +98,19 @@ def cast_parts(recipe: Any, dtype: str) -> list[str]:
     LLM in their recipe dtypes, the connector in float32 (ablate.model.build makes it so). Where
     one is cast, the export's logits agree with ablate's to that dtype's precision, not exactly.
     """
-    run = {"encoder": recipe.model.encoder.dtype, "connector": "float32", "llm": recipe.model.llm.dtype}
+    run = {"encoder": part_dtype(recipe.model.encoder), "connector": "float32", "llm": part_dtype(recipe.model.llm)}
     return [f"{part} ({was})" for part, was in run.items() if was != dtype]
 
 
-def _checked_dtype(dtype: str | None, recipe: Any) -> str:
-    dtype = dtype or recipe.model.llm.dtype
+def part_dtype(block: Any) -> str:
+    """A model block's dtype; a plugin's block may have no dtype field, and then loads as float32."""
+    return getattr(block, "dtype", None) or "float32"
+
+
+def _checked_dtype(dtype: str | None, recipe: Any, vlm: Any = None) -> str:
+    # A plugin's LLM block may have no dtype field: then the weights' own dtype (float32 before loading).
+    held = str(vlm.llm.dtype).removeprefix("torch.") if vlm is not None else "float32"
+    dtype = dtype or getattr(recipe.model.llm, "dtype", None) or held
     if dtype not in DTYPES:
         raise AblateError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return dtype

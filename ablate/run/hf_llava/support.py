@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablate.errors import AblateError
+from ablate.registry import checkpoint_or_type
 
 # ablate encoder type -> vision family (ablate.components.encoders.hf_vision loads both).
 ENCODERS = {"hf_clip": "clip", "hf_siglip": "siglip"}
@@ -54,7 +55,7 @@ def llava_layout(recipe: Any, vlm: Any) -> LlavaLayout:
     model = recipe.model
     llm_type = getattr(vlm.llm.config, "model_type", None)
     if llm_type not in LLM_TYPES or getattr(vlm.llm, "lm_head", None) is None or vlm.llm.lm_head.bias is not None:
-        raise _unsupported(f"llm {model.llm.name_or_path!r} (model_type {llm_type!r})",
+        raise _unsupported(f"llm {checkpoint_or_type(model.llm)!r} (model_type {llm_type!r})",
                            f"causal LMs of type {', '.join(LLM_TYPES)}")
     llm_width = vlm.llm.get_input_embeddings().embedding_dim
     if model.connector.type == "mlp" and (model.connector.hidden_dim or llm_width) != llm_width:
