@@ -93,15 +93,42 @@ def checkpoint_inputs(model_section) -> tuple[dict[str, str], str]:
 
     checkpoints = {}
     for name in ("encoder", "connector", "llm"):
-        path = getattr(getattr(model_section, name), "name_or_path", None)
+        block = getattr(model_section, name)
+        path = getattr(block, "name_or_path", None)
         if isinstance(path, str):
             checkpoints[name] = content_hash(checkpoint_files(path))
+        checkpoints.update({f"{name}.{field}": value for field, value in _other_weight_files(block).items()})
     if model_section.init_connector:
         checkpoints["init_connector"] = _init_connector_fingerprint(model_section.init_connector)
     llm = model_section.llm
     tokenizer_path = getattr(llm, "tokenizer", None) or getattr(llm, "name_or_path", None)
     tokenizer = content_hash(checkpoint_files(tokenizer_path, tokenizer=True)) if tokenizer_path else "none"
     return checkpoints, tokenizer
+
+
+# Block fields read elsewhere: the checkpoint (name_or_path) and the tokenizer's files.
+_KNOWN_FILE_FIELDS = {"type", "name_or_path", "tokenizer"}
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npz", ".json")
+
+
+def _other_weight_files(block) -> dict[str, str]:
+    """{field: fingerprint} of a block's other string fields that name a weights file, or a folder
+    holding one: a plugin may read its weights from a field of its own (`weights: proj.pt`), and
+    a stage trained on the old file must not be reused after the file changes."""
+    from pathlib import Path
+
+    from ablate.fingerprint import folder_fingerprint
+
+    found = {}
+    for field, value in vars(block).items():
+        if field in _KNOWN_FILE_FIELDS or not isinstance(value, str) or not value.strip():
+            continue
+        target = Path(value).expanduser()
+        if target.is_file() and target.suffix in _WEIGHT_SUFFIXES:
+            found[field] = file_fingerprint(target)
+        elif target.is_dir() and any(next(target.glob(f"*{suffix}"), None) for suffix in _WEIGHT_SUFFIXES):
+            found[field] = content_hash(folder_fingerprint(target))
+    return found
 
 
 def _init_connector_fingerprint(path: str) -> str:
