@@ -75,6 +75,10 @@ def _plain_path_problem(path: Path) -> str | None:
         return f"a plain path is an MLflow folder store; for a database file write sqlite:///{path}"
     if path.exists() and not path.is_dir():
         return "a plain path is an MLflow folder store, but this is a file"
+    if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() not in ("true", "1"):
+        # MLflow 3 refuses folder stores at their first use, deep in a run, unless this is set.
+        return ("a plain path or file: URI is an MLflow folder store, which MLflow 3 keeps in maintenance mode "
+                "and refuses unless MLFLOW_ALLOW_FILE_STORE=true; use a database, e.g. sqlite:///mlflow.db")
     return None
 
 
@@ -182,6 +186,21 @@ def _quiet_mlflow() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@contextlib.contextmanager
+def _store_errors_named(uri: str) -> Iterator[None]:
+    """MLflow's refusal of a store (a file store, which MLflow 3 keeps in maintenance mode; a
+    server that does not answer) as one AblateError naming the URI, not a traceback."""
+    from mlflow.exceptions import MlflowException
+
+    from ablate.errors import AblateError
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise AblateError(f"MLflow cannot use the tracking store {uri!r}: {exc.message} "
+                          "(set tracking.tracking_uri or --tracking-uri, e.g. sqlite:///mlflow.db)") from None
+
+
 class Tracker:
     """Thin wrapper over one MLflow run. Only rank 0 of a distributed job logs."""
 
@@ -195,7 +214,7 @@ class Tracker:
             import mlflow
 
             mlflow.set_tracking_uri(self.uri)
-            with sqlite_creation_lock(self.uri):
+            with sqlite_creation_lock(self.uri), _store_errors_named(self.uri):
                 check_sqlite_store(self.uri)
                 self._client = mlflow.MlflowClient(self.uri)
                 self.experiment_id = self._experiment_id(experiment)

@@ -18,6 +18,8 @@ def nothing_written(root) -> bool:
     ("sqlite://runs.db", ["three slashes"]),
     ("https://", ["needs a host"]),
     ("", ["non-empty"]),  # was quietly the recipe's URI
+    ("file:./mlruns", ["maintenance mode", "MLFLOW_ALLOW_FILE_STORE=true", "sqlite:///mlflow.db"]),  # was a traceback
+    ("./mlruns", ["maintenance mode"]),
 ])
 def test_unknown_tracking_uri_flag(tmp_path, capsys, uri, words):
     recipe = write(tmp_path / "recipe.yaml", good_recipe(tmp_path))
