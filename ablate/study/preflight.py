@@ -204,8 +204,8 @@ def check_lines(check: StudyCheck) -> list[str]:
              "on the meta device, nothing trained or loaded"]
     for cell_check in check.cells:
         status = "ok" if not cell_check.problems else f"{len(cell_check.problems)} problem(s)"
-        lines.append(f"  {status:<4} {cell_check.cell.arm} · seed {cell_check.cell.seed} · {cell_check.shapes} · "
-                     f"{cell_check.trainable}")
+        parts = [cell_check.cell.arm, f"seed {cell_check.cell.seed}", cell_check.shapes, cell_check.trainable]
+        lines.append(f"  {status:<4} " + " · ".join(part for part in parts if part))  # a model not built says nothing
     for diagnostic in check.diagnostics:
         status = "ok" if not diagnostic.problems else f"{len(diagnostic.problems)} problem(s)"
         lines.append(f"  {status:<4} {diagnostic.name()}")
