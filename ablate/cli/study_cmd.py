@@ -103,8 +103,7 @@ def study(
     if name == ALL and not (check or rehearse):
         raise AblateError(f"'{ALL}' names every study only with --check or --rehearse; run studies one by one")
     if check:
-        for one in _names(name, scale.value):
-            check_study(one, scale.value, seeds)
+        check_studies(_names(name, scale.value), scale.value, seeds)
         return
     from ablate.cli.run_cmd import make_progress, set_collective_timeout, start_threads
     from ablate.study.launch import LaunchOptions
@@ -128,6 +127,22 @@ def study(
         retry_failed=retry_failed, include_stale=include_stale, console=console, progress_factory=make_progress,
         launch=launch,
     )
+
+
+def check_studies(names: list[str], scale: str, seeds: Optional[int]) -> None:
+    """`--check` of each study; with several, every study is checked and their problems are one error."""
+    if len(names) == 1:
+        check_study(names[0], scale, seeds)
+        return
+    failed = {}
+    for one in names:
+        try:
+            check_study(one, scale, seeds)
+        except AblateError as exc:
+            failed[one] = str(exc)
+    if failed:
+        raise AblateError(f"{len(failed)} of {len(names)} studies have problems ({', '.join(failed)}):\n\n"
+                          + "\n\n".join(failed.values()))
 
 
 def check_study(name: str, scale: str, seeds: Optional[int]) -> None:

@@ -205,3 +205,17 @@ def test_a_variant_naming_a_checkpoint_that_is_not_there_is_named(project, capsy
     assert main(["study", "demo", "--scale", "tiny", "--check"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "diagnostics.0 -> model.llm.name_or_path" in err and "tiny-llama-nonexistent" in err
+
+
+def test_all_checks_every_study_and_names_each_that_has_problems(project, capsys):
+    """`ablate study all --check`: a study with problems does not stop the others being checked;
+    their problems are one error (exit 2), and the studies without problems print their cells."""
+    broken = yaml.safe_load((project / "studies" / "demo.yaml").read_text())
+    broken["axes"][0]["arms"][1]["value"] = {"type": "mlp", "depth": 0}
+    (project / "studies" / "broken.yaml").write_text(yaml.safe_dump(broken))
+    code = main(["study", "all", "--scale", "tiny", "--check"])
+    captured = capsys.readouterr()
+    err = " ".join(captured.err.split())
+    assert code == 2 and f"1 of {len(REAL_STUDIES) + 2} studies have problems (broken)" in err
+    assert "depth" in err and "Traceback" not in captured.err
+    assert "demo (tiny scale): 4 cells checked" in captured.out and "broken (tiny scale)" not in captured.out
