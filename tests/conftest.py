@@ -12,11 +12,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-@pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory, monkeypatch):
-    """Zoo checkpoints and generated data go to one per-session folder, not ~/.cache."""
-    home = session_home(tmp_path_factory)
-    monkeypatch.setenv("ABLATE_HOME", home)
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_home(tmp_path_factory):
+    """Zoo checkpoints and generated data go to one per-session folder, not ~/.cache. Session
+    scope: module fixtures that train (set up before any function fixture) see it too, and a
+    test that sets ABLATE_HOME itself gets this one back after it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ABLATE_HOME", session_home(tmp_path_factory))
+        yield
 
 
 @pytest.fixture(scope="session")
