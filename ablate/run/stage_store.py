@@ -97,6 +97,10 @@ class StageStore:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / (WEIGHTS + ".tmp")
         save_file(weights, str(tmp), metadata={"format": "pt"})
+        # A stage trained again (--no-reuse, a missing epoch curve) replaces stored weights: drop
+        # the old meta first, or a kill before the new one is written leaves old meta over new
+        # weights, which every later run would refuse as a corrupted copy.
+        (folder / META).unlink(missing_ok=True)
         os.replace(tmp, folder / WEIGHTS)
         meta = {**meta, "weights_fingerprint": file_fingerprint(folder / WEIGHTS)}
         write_json(folder / META, meta)
