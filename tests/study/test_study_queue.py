@@ -145,6 +145,29 @@ def test_spare_trial_without_a_cell_is_pruned(project):
     assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
 
 
+def test_a_worker_killed_between_asking_for_a_trial_and_recording_itself_leaves_no_stuck_cell(project):
+    """`claim` asks Optuna for the next trial (now RUNNING), then records its worker's host and
+    pid; a worker killed between the two left a RUNNING trial that no pid or heartbeat could show
+    dead, so its cell stayed "running" in every later study and never ran."""
+    from ablate.study.runner import prepare_study
+    from ablate.study.storage import load_or_create
+
+    prepared = prepare_study("demo", "tiny")
+    storage = open_storage(None, prepared.folder)
+    study, _ = load_or_create(storage, prepared.optuna_name, "maximize")
+    queue.sync(study, prepared.cells, queue_lock(prepared.folder), storage=storage)
+    asked = study.ask()  # ... and the worker dies here, before its identity is recorded
+    cell = asked.user_attrs["cell"]
+
+    outcome = run()
+    assert outcome.counts()["done"] == 4
+    assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
+    first = next(t for t in trials(outcome) if t.number == asked.number)
+    assert first.state == TrialState.FAIL and first.user_attrs[queue.DIED] == "its worker died while claiming it"
+    assert outcome.states[cell].attempts == 2
+    assert Counter(e["name"] for e in run_log(project) if e["event"] == "done") == Counter({n: 1 for n in NAMES})
+
+
 def _wait_for(path, timeout=120):
     t0 = time.time()
     while not path.exists():
@@ -210,7 +233,8 @@ def test_killing_the_study_process_stops_its_workers_and_marks_their_cell_interr
     # study's sync found its trial without a worker. Either way the cell ran again, once.
     died = {t.user_attrs["cell"]: t.user_attrs[queue.DIED] for t in stopped}
     assert died["mlp2|seed=7"] == "interrupted"
-    assert all(why == "interrupted" or re.fullmatch(r"worker pid \d+ on .+ is gone", why) for why in died.values())
+    assert all(why in ("interrupted", "its worker died while claiming it") or re.fullmatch(r"worker pid \d+ on .+ is gone", why)
+               for why in died.values())
     done = [e["name"] for e in run_log(project) if e["event"] == "done"]
     assert Counter(done) == Counter({n: 1 for n in NAMES})
 
