@@ -168,6 +168,35 @@ def test_a_worker_killed_between_asking_for_a_trial_and_recording_itself_leaves_
     assert Counter(e["name"] for e in run_log(project) if e["event"] == "done") == Counter({n: 1 for n in NAMES})
 
 
+def test_a_cell_whose_run_finished_before_its_worker_died_is_recorded_not_run_again(project, monkeypatch):
+    """Killed after a cell's run finished (its MLflow run FINISHED) but before the trial was told:
+    the next study took the cell for unfinished and ran it again, a second finished run of it."""
+    from ablate.study import worker
+
+    value = worker.objective_value
+    stopped = []
+
+    def killed_once(result, section):
+        if not stopped:
+            stopped.append(result.run_id)
+            raise KeyboardInterrupt  # Ctrl-C, SIGTERM or SIGKILL here: the trial is not told
+        return value(result, section)
+
+    monkeypatch.setattr(worker, "objective_value", killed_once)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    assert sum(e["event"] == "done" for e in run_log(project)) == 1
+
+    outcome = run()
+    assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
+    assert Counter(e["name"] for e in run_log(project) if e["event"] == "done") == Counter({n: 1 for n in NAMES})
+    parent = saved_parent(outcome.prepared.folder)
+    statuses = Counter((r.data.tags["ablate.study.cell"], r.info.status) for r in nested_runs(parent))
+    assert statuses == Counter({(c, "FINISHED"): 1 for c in CELLS})  # one run per cell, none twice
+    recorded = next(t for t in trials(outcome) if t.state == TrialState.COMPLETE and t.user_attrs["run_id"] == stopped[0])
+    assert recorded.user_attrs["result_of_trial"] == 0 and recorded.number > 0
+
+
 def _wait_for(path, timeout=120):
     t0 = time.time()
     while not path.exists():
