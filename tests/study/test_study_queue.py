@@ -108,6 +108,23 @@ def test_a_study_folder_is_not_resumed_into_another_tracking_store(project):
     assert len([e for e in run_log(project) if e["event"] == "done"]) == 4  # and nothing ran
 
 
+def test_a_half_written_parent_run_file_is_named_not_replaced_by_a_new_parent(project):
+    """mlflow.json links the study folder to the parent run its finished cells nest under; read
+    as missing when cut short (a kill mid-write), it made a new, empty parent run, and the
+    report of the finished cells then found none of their runs."""
+    from ablate.run.stage_store import StoredStateError
+
+    first = run()
+    path = first.prepared.folder / "mlflow.json"
+    path.write_text(path.read_text()[:20])
+    with pytest.raises(StoredStateError, match="mlflow.json"):
+        run()
+    client = first.parent.client()
+    parents = client.search_runs([first.parent.experiment_id], filter_string="tags.`ablate.study.role` = 'parent'")
+    assert [r.info.run_id for r in parents] == [first.parent.run_id]
+    assert len([e for e in run_log(project) if e["event"] == "done"]) == 4  # and nothing ran
+
+
 def test_failed_cell_is_reported_and_retried_only_when_asked(project, monkeypatch):
     monkeypatch.setenv("FAKE_RUN_FAIL", "mlp2-s8")
     outcome = run()
