@@ -141,7 +141,7 @@ class StageStore:
 _NUMBER = (int, float)
 META_FIELDS: dict[str, tuple[type, ...]] = {
     "stage": (str,), "run_id": (str, type(None)), "steps": (int,), "seconds": _NUMBER,
-    "metrics": (dict,), "inputs": (dict,), "turn_edges": (dict,), "epoch_eval": (dict,),
+    "metrics": (dict,), "inputs": (dict,), "turn_edges": (dict,), "epoch_eval": (dict,), "skipped_samples": (int,),
 }
 
 
