@@ -1,5 +1,6 @@
-"""A run killed in the middle of a durable write leaves state the next run reads as it was meant:
-a stage either stored whole or not stored, never a mix that reads as a corrupted copy."""
+"""A run stopped part-way leaves state the next run reads as it was meant: a stage either stored
+whole or not stored (never a mix that reads as a corrupted copy), and a resumed run counts what
+the stopped one counted."""
 
 from __future__ import annotations
 
