@@ -73,6 +73,9 @@ def _reuse(entry: PlannedStage, meta: dict[str, Any], ctx: RunContext, curve_key
         log_epoch(ctx, epoch, metrics)
     edges = meta.get("turn_edges") or {}
     _log_turn_edges(ctx, entry.stage.name, edges)
+    if ctx.tracker.run_id is not None and meta.get("run_id") == ctx.tracker.run_id:
+        # Stored by this very run before it was stopped (--resume): its bad samples are the run's.
+        ctx.skipped += meta.get("skipped_samples", 0)
     return StageOutcome(entry.stage.name, entry.key, trained_by, 0.0, meta.get("steps", 0), meta.get("metrics", {}),
                         why=f"identical stage trained by run {trained_by}", turn_edges=edges)
 
@@ -85,7 +88,7 @@ def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | No
     from ablate.train.stage import run_stage, stage_notes
     from ablate.train.trainer import stage_state_dict
 
-    stage, vlm, started = entry.stage, ctx.vlm, time.perf_counter()
+    stage, vlm, started, skipped_before = entry.stage, ctx.vlm, time.perf_counter(), ctx.skipped
     dataset = _tokenized(entry, ctx)
     edges = turn_edge_counts(dataset)
     _log_turn_edges(ctx, stage.name, edges)
@@ -108,7 +111,7 @@ def _train(entry: PlannedStage, ctx: RunContext, index: int, curve_key: str | No
     if ranks().is_main_process:
         meta = {"stage": stage.name, "run_id": ctx.tracker.run_id, "steps": result.steps, "seconds": result.seconds,
                 "metrics": result.metrics, "inputs": entry.inputs.to_json(), "turn_edges": edges,
-                "skipped_when_read": result.skipped_ids}
+                "skipped_when_read": result.skipped_ids, "skipped_samples": ctx.skipped - skipped_before}
         if curve_key is not None:
             meta["epoch_eval"] = {curve_key: ctx.epoch_metrics}
         ctx.store.save(entry.key, stage_state_dict(vlm, stage.trainable), meta)

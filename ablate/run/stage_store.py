@@ -97,6 +97,10 @@ class StageStore:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / (WEIGHTS + ".tmp")
         save_file(weights, str(tmp), metadata={"format": "pt"})
+        # A stage trained again (--no-reuse, a missing epoch curve) replaces stored weights: drop
+        # the old meta first, or a kill before the new one is written leaves old meta over new
+        # weights, which every later run would refuse as a corrupted copy.
+        (folder / META).unlink(missing_ok=True)
         os.replace(tmp, folder / WEIGHTS)
         meta = {**meta, "weights_fingerprint": file_fingerprint(folder / WEIGHTS)}
         write_json(folder / META, meta)
@@ -137,7 +141,7 @@ class StageStore:
 _NUMBER = (int, float)
 META_FIELDS: dict[str, tuple[type, ...]] = {
     "stage": (str,), "run_id": (str, type(None)), "steps": (int,), "seconds": _NUMBER,
-    "metrics": (dict,), "inputs": (dict,), "turn_edges": (dict,), "epoch_eval": (dict,),
+    "metrics": (dict,), "inputs": (dict,), "turn_edges": (dict,), "epoch_eval": (dict,), "skipped_samples": (int,),
 }
 
 

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ablate.paths import write_text_whole
+
 PARENT_FILE = "mlflow.json"
 TAG = "ablate.study"
 
@@ -44,10 +46,24 @@ def cell_tags(study_name: str, scale: str, cell, trial_number: int | None, recip
 
 
 def saved_parent(folder: Path) -> ParentRun | None:
-    try:
-        return ParentRun(**json.loads((folder / PARENT_FILE).read_text()))
-    except (OSError, ValueError, TypeError):
+    """The parent run kept in `folder`, or None when it has none. A file that is there but not
+    what ablate wrote is named, not taken for none: a new parent run would leave the finished
+    cells' runs, nested under the old one, out of every report."""
+    from ablate.run.stage_store import StoredStateError
+
+    path = folder / PARENT_FILE
+    if not path.exists():
         return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        parent = ParentRun(**data)
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:
+        raise StoredStateError(f"study parent-run file {path} cannot be read ({type(err).__name__}: {err}); "
+                               f"restore it, or move the study folder {folder} aside to start the study over") from None
+    if not all(isinstance(v, str) and v for v in (parent.run_id, parent.tracking_uri, parent.experiment_id)):
+        raise StoredStateError(f"study parent-run file {path} does not name a run; restore it, or move the study "
+                               f"folder {folder} aside to start the study over")
+    return parent
 
 
 def open_parent(folder: Path, tracking_uri: str, experiment: str, study, scale: str) -> ParentRun:
@@ -83,9 +99,9 @@ def open_parent(folder: Path, tracking_uri: str, experiment: str, study, scale: 
         },
     )
     parent = ParentRun(run.info.run_id, tracker.uri, tracker.experiment_id)
-    client.log_artifact(parent.run_id, str(study.path))
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / PARENT_FILE).write_text(json.dumps(parent.__dict__, indent=2))
+    write_text_whole(folder / PARENT_FILE, json.dumps(parent.__dict__, indent=2))  # kept first, never half
+    client.log_artifact(parent.run_id, str(study.path))
     return parent
 
 

@@ -137,22 +137,45 @@ def reap_dead(study, storage) -> list[Any]:
         warnings.simplefilter("ignore")  # marked experimental since Optuna 2.9, public all the same
         fail_stale_trials(study)  # RDB storages: trials whose heartbeat stopped
     reaped = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in running]
-    host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        attrs = trial.user_attrs
-        if attrs.get("host") != host or "pid" not in attrs:
-            continue  # another machine's worker: its heartbeat tells
-        if process_alive(int(attrs["pid"]), attrs.get("proc_start")):
+        why = _why_dead(trial, storage)
+        if why is None:
             continue
-        _kill_job(attrs.get(JOB))
+        _kill_job(trial.user_attrs.get(JOB))
         ident = trial_id(storage, study, trial.number)
         try:
-            storage.set_trial_user_attr(ident, DIED, f"worker pid {attrs['pid']} on {host} is gone")
+            storage.set_trial_user_attr(ident, DIED, why)
             storage.set_trial_state_values(ident, TrialState.FAIL)
             reaped.append(trial)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # it finished after all
     return reaped
+
+
+def _why_dead(trial, storage) -> str | None:
+    """Why a RUNNING trial's worker is gone, or None while it may be alive (or is another
+    machine's, whose heartbeat tells)."""
+    attrs, host = trial.user_attrs, socket.gethostname()
+    if "pid" not in attrs:
+        return "its worker died while claiming it" if _died_claiming(trial, storage) else None
+    if attrs.get("host") != host or process_alive(int(attrs["pid"]), attrs.get("proc_start")):
+        return None
+    return f"worker pid {attrs['pid']} on {host} is gone"
+
+
+def _died_claiming(trial, storage) -> bool:
+    """Whether a RUNNING trial without its worker's identity was left by a worker that died
+    between `study.ask()` and recording who it is (`claim`), a trial no heartbeat ever covers.
+    Local workers claim under the queue lock the caller holds, so on the journal file no claim is
+    under way; on a database other machines claim under their own locks, so there it counts as
+    dead once it is older than the heartbeat grace period (a claim takes milliseconds)."""
+    from datetime import datetime
+
+    grace = getattr(storage, "grace_period", None)
+    if not grace:
+        return True
+    started = trial.datetime_start
+    return started is not None and (datetime.now() - started).total_seconds() > grace
 
 
 def died_reason(trial) -> str | None:

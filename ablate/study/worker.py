@@ -174,6 +174,10 @@ class Worker:
         recipe = cell_recipe(self.study_file, self.spec.scale, cell, self.base)
         rhash = recipe_hash(recipe)
         trial.set_user_attr("recipe_hash", rhash)
+        if (earlier := self._finished_earlier(cell, rhash)) is not None:
+            number, result = earlier
+            trial.set_user_attr("result_of_trial", number)
+            return result
         tags = cell_tags(self.study_file.name, self.label, cell, trial.number, rhash)
         if self.launch.as_job:
             return self._run_job(trial, cell, recipe, tags)
@@ -182,11 +186,34 @@ class Worker:
                 recipe, recipe_path=self.study_file.base_path(self.spec.scale), tracking_uri=self.spec.tracking_uri,
                 parent_run_id=self.spec.parent_run_id, tags=tags, progress=progress, **self.spec.run_kwargs,
             )
-        return CellResult.from_run(result)
+        cell_result = CellResult.from_run(result)
+        # Kept before the trial is told: a worker killed in between leaves it for the next one.
+        cell_result.save(self._cell_folder(cell, trial.number, make=True) / RESULT_FILE)
+        return cell_result
+
+    def _cell_folder(self, cell, number: int, make: bool = False) -> Path:
+        folder = self.folder / "cells" / re.sub(r"[^\w.=-]+", "_", cell.id) / f"trial-{number}"
+        if make:
+            folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _finished_earlier(self, cell, rhash: str) -> tuple[int, CellResult] | None:
+        """(trial number, result) of an earlier attempt at this cell whose run finished but whose
+        worker died before telling Optuna (killed between the two): its result is the cell's,
+        instead of a second run. Only a result kept in the attempt's folder, of the same recipe,
+        whose MLflow run finished under this study's parent run."""
+        for trial in queue.trials_by_cell(self.study).get(cell.id, []):
+            if queue.DIED not in trial.user_attrs or trial.user_attrs.get("recipe_hash") != rhash:
+                continue
+            path = self._cell_folder(cell, trial.number) / RESULT_FILE
+            result = read_result(path) if path.is_file() else None
+            if result is not None and _finished_run(result, self.spec.parent_run_id, cell.id, rhash):
+                return trial.number, result
+        return None
 
     def _run_job(self, trial, cell, recipe, tags: dict[str, str]) -> CellResult:
         """The cell as a launched job: write its spec, launch, wait, read what rank 0 wrote."""
-        folder = self.folder / "cells" / re.sub(r"[^\w.=-]+", "_", cell.id) / f"trial-{trial.number}"
+        folder = self._cell_folder(cell, trial.number)
         spec_path, cell_spec = write_cell(folder, recipe, {
             "tracking_uri": self.spec.tracking_uri, "parent_run_id": self.spec.parent_run_id, "tags": tags,
             "recipe_path": str(self.study_file.base_path(self.spec.scale)), "run_fn": self.spec.run_fn,
@@ -262,6 +289,38 @@ def _job_recorder(trial, job, log: Path) -> Callable[[], None]:
 
     record()
     return record
+
+
+RESULT_FILE = "result.json"  # a finished attempt's CellResult (written by rank 0 of a launched job)
+
+
+def read_result(path: Path) -> CellResult:
+    """A kept CellResult; a StoredStateError naming the file when it is not one (never guessed at)."""
+    from ablate.run.stage_store import StoredStateError
+
+    try:
+        return CellResult.load(path)
+    except (OSError, ValueError, TypeError) as err:
+        raise StoredStateError(f"cell result {path} cannot be read ({type(err).__name__}: {err}); delete it "
+                               f"to run the cell again") from None
+
+
+def _finished_run(result: CellResult, parent_run_id: str, cell_id: str, rhash: str) -> bool:
+    """Whether `result` names a FINISHED MLflow run of this cell and recipe under the parent run."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from ablate.study.parent import TAG
+
+    if not result.run_id:
+        return False
+    try:
+        run = mlflow.MlflowClient(result.tracking_uri).get_run(result.run_id)
+    except MlflowException:
+        return False
+    tags = run.data.tags
+    return (run.info.status == "FINISHED" and tags.get("mlflow.parentRunId") == parent_run_id
+            and tags.get(f"{TAG}.cell") == cell_id and tags.get("ablate.recipe_hash") == rhash)
 
 
 def job_env() -> dict[str, str]:

@@ -108,6 +108,23 @@ def test_a_study_folder_is_not_resumed_into_another_tracking_store(project):
     assert len([e for e in run_log(project) if e["event"] == "done"]) == 4  # and nothing ran
 
 
+def test_a_half_written_parent_run_file_is_named_not_replaced_by_a_new_parent(project):
+    """mlflow.json links the study folder to the parent run its finished cells nest under; read
+    as missing when cut short (a kill mid-write), it made a new, empty parent run, and the
+    report of the finished cells then found none of their runs."""
+    from ablate.run.stage_store import StoredStateError
+
+    first = run()
+    path = first.prepared.folder / "mlflow.json"
+    path.write_text(path.read_text()[:20])
+    with pytest.raises(StoredStateError, match="mlflow.json"):
+        run()
+    client = first.parent.client()
+    parents = client.search_runs([first.parent.experiment_id], filter_string="tags.`ablate.study.role` = 'parent'")
+    assert [r.info.run_id for r in parents] == [first.parent.run_id]
+    assert len([e for e in run_log(project) if e["event"] == "done"]) == 4  # and nothing ran
+
+
 def test_failed_cell_is_reported_and_retried_only_when_asked(project, monkeypatch):
     monkeypatch.setenv("FAKE_RUN_FAIL", "mlp2-s8")
     outcome = run()
@@ -143,6 +160,58 @@ def test_spare_trial_without_a_cell_is_pruned(project):
     dup = study.get_trials(deepcopy=False)[-1]
     assert dup.state == TrialState.PRUNED and dup.user_attrs["duplicate_of"] == 0
     assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
+
+
+def test_a_worker_killed_between_asking_for_a_trial_and_recording_itself_leaves_no_stuck_cell(project):
+    """`claim` asks Optuna for the next trial (now RUNNING), then records its worker's host and
+    pid; a worker killed between the two left a RUNNING trial that no pid or heartbeat could show
+    dead, so its cell stayed "running" in every later study and never ran."""
+    from ablate.study.runner import prepare_study
+    from ablate.study.storage import load_or_create
+
+    prepared = prepare_study("demo", "tiny")
+    storage = open_storage(None, prepared.folder)
+    study, _ = load_or_create(storage, prepared.optuna_name, "maximize")
+    queue.sync(study, prepared.cells, queue_lock(prepared.folder), storage=storage)
+    asked = study.ask()  # ... and the worker dies here, before its identity is recorded
+    cell = asked.user_attrs["cell"]
+
+    outcome = run()
+    assert outcome.counts()["done"] == 4
+    assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
+    first = next(t for t in trials(outcome) if t.number == asked.number)
+    assert first.state == TrialState.FAIL and first.user_attrs[queue.DIED] == "its worker died while claiming it"
+    assert outcome.states[cell].attempts == 2
+    assert Counter(e["name"] for e in run_log(project) if e["event"] == "done") == Counter({n: 1 for n in NAMES})
+
+
+def test_a_cell_whose_run_finished_before_its_worker_died_is_recorded_not_run_again(project, monkeypatch):
+    """Killed after a cell's run finished (its MLflow run FINISHED) but before the trial was told:
+    the next study took the cell for unfinished and ran it again, a second finished run of it."""
+    from ablate.study import worker
+
+    value = worker.objective_value
+    stopped = []
+
+    def killed_once(result, section):
+        if not stopped:
+            stopped.append(result.run_id)
+            raise KeyboardInterrupt  # Ctrl-C, SIGTERM or SIGKILL here: the trial is not told
+        return value(result, section)
+
+    monkeypatch.setattr(worker, "objective_value", killed_once)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    assert sum(e["event"] == "done" for e in run_log(project)) == 1
+
+    outcome = run()
+    assert completed_cells(outcome) == Counter({c: 1 for c in CELLS})
+    assert Counter(e["name"] for e in run_log(project) if e["event"] == "done") == Counter({n: 1 for n in NAMES})
+    parent = saved_parent(outcome.prepared.folder)
+    statuses = Counter((r.data.tags["ablate.study.cell"], r.info.status) for r in nested_runs(parent))
+    assert statuses == Counter({(c, "FINISHED"): 1 for c in CELLS})  # one run per cell, none twice
+    recorded = next(t for t in trials(outcome) if t.state == TrialState.COMPLETE and t.user_attrs["run_id"] == stopped[0])
+    assert recorded.user_attrs["result_of_trial"] == 0 and recorded.number > 0
 
 
 def _wait_for(path, timeout=120):
@@ -210,7 +279,8 @@ def test_killing_the_study_process_stops_its_workers_and_marks_their_cell_interr
     # study's sync found its trial without a worker. Either way the cell ran again, once.
     died = {t.user_attrs["cell"]: t.user_attrs[queue.DIED] for t in stopped}
     assert died["mlp2|seed=7"] == "interrupted"
-    assert all(why == "interrupted" or re.fullmatch(r"worker pid \d+ on .+ is gone", why) for why in died.values())
+    assert all(why in ("interrupted", "its worker died while claiming it") or re.fullmatch(r"worker pid \d+ on .+ is gone", why)
+               for why in died.values())
     done = [e["name"] for e in run_log(project) if e["event"] == "done"]
     assert Counter(done) == Counter({n: 1 for n in NAMES})
 
