@@ -26,6 +26,7 @@ from typing import Any, Hashable, Iterator, Sequence
 import numpy as np
 
 from ablate.errors import AblateError
+from ablate.paths import write_text_whole
 
 FORMAT_VERSION = 1
 ROWS, INDEX, META, LOCK = "rows.bin", "index.jsonl", "meta.json", "lock"
@@ -192,7 +193,7 @@ class RowStore:
         path = self.directory / META
         if path.is_file():
             return False
-        path.write_text(json.dumps(self._meta, indent=2, sort_keys=True))
+        write_text_whole(path, json.dumps(self._meta, indent=2, sort_keys=True))  # a kill leaves none, not half
         return True
 
     @contextlib.contextmanager
