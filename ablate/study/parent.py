@@ -133,3 +133,67 @@ def nested_runs(parent: ParentRun, status: str | None = None) -> list:
         token = page.token
         if not token:
             return runs
+
+
+def parent_for_report(folder: Path, tracking_uri: str | None = None) -> ParentRun | None:
+    """The study folder's parent run, checked to be there (in `tracking_uri`, default the one the
+    folder records) with every finished cell run it had: None when the study has not run here;
+    AblateError when the folder or store cannot give its results, since a report made anyway
+    would show finished cells as never run."""
+    from ablate.errors import AblateError
+    from ablate.tracking import check_sqlite_store, check_tracking_uri, sqlite_file
+
+    if not (folder / PARENT_FILE).exists():
+        return None
+    saved = saved_parent(folder)
+    if saved is None or not all(isinstance(v, str) and v for v in saved.__dict__.values()):
+        raise AblateError(f"{folder / PARENT_FILE} is damaged: it should name the study's MLflow parent run "
+                          "(run_id, tracking_uri, experiment_id); restore it from a copy")
+    uri = check_tracking_uri(tracking_uri or saved.tracking_uri)
+    db = sqlite_file(uri)
+    if db is not None and not db.is_file():
+        raise AblateError(f"no MLflow store at {db} (tracking URI {uri!r}); this study folder's runs are in "
+                          f"{saved.tracking_uri!r}")
+    check_sqlite_store(uri)
+    parent = ParentRun(saved.run_id, uri, saved.experiment_id)
+    _check_parent_run(parent, saved)
+    _check_no_deleted_cells(parent)
+    return parent
+
+
+def _check_parent_run(parent: ParentRun, saved: ParentRun) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from ablate.errors import AblateError
+
+    elsewhere = "" if parent.tracking_uri == saved.tracking_uri else \
+        f" (this study folder records its runs in {saved.tracking_uri!r})"
+    try:
+        run = parent.client().get_run(parent.run_id)
+    except MlflowException as exc:
+        raise AblateError(f"the study's MLflow parent run {parent.run_id} is not in the tracking store "
+                          f"{parent.tracking_uri!r}{elsewhere}: {exc.message}") from None
+    if run.info.lifecycle_stage != "active":
+        raise AblateError(f"the study's MLflow parent run {parent.run_id} was deleted in {parent.tracking_uri!r}; "
+                          f"restore it (`mlflow runs restore --run-id {parent.run_id}`) to report its cells")
+
+
+def _check_no_deleted_cells(parent: ParentRun) -> None:
+    """Finished cell runs deleted in MLflow (with no finished run of their cell left) are an error:
+    the study counts those cells done, so they would not run again, nor be reported."""
+    from mlflow.entities import ViewType
+
+    from ablate.errors import AblateError
+
+    def cells(view) -> dict[str, str]:
+        query = f"tags.mlflow.parentRunId = '{parent.run_id}' and attributes.status = 'FINISHED'"
+        runs = parent.client().search_runs([parent.experiment_id], query, run_view_type=view, max_results=50000)
+        return {r.data.tags.get(f"{TAG}.cell"): r.info.run_id for r in runs if r.data.tags.get(f"{TAG}.cell")}
+
+    deleted = cells(ViewType.DELETED_ONLY)
+    gone = {cell: run_id for cell, run_id in deleted.items() if cell not in cells(ViewType.ACTIVE_ONLY)} if deleted else {}
+    if gone:
+        listed = ", ".join(f"{cell} (run {run_id})" for cell, run_id in sorted(gone.items()))
+        raise AblateError(f"{len(gone)} finished cell run(s) of this study were deleted in MLflow: {listed}. "
+                          "Restore them (`mlflow runs restore --run-id ID`), or move the study folder aside and "
+                          "run the study again")

@@ -54,12 +54,9 @@ def _bars(ax, report, table, xs: list[int]) -> list:
 
     rows = table.rows
     means = [r.mean if r.mean is not None else 0.0 for r in rows]
-    low, high = [], []
-    for r, m in zip(rows, means):
-        low.append(max(m - r.ci[0], 0.0) if r.ci else (r.std or 0.0))
-        high.append(max(r.ci[1] - m, 0.0) if r.ci else (r.std or 0.0))
     colors = [STALE_COLOR if r.stale else BASELINE_COLOR if r.baseline else ARM_COLOR for r in rows]
-    bars = ax.bar(xs, means, yerr=[low, high], capsize=5, color=colors, alpha=0.85)
+    bars = ax.bar(xs, means, color=colors, alpha=0.85)
+    _error_bars(ax, rows, xs)
     if all(r.mean is None for r in rows):
         ax.set_ylim(0, 1)  # every arm left out: an empty axis from 0, not one centred on 0
     handles = [Patch(color=ARM_COLOR, label="ours (95% CI)"), Patch(color=BASELINE_COLOR, label="baseline")]
@@ -74,6 +71,28 @@ def _bars(ax, report, table, xs: list[int]) -> list:
                 ax.annotate("stale:\nleft out", (x, 0), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8)
         handles.append(Patch(facecolor=STALE_COLOR, edgecolor="black", hatch="//", label=f"has stale cells ({counted})"))
     return handles
+
+
+def error_bar_spans(rows) -> list[tuple[float, float] | None]:
+    """Each row's error bar as (low, high): the table's CI itself (so a mean outside it, e.g. a
+    logged metric that is not its items' mean, is not stretched into it), else mean ± std."""
+    spans = []
+    for r in rows:
+        if r.ci:
+            spans.append((r.ci[0], r.ci[1]))
+        elif r.mean is not None and r.std is not None:
+            spans.append((r.mean - r.std, r.mean + r.std))
+        else:
+            spans.append(None)  # one seed and no items: no spread to draw
+    return spans
+
+
+def _error_bars(ax, rows, xs: list[int]) -> None:
+    for x, span in zip(xs, error_bar_spans(rows)):
+        if span is not None:
+            low, high = span
+            ax.errorbar([x], [(low + high) / 2], yerr=[[(high - low) / 2], [(high - low) / 2]], fmt="none",
+                        ecolor="black", capsize=5)
 
 
 def _paper_markers(ax, table, xs: list[int]) -> list:

@@ -9,6 +9,7 @@ artifacts of the study's parent run.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ class ArmRow:
     delta_ci: list[float] | None
     paper: list[PaperCell] = field(default_factory=list)
     delta_items: int | None = None  # items the Δ CI pairs (None: unpaired, or no CI)
+    no_value_seeds: list[int] = field(default_factory=list)  # finished, but no finite value for this metric
+    missing_seeds: list[int] = field(default_factory=list)  # the study's seeds with no finished run
     stale: bool = False  # some of the arm's finished cells ran another recipe than the study file gives now
     stale_reason: str | None = None  # e.g. "recipe hash 5ee4a1 → 7c21de (seeds 7, 8)"
     stale_seeds: list[int] = field(default_factory=list)
@@ -132,6 +135,7 @@ class _Inputs:
     by_arm: dict[str, list[CellRun]]  # the runs counted in the means, per arm, by seed
     stale: dict[str, str]  # cell id -> why it is stale
     recipes: dict[str, Any]  # cell id -> its recipe now
+    missing: dict[str, list[int]] = field(default_factory=dict)  # arm -> its seeds with no finished run
 
     @property
     def section(self):
@@ -158,11 +162,13 @@ def build_report(study: StudyFile, scale: str, parent: ParentRun, runs: list[Cel
     runs = collect_runs(parent) if runs is None else runs
     if diagnostic_runs is None:  # MLflow is asked only when the study declares some at this scale
         diagnostic_runs = collect_diagnostic_runs(parent) if declared(study, scale) else []
-    recipes, stale = judge_runs(study, scale, runs, _study_recipes(study, scale) if recipes is None else recipes)
+    recipes = _study_recipes(study, scale) if recipes is None else recipes
+    missing = missing_seeds(recipes, runs)
+    recipes, stale = judge_runs(study, scale, runs, recipes)
     counted = [r for r in runs if include_stale or r.cell not in stale]
     arms = study.arm_names()
     by_arm = {arm: sorted([r for r in counted if r.arm == arm], key=lambda r: r.seed) for arm in arms}
-    inputs = _Inputs(study, scale, runs, by_arm, stale, recipes)
+    inputs = _Inputs(study, scale, runs, by_arm, stale, recipes, missing)
     section = study.section(scale)
     metrics = [_metric_table(inputs, spec) for spec in section.metric_specs()]
     return Report(
@@ -175,6 +181,18 @@ def build_report(study: StudyFile, scale: str, parent: ParentRun, runs: list[Cel
         include_stale=include_stale, stand_ins=stand_ins(recipes.values()),
         diagnostics=_diagnostics(inputs, metrics, diagnostic_runs),
     )
+
+
+def missing_seeds(recipes: dict[str, Any], runs: list[CellRun]) -> dict[str, list[int]]:
+    """{arm: its seeds with no finished run}, over the cells the study has now (`recipes` is keyed
+    by cell id, "<arm>|seed=<n>"), so a failed or unrun cell is named, not silently absent."""
+    done = {r.cell for r in runs}
+    out: dict[str, list[int]] = {}
+    for cell in recipes:
+        arm, sep, seed = cell.rpartition("|seed=")
+        if sep and cell not in done and seed.lstrip("-").isdigit():
+            out.setdefault(arm, []).append(int(seed))
+    return {arm: sorted(seeds) for arm, seeds in out.items()}
 
 
 def _diagnostics(inputs: _Inputs, metrics: list[MetricTable], runs: list[DiagnosticRun]) -> list[DiagnosticResult]:
@@ -199,9 +217,10 @@ def _metric_table(inputs: _Inputs, spec) -> MetricTable:
     scale_factor = spec.item_scale or infer_item_scale(inputs.runs, spec)
     per_arm_items = {
         arm: {i: v * scale_factor for i, v in item_scores(
-            _seed_items(r, spec.category) for r in runs if r.items is not None).items()} if spec.items else {}
+            _seed_items(r, spec.category) for r in runs
+            if r.items is not None and _seed_value(r, spec, scale_factor) is not None).items()} if spec.items else {}
         for arm, runs in inputs.by_arm.items()
-    }
+    }  # the seeds the mean counts, and only those: a run with no value for the metric is in neither
     rows = [_arm_row(inputs, arm, spec, scale_factor, per_arm_items[arm]) for arm in inputs.by_arm]
     diff_cis = _add_deltas(rows, per_arm_items if spec.items else None, inputs.baseline, inputs.options)
     ours = our_benchmark(spec, section, inputs.recipes.values())
@@ -214,18 +233,21 @@ def _metric_table(inputs: _Inputs, spec) -> MetricTable:
 
 
 def _arm_row(inputs: _Inputs, arm: str, spec, scale_factor: float, items: dict[str, float]) -> ArmRow:
-    seeds, values = [], []
+    seeds, values, no_value = [], [], []
     for run in inputs.by_arm[arm]:
         value = _seed_value(run, spec, scale_factor)
         if value is not None:
             seeds.append(run.seed)
             values.append(value)
+        else:
+            no_value.append(run.seed)
     mean, std = mean_std(values)
     options = inputs.options
     ci = bootstrap_mean(items.values(), samples=options.bootstrap_samples, seed=options.bootstrap_seed)
     stale = {r.seed: inputs.stale[r.cell] for r in inputs.runs if r.arm == arm and r.cell in inputs.stale}
     return ArmRow(arm, arm == inputs.baseline, seeds, values, mean, std, ci.as_list() if ci else None, len(items),
-                  None, None, stale=bool(stale), stale_reason=_grouped_reasons(stale), stale_seeds=sorted(stale))
+                  None, None, stale=bool(stale), stale_reason=_grouped_reasons(stale), stale_seeds=sorted(stale),
+                  no_value_seeds=no_value, missing_seeds=inputs.missing.get(arm, []))
 
 
 def _grouped_reasons(by_seed: dict[int, str]) -> str | None:
@@ -292,16 +314,32 @@ def _epoch_curves(inputs: _Inputs) -> list[EpochCurves]:
 
 
 def _seed_items(run: CellRun, category: str | None) -> dict[str, float]:
+    """{item id: its `correct`} for the run's scored items (of `category`)."""
     from ablate.eval.evaluators import record_category
 
-    return {str(r["id"]): float(r.get("correct")) for r in run.items or []
-            if "correct" in r and (category is None or record_category(r) == category)}
+    scored = ((r, _score(r.get("correct"))) for r in run.items or [])
+    return {str(r["id"]): value for r, value in scored
+            if value is not None and (category is None or record_category(r) == category)}
+
+
+def _score(value: Any) -> float | None:
+    """An item's `correct` as a number; None when it was not scored (null, NaN, not a number),
+    which counts as no item rather than as a NaN that would spread through every mean and CI."""
+    if isinstance(value, str):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _seed_value(run: CellRun, spec, scale_factor: float) -> float | None:
-    """The logged metric; else, for item metrics, the mean `correct` of the run's predictions."""
+    """The logged metric; else, for item metrics, the mean `correct` of the run's predictions.
+    A logged NaN or infinity is no value (the row names the seed), not a number to average."""
     if spec.mlflow_key() in run.metrics:
-        return float(run.metrics[spec.mlflow_key()])
+        value = float(run.metrics[spec.mlflow_key()])
+        return value if math.isfinite(value) else None
     if spec.items and run.items is not None:
         scores = _seed_items(run, spec.category)
         return scale_factor * sum(scores.values()) / len(scores) if scores else None
@@ -314,7 +352,7 @@ def infer_item_scale(runs: list[CellRun], spec) -> float:
     for run in runs:
         scores = _seed_items(run, spec.category) if run.items is not None else {}
         logged = run.metrics.get(spec.mlflow_key())
-        if scores and logged is not None:
+        if scores and logged is not None and math.isfinite(logged):
             mean = sum(scores.values()) / len(scores)
             if mean > 0:
                 ratios.append(logged / mean)
@@ -415,7 +453,8 @@ def _metric_section(report: Report, table: MetricTable) -> list[str]:
     lines = [f"## {title}", "", f"MLflow key `{table.key}`" + (f", items of category `{table.category}`" if table.category else "")
              + f", benchmark `{table.benchmark}`. CI: 95% seeded bootstrap over eval items (each item's `correct`{scaled}, "
              "averaged over seeds; n: the items it rests on); Δ CI: bootstrap of the difference vs the baseline, "
-             "paired over shared items (n: how many).", ""]
+             "paired over the items when both arms were evaluated on the same ones (n: how many), else "
+             "unpaired, each arm's items resampled on their own.", ""]
     head = ["arm", "seeds", "mean ± std", "95% CI (items)", "Δ vs baseline [95% CI]"]
     if report.model_columns:
         head += ["visual tokens"] + [f"{c} params (trainable)" for c in report.model_columns]
@@ -437,7 +476,7 @@ def _row_cells(report: Report, row: ArmRow) -> list[str]:
         stale = f" ⚠ stale, {'included' if report.include_stale else 'left out'}: seed(s) {', '.join(map(str, row.stale_seeds))}"
     cells = [
         row.arm + (" (baseline)" if row.baseline else "") + stale,
-        str(len(row.values)),
+        _seeds_cell(row),
         (_num(row.mean) + std) if row.mean is not None else "-",
         f"[{row.ci[0]:.4f}, {row.ci[1]:.4f}] (n={row.items})" if row.ci else "-",
         "-" if row.baseline else _signed(row.delta) + _delta_ci(row),
@@ -452,6 +491,13 @@ def _row_cells(report: Report, row: ArmRow) -> list[str]:
         delta = "" if paper.delta is None else f" ({paper.delta:+g})"
         cells += [_paper_num(paper.value) + delta, paper.agrees]
     return cells
+
+
+def _seeds_cell(row: ArmRow) -> str:
+    """How many seeds the row counts, and which of the study's seeds it lacks and why."""
+    notes = [f"seed {s}: no value" for s in row.no_value_seeds]
+    notes += [f"seed {s}: no finished run" for s in row.missing_seeds]
+    return str(len(row.values)) + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _delta_ci(row: ArmRow) -> str:

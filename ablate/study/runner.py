@@ -32,7 +32,7 @@ from ablate.study.cells import (
 )
 from ablate.study.discovery import find_study
 from ablate.study.launch import LaunchOptions, split_devices, stop_with_parent
-from ablate.study.parent import ParentRun, close_parent, kill_orphans, open_parent, saved_parent
+from ablate.study.parent import ParentRun, close_parent, kill_orphans, open_parent, parent_for_report, saved_parent
 from ablate.study.schema import StudyFile, load_study
 from ablate.study.storage import database_url, load_or_create, open_storage, optuna_study_name, queue_lock, study_folder
 from ablate.study.worker import Worker, WorkerSpec, run_fn_ref
@@ -514,11 +514,9 @@ def report_study(ref: str | Path, *, scale: str = "paper", tracking_uri: str | N
     from ablate.study.report import make_report
 
     prepared = prepare_study(ref, scale, check_checkpoints=False)
-    parent = saved_parent(prepared.folder)
+    parent = parent_for_report(prepared.folder, tracking_uri)  # checked before any report file is rewritten
     if parent is None:
         raise AblateError(f"study {prepared.study.name!r} [{scale}] has not run here: no {prepared.folder}/mlflow.json. "
                           f"Run `ablate study {prepared.study.name} --scale {scale}` first")
-    if tracking_uri and tracking_uri != parent.tracking_uri:
-        parent = ParentRun(parent.run_id, tracking_uri, parent.experiment_id)
     return make_report(prepared.study, scale, parent, prepared.folder, recipes=prepared.recipes,
                        include_stale=include_stale)

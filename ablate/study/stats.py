@@ -16,6 +16,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 LEVEL = 0.95
+RESAMPLE_BLOCK = 1 << 22  # item draws held in memory at once (32 MiB of indices), however many items
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,23 @@ def _percentiles(samples: np.ndarray, level: float) -> Interval:
     return Interval(float(low), float(high))
 
 
+def resampled_means(x: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """The means of `samples` resamples of `x` with replacement, drawn a block of rows at a time
+    so memory stays bounded for large eval sets (the draws are the same as in one call)."""
+    rows = max(1, RESAMPLE_BLOCK // max(x.size, 1))
+    means = np.empty(samples)
+    for start in range(0, samples, rows):
+        stop = min(samples, start + rows)
+        means[start:stop] = x[rng.integers(0, x.size, size=(stop - start, x.size))].mean(axis=1)
+    return means
+
+
 def bootstrap_mean(values: Iterable[float], *, samples: int = 2000, seed: int = 0, level: float = LEVEL) -> Interval | None:
     """Percentile bootstrap CI of the mean; None for no items."""
     x = np.asarray(list(values), dtype=float)
     if x.size == 0:
         return None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(samples, x.size))
-    return _percentiles(x[idx].mean(axis=1), level)
+    return _percentiles(resampled_means(x, samples, np.random.default_rng(seed)), level)
 
 
 def bootstrap_difference(
@@ -67,13 +77,11 @@ def bootstrap_difference(
     shared = sorted(set(arm) & set(base))
     if shared and len(shared) == len(arm) == len(base):
         diff = np.array([arm[i] - base[i] for i in shared], dtype=float)
-        idx = rng.integers(0, diff.size, size=(samples, diff.size))
-        return _percentiles(diff[idx].mean(axis=1), level)
+        return _percentiles(resampled_means(diff, samples, rng), level)
     a = np.fromiter(arm.values(), dtype=float)
     b = np.fromiter(base.values(), dtype=float)
-    ia = rng.integers(0, a.size, size=(samples, a.size))
-    ib = rng.integers(0, b.size, size=(samples, b.size))
-    return _percentiles(a[ia].mean(axis=1) - b[ib].mean(axis=1), level)
+    a_means = resampled_means(a, samples, rng)  # all of a's resamples first, then b's
+    return _percentiles(a_means - resampled_means(b, samples, rng), level)
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:
