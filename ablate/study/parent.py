@@ -143,12 +143,9 @@ def parent_for_report(folder: Path, tracking_uri: str | None = None) -> ParentRu
     from ablate.errors import AblateError
     from ablate.tracking import check_sqlite_store, check_tracking_uri, sqlite_file
 
-    if not (folder / PARENT_FILE).exists():
+    saved = saved_parent(folder)  # a damaged file is named there
+    if saved is None:
         return None
-    saved = saved_parent(folder)
-    if saved is None or not all(isinstance(v, str) and v for v in saved.__dict__.values()):
-        raise AblateError(f"{folder / PARENT_FILE} is damaged: it should name the study's MLflow parent run "
-                          "(run_id, tracking_uri, experiment_id); restore it from a copy")
     uri = check_tracking_uri(tracking_uri or saved.tracking_uri)
     db = sqlite_file(uri)
     if db is not None and not db.is_file():

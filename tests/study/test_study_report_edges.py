@@ -166,7 +166,7 @@ def test_report_refuses_a_store_that_lacks_the_study_runs(project, capsys, tmp_p
     saved = (folder / "mlflow.json").read_text()
     (folder / "mlflow.json").write_text('{"run_id": ')
     rc, err = report_cli(capsys)
-    assert rc == 2 and "mlflow.json is damaged" in err
+    assert rc == 2 and "mlflow.json cannot be read" in err
     (folder / "mlflow.json").write_text(saved)
 
     assert {name: (folder / name).read_bytes() for name in good} == good  # no error rewrote the report
